@@ -1,0 +1,34 @@
+# Kefu — two set-up commands: `make demo` and `make test`. Each installs whatever is missing first.
+SHELL := /bin/bash
+KEFU := .venv/bin/kefu
+PY := .venv/bin/python
+
+.PHONY: setup model store index demo test lint lock bench browser clean
+
+setup:            ## create .venv from the pinned lock (idempotent)
+	@bash scripts/setup.sh
+
+model: setup      ## convert the packaged SmolLM2 GGUF into a HF folder (idempotent)
+	@$(KEFU) llm prepare
+
+store: setup      ## build the demo store from dunnhumby's Complete Journey (skipped when present)
+	@$(KEFU) store build --if-missing
+
+demo: model store ## start vLLM and the chat UI; open the printed URL
+	@$(KEFU) serve
+
+test: model       ## the whole test suite, real components included
+	@$(PY) -m ruff check .
+	@$(PY) -m pytest -q -rs
+
+lint: setup
+	@$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+lock:             ## re-resolve requirements/base.in into requirements/lock.txt (needs a fresh venv)
+	@bash scripts/lock.sh
+
+bench: model store
+	@$(PY) bench/llm_throughput.py
+
+clean:
+	rm -rf .venv .kefu

@@ -1,0 +1,1 @@
+"""Kefu's shopping assistant: settings, LLM client, vLLM lifecycle, the store, the CLI."""

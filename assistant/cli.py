@@ -1,0 +1,74 @@
+"""The ``kefu`` command. Sub-commands are grouped by package; each group lives beside its package."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from assistant.errors import KefuError
+from assistant.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Kefu: a self-hosted AI shopping assistant.")
+console = Console(stderr=True)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    try:
+        ctx.obj = Settings()
+    except ValidationError as exc:
+        raise KefuError(f"Invalid settings (KEFU_* environment or kefu.toml): {exc}") from exc
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@app.command()
+def serve(ctx: typer.Context, share_llm: bool = typer.Option(True, help="Start vLLM when none is running.")) -> None:
+    """Start vLLM (unless KEFU_LLM_URL is set or it already runs) and the chat UI in the browser."""
+    from assistant import vllm_server
+    from ui.chat import launch
+
+    settings = settings_of(ctx)
+    started = None
+    if share_llm and not settings.llm_is_external and not vllm_server.is_healthy(settings.llm_base_url):
+        from assistant.cli_llm import start_with_progress
+
+        started = start_with_progress(settings, detach=False)
+    try:
+        launch(settings)
+    finally:
+        if started is not None:
+            console.print("Stopping vLLM…")
+            vllm_server.stop(settings)
+
+
+def _register() -> None:
+    from assistant.cli_llm import app as llm_app
+    from assistant.cli_store import app as store_app
+
+    app.add_typer(llm_app, name="llm", help="Prepare, serve and check the LLM.")
+    app.add_typer(store_app, name="store", help="Build, import and inspect the shop store.")
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except KefuError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None

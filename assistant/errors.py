@@ -1,0 +1,25 @@
+"""Kefu's small error hierarchy. Every message says what the user can do about it."""
+
+
+class KefuError(Exception):
+    """Base class: an expected failure with a message a user can act on."""
+
+
+class ConfigError(KefuError):
+    """Settings or a configuration file are wrong."""
+
+
+class LLMError(KefuError):
+    """The LLM server is unreachable, failed, or returned something unusable."""
+
+
+class ModelPrepError(KefuError):
+    """The model could not be prepared (missing package, bad file, failed conversion)."""
+
+
+class ServerError(KefuError):
+    """A managed server (vLLM) failed to start or stop."""
+
+
+class StoreError(KefuError):
+    """The shop store is missing, or input data is invalid. Names file, row and column where known."""

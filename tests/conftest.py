@@ -1,0 +1,62 @@
+"""Shared fixtures: a demo store built once per session, and one real vLLM server with the packaged model.
+
+The vLLM server starts at most once per test session (about 100 s on 2 CPU cores) on its own port with its own
+data dir. Set KEFU_TEST_LLM_URL to test against an already running OpenAI-compatible server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from assistant import model_prep, store_demo, vllm_server
+from assistant.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests that stop the shared server run last, so every other real-LLM test still has it.
+    items.sort(key=lambda item: item.get_closest_marker("stops_llm") is not None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    """Settings with a private data dir and no KEFU_* leaking in from the environment."""
+    for key in list(os.environ):
+        if key.startswith("KEFU_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory) -> Path:
+    """The demo store built from data/completejourney (read-only for tests: copy it before writing)."""
+    path = tmp_path_factory.mktemp("store") / "store.duckdb"
+    store_demo.build(store_demo.default_source(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def llm_settings(tmp_path_factory) -> Settings:
+    """Settings pointing at the session's real vLLM server (started here unless KEFU_TEST_LLM_URL is set)."""
+    external = os.environ.get("KEFU_TEST_LLM_URL")
+    if external:
+        yield Settings(data_dir=tmp_path_factory.mktemp("llm"), llm_url=external,
+                       llm_served_name=os.environ.get("KEFU_TEST_LLM_NAME", "smollm2-135m-instruct"))
+        return
+    model_dir, _ = model_prep.prepare(REPO / ".kefu" / "models" / "smollm2-135m-instruct")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("llm"), llm_model=str(model_dir), llm_port=free_port())
+    vllm_server.start(settings)
+    yield settings
+    vllm_server.stop(settings)

@@ -1,0 +1,1 @@
+"""Gradio user interfaces: the shopper chat and the support copilot."""
