@@ -62,6 +62,14 @@ def _register() -> None:
     app.add_typer(llm_app, name="llm", help="Prepare, serve and check the LLM.")
     app.add_typer(store_app, name="store", help="Build, import and inspect the shop store.")
 
+    from eval.cli import app as eval_app
+    from retrieval.cli import register as register_retrieval
+    from segmentation.cli import app as segment_app
+
+    register_retrieval(app)
+    app.add_typer(segment_app, name="segment", help="Customer segments, RFM, CLV, propensity, profiles.")
+    app.add_typer(eval_app, name="eval", help="Offline evaluation (prints JSON with --json).")
+
 
 _register()
 

@@ -1,0 +1,7 @@
+"""``kefu eval …``: offline evaluation commands, each printing JSON with --json."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
