@@ -42,8 +42,13 @@ def import_(
     """Replace the store with a shop's own CSV/Parquet files. A failed import leaves the old store intact."""
     settings = settings_of(ctx)
     sources = store_import.load_mapping(mapping) if mapping else {}
-    given = {"products": products, "customers": customers, "orders": orders, "order_items": order_items,
-             "events": events}
+    given = {
+        "products": products,
+        "customers": customers,
+        "orders": orders,
+        "order_items": order_items,
+        "events": events,
+    }
     for table, path in given.items():
         if path is not None:
             sources[table] = store_import.TableSource(path, sources.get(table, store_import.TableSource(path)).columns)

@@ -89,6 +89,10 @@ class LLM:
                     yield chunk.choices[0].delta.content
         except openai.APIError as exc:
             raise self._error(exc) from exc
+        except json.JSONDecodeError as exc:
+            raise LLMError(
+                f"The LLM server at {self.base_url} streamed something that is not JSON ({exc.msg})."
+            ) from exc
 
     def structured(self, messages: list[Message], schema: type[T], *, max_tokens: int = 512, **extra: Any) -> T:
         """Ask for JSON constrained by ``schema``'s JSON schema and return the validated object."""
@@ -132,6 +136,11 @@ class LLM:
             return self._client.chat.completions.create(model=self.model, **kwargs)
         except openai.APIError as exc:
             raise self._error(exc) from exc
+        except json.JSONDecodeError as exc:  # the SDK parses the body itself
+            raise LLMError(
+                f"The LLM server at {self.base_url} answered with something that is not JSON "
+                f"({exc.msg}); is KEFU_LLM_URL pointing at an OpenAI-compatible /v1 endpoint?"
+            ) from exc
 
     def _first_choice(self, response: Any) -> Any:
         choices = getattr(response, "choices", None)
@@ -156,8 +165,9 @@ class LLM:
             )
         if isinstance(exc, openai.APIStatusError):
             return LLMError(f"The LLM server at {self.base_url} answered HTTP {exc.status_code}: {_short(exc.message)}")
-        return LLMError(f"The LLM server at {self.base_url} returned an unusable response ({_short(str(exc))}); "
-                        f"{HOW_TO_START}.")
+        return LLMError(
+            f"The LLM server at {self.base_url} returned an unusable response ({_short(str(exc))}); {HOW_TO_START}."
+        )
 
 
 def _parse_arguments(raw: str | None) -> dict[str, Any]:

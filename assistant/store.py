@@ -62,8 +62,10 @@ def write_store(path: Path, fill: Callable[[duckdb.DuckDBPyConnection], dict[str
 def connect(path: Path, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open an existing store; a clear error when there is none."""
     if not path.is_file():
-        raise StoreError(f"No store at {path}. Build the demo store with `kefu store build` or import yours "
-                         "with `kefu store import`.")
+        raise StoreError(
+            f"No store at {path}. Build the demo store with `kefu store build` or import yours "
+            "with `kefu store import`."
+        )
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:

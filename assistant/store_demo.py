@@ -42,7 +42,10 @@ def build(source: Path, store_path: Path) -> None:
         for name in SOURCE_FILES:
             con.read_parquet(str(source / f"{name}.parquet")).to_view(f"src_{name}")
         con.execute(DEMO_SQL)
-        return {"source": "dunnhumby The Complete Journey 2.0 (CC0), transactions_sample", "source_dir": str(source)}
+        return {
+            "source": "dunnhumby The Complete Journey 2.0 (CC0), transactions_sample",
+            "source_dir": str(source),
+        }
 
     try:
         write_store(store_path, fill)
@@ -96,7 +99,8 @@ SELECT household_id, transaction_timestamp, 'purchase', product_id, basket_id FR
 INSERT INTO campaigns SELECT campaign_id, campaign_type, start_date, end_date FROM src_campaign_descriptions;
 INSERT INTO campaign_members SELECT campaign_id, household_id FROM src_campaigns;
 INSERT INTO coupons SELECT coupon_upc, product_id, campaign_id FROM src_coupons;
-INSERT INTO coupon_redemptions SELECT household_id, coupon_upc, campaign_id, redemption_date FROM src_coupon_redemptions;
+INSERT INTO coupon_redemptions
+SELECT household_id, coupon_upc, campaign_id, redemption_date FROM src_coupon_redemptions;
 """
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from assistant.errors import StoreError
-from assistant.store import table_columns, write_store
+from assistant.store import write_store
 
 IMPORTABLE = ("products", "customers", "orders", "order_items", "events")
 REQUIRED = {
@@ -41,8 +41,13 @@ DEFAULTS = {  # SQL used when an optional column is not mapped
     ("order_items", "coupon_disc"): "0",
     ("order_items", "coupon_match_disc"): "0",
 }
-TYPE_WORDS = {"DOUBLE": "a number", "INTEGER": "a whole number", "TIMESTAMP": "a date/time", "DATE": "a date",
-              "BOOLEAN": "true/false"}
+TYPE_WORDS = {
+    "DOUBLE": "a number",
+    "INTEGER": "a whole number",
+    "TIMESTAMP": "a date/time",
+    "DATE": "a date",
+    "BOOLEAN": "true/false",
+}
 
 
 @dataclass
@@ -63,7 +68,7 @@ def load_mapping(path: Path) -> dict[str, TableSource]:
     sources = {}
     for table, spec in raw.items():
         if not isinstance(spec, dict) or "file" not in spec:
-            raise StoreError(f"{path}: [{table}] needs file = \"...\".")
+            raise StoreError(f'{path}: [{table}] needs file = "...".')
         sources[table] = TableSource(path.parent / spec["file"], dict(spec.get("columns", {})))
     return sources
 
@@ -78,8 +83,9 @@ def import_files(sources: dict[str, TableSource], store_path: Path) -> dict:
     summary: dict = {"rows": {}, "handled": {}}
 
     def fill(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-        types = {t: dict(con.execute(f"SELECT column_name, data_type FROM (DESCRIBE {t})").fetchall())
-                 for t in IMPORTABLE}
+        types = {
+            t: dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {t})").fetchall()) for t in IMPORTABLE
+        }
         for table in IMPORTABLE:
             if table in sources:
                 summary["rows"][table] = _load_table(con, table, sources[table], types[table])
@@ -91,7 +97,8 @@ def import_files(sources: dict[str, TableSource], store_path: Path) -> dict:
                WHERE customer_id NOT IN (SELECT customer_id FROM customers)"""
         ).fetchone()[0]
         summary["handled"]["order_items_unknown_product"] = con.execute(
-            "SELECT count(*) FROM order_items ANTI JOIN products USING (product_id)").fetchone()[0]
+            "SELECT count(*) FROM order_items ANTI JOIN products USING (product_id)"
+        ).fetchone()[0]
         return {"source": "import", "files": ", ".join(str(s.file) for s in sources.values())}
 
     try:
@@ -109,16 +116,15 @@ def _read(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> str:
         raise StoreError(f"{path}: the file is empty.")
     name = f"raw_{table}"
     suffix = path.suffix.lower()
+    literal = "'" + str(path).replace("'", "''") + "'"
+    if suffix == ".parquet":
+        reader = f"read_parquet({literal})"
+    elif suffix in (".csv", ".tsv", ".txt"):
+        reader = f"read_csv({literal}, header = true, all_varchar = true)"
+    else:
+        raise StoreError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet.")
     try:
-        if suffix == ".parquet":
-            rel = con.read_parquet(str(path))
-        elif suffix in (".csv", ".tsv", ".txt"):
-            rel = con.read_csv(str(path), header=True, all_varchar=True)
-        else:
-            raise StoreError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet.")
-        rel.to_table("_tmp_raw")
-        con.execute(f"CREATE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, * FROM _tmp_raw")
-        con.execute("DROP TABLE _tmp_raw")
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, * FROM {reader}").fetchall()
     except duckdb.Error as exc:
         raise StoreError(f"{path}: cannot be read as {suffix[1:].upper()} ({exc}).") from exc
     if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == 0:
@@ -133,18 +139,22 @@ def _load_table(con: duckdb.DuckDBPyConnection, table: str, source: TableSource,
 
     unknown_targets = sorted(set(source.columns) - set(types))
     if unknown_targets:
-        raise StoreError(f"Mapping for {table} names unknown store column(s) {unknown_targets}; "
-                         f"store columns are {list(types)}.")
+        raise StoreError(
+            f"Mapping for {table} names unknown store column(s) {unknown_targets}; store columns are {list(types)}."
+        )
     mapping = {col: col for col in types if col in available}
     mapping.update(source.columns)
     for target, src in source.columns.items():
         if src not in available:
-            raise StoreError(f"{source.file}: no column {src!r} (mapped to {table}.{target}); "
-                             f"the file's columns are {available}.")
+            raise StoreError(
+                f"{source.file}: no column {src!r} (mapped to {table}.{target}); the file's columns are {available}."
+            )
     for col in REQUIRED[table]:
         if col not in mapping:
-            raise StoreError(f"{source.file}: required column {table}.{col} is missing; add a column named "
-                             f"{col!r} or map one to it. The file's columns are {available}.")
+            raise StoreError(
+                f"{source.file}: required column {table}.{col} is missing; add a column named "
+                f"{col!r} or map one to it. The file's columns are {available}."
+            )
 
     exprs = {}
     for target, src in mapping.items():
@@ -153,15 +163,19 @@ def _load_table(con: duckdb.DuckDBPyConnection, table: str, source: TableSource,
         expr = value if typ == "VARCHAR" else f"TRY_CAST({value} AS {typ})"
         bad = con.execute(
             f"SELECT _row, CAST({_q(src)} AS VARCHAR) FROM {raw} WHERE {value} IS NOT NULL AND {expr} IS NULL "
-            "ORDER BY _row LIMIT 1").fetchone()
+            "ORDER BY _row LIMIT 1"
+        ).fetchone()
         if bad:
-            raise StoreError(f"{source.file}, {where(bad[0])}, column {src!r}: cannot read {bad[1]!r} as "
-                             f"{TYPE_WORDS.get(typ, typ)} (for {table}.{target}).")
+            raise StoreError(
+                f"{source.file}, {where(bad[0])}, column {src!r}: cannot read {bad[1]!r} as "
+                f"{TYPE_WORDS.get(typ, typ)} (for {table}.{target})."
+            )
         if target in REQUIRED[table]:
             empty = con.execute(f"SELECT min(_row) FROM {raw} WHERE {value} IS NULL").fetchone()[0]
             if empty is not None:
-                raise StoreError(f"{source.file}, {where(empty)}, column {src!r}: empty value, but "
-                                 f"{table}.{target} is required.")
+                raise StoreError(
+                    f"{source.file}, {where(empty)}, column {src!r}: empty value, but {table}.{target} is required."
+                )
         exprs[target] = expr
     for (t, col), default in DEFAULTS.items():
         if t == table and col not in exprs:
@@ -177,14 +191,19 @@ def _load_table(con: duckdb.DuckDBPyConnection, table: str, source: TableSource,
         key = exprs[UNIQUE[table]]
         dup = con.execute(
             f"SELECT k, list(_row ORDER BY _row) FROM (SELECT {key} AS k, _row FROM {raw}) "
-            "GROUP BY k HAVING count(*) > 1 ORDER BY min(_row) LIMIT 1").fetchone()
+            "GROUP BY k HAVING count(*) > 1 ORDER BY min(_row) LIMIT 1"
+        ).fetchone()
         if dup:
             rows = ", ".join(where(r) for r in dup[1][:5])
-            raise StoreError(f"{source.file}, column {mapping[UNIQUE[table]]!r}: duplicate id {dup[0]!r} "
-                             f"at {rows}; ids must be unique in {table}.")
+            raise StoreError(
+                f"{source.file}, column {mapping[UNIQUE[table]]!r}: duplicate id {dup[0]!r} "
+                f"at {rows}; ids must be unique in {table}."
+            )
 
     columns = ", ".join(exprs)
-    con.execute(f"INSERT INTO {table} ({columns}) SELECT {', '.join(exprs.values())} FROM {raw} ORDER BY _row")
+    con.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {', '.join(exprs.values())} FROM {raw} ORDER BY _row"
+    ).fetchall()
     return con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
 
 
@@ -192,11 +211,12 @@ def _check_references(con: duckdb.DuckDBPyConnection, sources: dict[str, TableSo
     if "order_items" in sources:
         if "orders" not in sources:
             raise StoreError("order_items need an orders file (order_id, customer_id, ordered_at).")
-        orphan = con.execute(
-            "SELECT order_id FROM order_items ANTI JOIN orders USING (order_id) LIMIT 1").fetchone()
+        orphan = con.execute("SELECT order_id FROM order_items ANTI JOIN orders USING (order_id) LIMIT 1").fetchone()
         if orphan:
-            raise StoreError(f"{sources['order_items'].file}: order item for unknown order {orphan[0]!r} "
-                             f"(not in {sources['orders'].file}).")
+            raise StoreError(
+                f"{sources['order_items'].file}: order item for unknown order {orphan[0]!r} "
+                f"(not in {sources['orders'].file})."
+            )
 
 
 def _row_label(path: Path):

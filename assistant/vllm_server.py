@@ -157,7 +157,11 @@ def log_tail(path: Path, lines: int = 25) -> str:
 def status(settings: Settings) -> dict:
     """What is known about the server Kefu would use."""
     if settings.llm_is_external:
-        return {"managed": False, "base_url": settings.llm_base_url, "healthy": is_healthy(settings.llm_base_url)}
+        return {
+            "managed": False,
+            "base_url": settings.llm_base_url,
+            "healthy": is_healthy(settings.llm_base_url),
+        }
     info = read_info(settings)
     if info is None:
         return {"managed": True, "running": False, "base_url": settings.llm_base_url, "healthy": False}

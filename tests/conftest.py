@@ -52,8 +52,11 @@ def llm_settings(tmp_path_factory) -> Settings:
     """Settings pointing at the session's real vLLM server (started here unless KEFU_TEST_LLM_URL is set)."""
     external = os.environ.get("KEFU_TEST_LLM_URL")
     if external:
-        yield Settings(data_dir=tmp_path_factory.mktemp("llm"), llm_url=external,
-                       llm_served_name=os.environ.get("KEFU_TEST_LLM_NAME", "smollm2-135m-instruct"))
+        yield Settings(
+            data_dir=tmp_path_factory.mktemp("llm"),
+            llm_url=external,
+            llm_served_name=os.environ.get("KEFU_TEST_LLM_NAME", "smollm2-135m-instruct"),
+        )
         return
     model_dir, _ = model_prep.prepare(REPO / ".kefu" / "models" / "smollm2-135m-instruct")
     settings = Settings(data_dir=tmp_path_factory.mktemp("llm"), llm_model=str(model_dir), llm_port=free_port())
