@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
 
+    # Segmentation (issue 4, clusters/propensity/profiles).
+    segment_drift_threshold: float = Field(
+        0.1, description="Total variation distance between fit-time and live segment shares that counts as drift."
+    )
+    propensity_horizon_days: int = Field(30, description="Purchase propensity: buys within this many days.")
+
     # Other services.
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
