@@ -1,0 +1,95 @@
+"""Behaviour features per customer, computed in SQL over the store (``segmentation/sql/features.sql``).
+
+``build_features(con, as_of)`` writes the table ``customer_features`` into the database ``con`` is connected to:
+one row per customer with at least one counted order before ``as_of``. Every definition is documented in the SQL
+file; this module only picks the as-of moment and the departments that get a ``dept_<name>`` share column.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from importlib import resources
+
+import duckdb
+
+from assistant.errors import StoreError
+
+TOP_DEPARTMENTS = 8
+
+FEATURE_COLUMNS = (
+    "customer_id", "as_of", "recency_days", "frequency", "monetary", "tenure_days", "avg_basket_value",
+    "avg_basket_size", "interpurchase_days", "discount_share", "coupon_share", "n_coupon_redemptions",
+    "private_label_share", "weekend_share", "evening_share", "hour_mean", "trend_90d", "n_views", "n_carts",
+    "n_purchases", "top_department", "top_category",
+)  # fmt: skip  # then the dept_<name> columns
+
+
+def features_sql() -> str:
+    return resources.files("segmentation").joinpath("sql/features.sql").read_text()
+
+
+def default_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
+    """Midnight of the day after the store's last order (so that day's buyers get recency 1)."""
+    row = con.execute("SELECT max(ordered_at)::DATE + 1 FROM orders").fetchall()[0]
+    if row[0] is None:
+        raise StoreError("The store has no orders, so there is nothing to compute features from. "
+                         "Build the demo store with `kefu store build` or import orders with `kefu store import`.")
+    return datetime.combine(row[0], datetime.min.time())
+
+
+def column_name(department: str) -> str:
+    """``dept_`` + the department lower-cased with runs of non-alphanumerics as "_" ("DRUG GM" -> dept_drug_gm)."""
+    return "dept_" + (re.sub(r"[^0-9a-z]+", "_", department.lower()).strip("_") or "unnamed")
+
+
+def top_departments(con: duckdb.DuckDBPyConnection, as_of: datetime, n: int = TOP_DEPARTMENTS) -> list[str]:
+    """The ``n`` departments with the largest gross spend (purchase lines) before ``as_of``; ties by name."""
+    rows = con.execute(
+        """
+        SELECT p.department
+        FROM order_items i JOIN orders o USING (order_id) JOIN products p USING (product_id)
+        WHERE o.ordered_at < $as_of AND o.status <> 'cancelled' AND NOT i.is_return AND i.amount >= 0
+          AND p.department IS NOT NULL
+        GROUP BY p.department ORDER BY sum(i.amount) DESC, p.department LIMIT $n
+        """,
+        {"as_of": as_of, "n": n},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def render_sql(departments: list[str]) -> str:
+    """The features SQL with one spend column and one share column per department."""
+    names = [column_name(d) for d in departments]
+    if len(set(names)) != len(names):
+        raise StoreError(f"Departments {departments} map to clashing column names {names}; rename one.")
+    spend, share = [], []
+    for department, name in zip(departments, names, strict=True):
+        literal = "'" + department.replace("'", "''") + "'"
+        spend.append(f",\n           coalesce(sum(amount) FILTER (WHERE is_purchase AND department = {literal}), 0)"
+                     f" AS spend_{name}")
+        share.append(f",\n       coalesce(b.spend_{name} / nullif(b.gross_spend, 0), 0.0) AS {name}")
+    return features_sql().replace("{dept_spend_columns}", "".join(spend)).replace(
+        "{dept_share_columns}", "".join(share))
+
+
+def build_features(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
+                   n_departments: int = TOP_DEPARTMENTS) -> int:
+    """Create or replace ``customer_features`` as of ``as_of`` (default: day after the last order); returns rows."""
+    if as_of is None:
+        as_of = default_as_of(con)
+    sql = render_sql(top_departments(con, as_of, n_departments))
+    try:
+        con.execute(sql, {"as_of": as_of})
+    except duckdb.Error as exc:
+        raise StoreError(f"Computing customer features failed: {exc}") from exc
+    count = con.execute("SELECT count(*) FROM customer_features").fetchall()[0][0]
+    if count == 0:
+        raise StoreError(f"No customer has an order before {as_of:%Y-%m-%d %H:%M}; pick a later --as-of.")
+    return count
+
+
+def department_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The ``dept_*`` share columns of an existing ``customer_features`` table."""
+    cols = [r[0] for r in con.execute("DESCRIBE customer_features").fetchall()]
+    return [c for c in cols if c.startswith("dept_")]

@@ -1,0 +1,152 @@
+-- customer_features: one row per customer with at least one counted order before the as-of moment.
+--
+-- Parameters
+--   $as_of  TIMESTAMP, exclusive: only orders, events and coupon redemptions strictly before it count.
+--           Default (segmentation/features.py): midnight of the day after the store's last order.
+--   the two column placeholders (dept spend, dept share) are filled in by segmentation/features.py: one `dept_<name>` column per department among
+--           the top departments by gross spend in the store before as-of (8 by default; demo store: grocery,
+--           drug_gm, produce, fuel, meat, meat_pckgd, deli, miscellaneous). <name> is the department lower-cased
+--           with every run of non-alphanumerics turned into "_". Each is that department's share of the
+--           customer's gross spend (see "gross spend" below), 0 when the customer spent nothing there.
+--
+-- Definitions (plain SQL on purpose, so the same text can later run on a distributed engine)
+--   counted order   an order with status other than 'cancelled', ordered_at < as_of.
+--   purchase line   an order line of a counted order that is not a return (is_return false and amount >= 0).
+--   gross spend     sum of amount over purchase lines (returns are not subtracted; used as share denominator).
+--   recency_days    days from the date of the last counted order to the as-of date (1 = bought the day before).
+--   frequency       number of counted orders.
+--   monetary        net spend: sum of amount over all lines of counted orders (returns are negative, so netted).
+--   tenure_days     days from the date of the first counted order to the as-of date (>= 1 when as-of is midnight).
+--   avg_basket_value  monetary / frequency.
+--   avg_basket_size   order lines per order (lines, not quantity: quantities mix units, e.g. fuel in gallons).
+--   interpurchase_days  mean gap between consecutive orders in days = (last - first) / (frequency - 1);
+--                   NULL for one-order customers (no gap exists).
+--   discount_share  all discounts (retail + coupon + coupon match) / (net amount + discounts) over purchase lines:
+--                   the share of shelf value the customer did not pay; 0 when there is no such line.
+--   coupon_share    share of purchase lines with a coupon or coupon-match discount.
+--   n_coupon_redemptions  rows of coupon_redemptions for the customer dated before as-of.
+--   private_label_share   share of gross spend on products whose brand is 'Private' (store brand).
+--   weekend_share   share of counted orders placed on Saturday or Sunday.
+--   evening_share   share of counted orders placed at or after 17:00.
+--   hour_mean       mean hour of day of the orders (hour + minute / 60; linear mean, not circular).
+--   trend_90d       order rate in the last 90 days before as-of divided by the customer's lifetime order rate:
+--                   (orders in [as_of - 90 days, as_of) / least(90, tenure)) / (frequency / tenure);
+--                   1 = steady, > 1 speeding up, 0 = nothing in the last 90 days. Customers with tenure <= 90 get 1.
+--   n_views, n_carts, n_purchases  events of type view / cart / purchase before as-of (demo store: purchase
+--                   events only, one per order line, so n_views = n_carts = 0 there).
+--   top_department, top_category  the department / category with the largest gross spend (ties: name order);
+--                   NULL when no purchase line names a known product.
+--   as_of           the as-of moment the row was computed for (the same value on every row).
+CREATE OR REPLACE TABLE customer_features AS
+WITH
+counted_orders AS (
+    SELECT order_id, customer_id, ordered_at
+    FROM orders
+    WHERE ordered_at < $as_of AND status <> 'cancelled'
+),
+lines AS (
+    SELECT o.customer_id,
+           i.amount,
+           i.retail_disc + i.coupon_disc + i.coupon_match_disc AS discount,
+           (i.coupon_disc + i.coupon_match_disc) > 0 AS couponed,
+           NOT i.is_return AND i.amount >= 0 AS is_purchase,
+           p.department, p.category, p.brand
+    FROM order_items i
+    JOIN counted_orders o USING (order_id)
+    LEFT JOIN products p USING (product_id)
+),
+line_stats AS (
+    SELECT customer_id,
+           count(*) AS n_lines,
+           sum(amount) AS net_spend,
+           coalesce(sum(amount) FILTER (WHERE is_purchase), 0) AS gross_spend,
+           coalesce(sum(discount) FILTER (WHERE is_purchase), 0) AS discount_total,
+           count(*) FILTER (WHERE is_purchase) AS n_purchase_lines,
+           count(*) FILTER (WHERE is_purchase AND couponed) AS n_coupon_lines,
+           coalesce(sum(amount) FILTER (WHERE is_purchase AND brand = 'Private'), 0) AS private_spend
+           {dept_spend_columns}
+    FROM lines
+    GROUP BY customer_id
+),
+department_spend AS (
+    SELECT customer_id, department, sum(amount) AS spend
+    FROM lines WHERE is_purchase AND department IS NOT NULL
+    GROUP BY ALL
+),
+category_spend AS (
+    SELECT customer_id, category, sum(amount) AS spend
+    FROM lines WHERE is_purchase AND category IS NOT NULL
+    GROUP BY ALL
+),
+top_department AS (
+    SELECT customer_id, first(department ORDER BY spend DESC, department) AS top_department
+    FROM department_spend GROUP BY customer_id
+),
+top_category AS (
+    SELECT customer_id, first(category ORDER BY spend DESC, category) AS top_category
+    FROM category_spend GROUP BY customer_id
+),
+order_stats AS (
+    SELECT customer_id,
+           count(*) AS frequency,
+           min(ordered_at) AS first_order,
+           max(ordered_at) AS last_order,
+           avg(CASE WHEN dayofweek(ordered_at) IN (0, 6) THEN 1.0 ELSE 0.0 END) AS weekend_share,
+           avg(CASE WHEN hour(ordered_at) >= 17 THEN 1.0 ELSE 0.0 END) AS evening_share,
+           avg(hour(ordered_at) + minute(ordered_at) / 60.0) AS hour_mean,
+           count(*) FILTER (WHERE ordered_at >= $as_of - INTERVAL 90 DAY) AS n_last_90d
+    FROM counted_orders
+    GROUP BY customer_id
+),
+event_counts AS (
+    SELECT customer_id,
+           count(*) FILTER (WHERE type = 'view') AS n_views,
+           count(*) FILTER (WHERE type = 'cart') AS n_carts,
+           count(*) FILTER (WHERE type = 'purchase') AS n_purchases
+    FROM events WHERE ts < $as_of
+    GROUP BY customer_id
+),
+coupon_counts AS (
+    SELECT customer_id, count(*) AS n_coupon_redemptions
+    FROM coupon_redemptions WHERE redeemed_at < $as_of
+    GROUP BY customer_id
+),
+base AS (
+    SELECT o.*,
+           greatest(date_diff('day', o.first_order::DATE, $as_of::DATE), 1) AS tenure,
+           coalesce(l.n_lines, 0) AS n_lines,
+           coalesce(l.net_spend, 0.0) AS net_spend,
+           l.* EXCLUDE (customer_id, n_lines, net_spend)
+    FROM order_stats o LEFT JOIN line_stats l USING (customer_id)
+)
+SELECT b.customer_id,
+       $as_of::TIMESTAMP AS as_of,
+       date_diff('day', b.last_order::DATE, $as_of::DATE) AS recency_days,
+       b.frequency,
+       b.net_spend AS monetary,
+       date_diff('day', b.first_order::DATE, $as_of::DATE) AS tenure_days,
+       b.net_spend / b.frequency AS avg_basket_value,
+       b.n_lines / b.frequency AS avg_basket_size,
+       CASE WHEN b.frequency > 1
+            THEN date_diff('second', b.first_order, b.last_order) / 86400.0 / (b.frequency - 1) END
+           AS interpurchase_days,
+       coalesce(b.discount_total / nullif(b.gross_spend + b.discount_total, 0), 0.0) AS discount_share,
+       coalesce(b.n_coupon_lines / nullif(b.n_purchase_lines, 0), 0.0) AS coupon_share,
+       coalesce(c.n_coupon_redemptions, 0) AS n_coupon_redemptions,
+       coalesce(b.private_spend / nullif(b.gross_spend, 0), 0.0) AS private_label_share,
+       b.weekend_share,
+       b.evening_share,
+       b.hour_mean,
+       (b.n_last_90d / least(90, b.tenure)) / (b.frequency / b.tenure) AS trend_90d,
+       coalesce(e.n_views, 0) AS n_views,
+       coalesce(e.n_carts, 0) AS n_carts,
+       coalesce(e.n_purchases, 0) AS n_purchases,
+       td.top_department,
+       tc.top_category
+       {dept_share_columns}
+FROM base b
+LEFT JOIN event_counts e USING (customer_id)
+LEFT JOIN coupon_counts c USING (customer_id)
+LEFT JOIN top_department td USING (customer_id)
+LEFT JOIN top_category tc USING (customer_id)
+ORDER BY b.customer_id;
