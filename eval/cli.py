@@ -4,4 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from eval.clv import clv_command
+
 app = typer.Typer(no_args_is_help=True)
+app.command("clv")(clv_command)

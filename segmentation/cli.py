@@ -2,6 +2,57 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("rfm")
+def rfm_command(
+    transactions: Path = typer.Option(..., help="CSV or Parquet file, one row per transaction (or order line)."),
+    customer_col: str = typer.Option(..., help="Customer id column."),
+    date_col: str = typer.Option(..., help="Transaction date column."),
+    amount_col: str = typer.Option(..., help="Amount column (negative = return: netted and counted)."),
+    as_of: str = typer.Option(..., help="As-of date YYYY-MM-DD (exclusive: rows on or after it are left out)."),
+    out: Path = typer.Option(..., help="Output CSV: one row per customer."),
+    order_col: str | None = typer.Option(None, help="Order id column; without it every row is one order."),
+    drop_duplicates: bool = typer.Option(False, help="Drop rows identical in every column (default: keep them "
+                                         "as repeat purchases)."),
+    rules: Path | None = typer.Option(None, help="Segment rule CSV (segment,r_min,r_max,f_min,f_max)."),
+    date_format: str | None = typer.Option(None, help="strptime format of the date column, e.g. %Y%m%d."),
+) -> None:
+    """RFM scores (1-5, 5 = best) and named segments per customer of a transaction file."""
+    from datetime import datetime
+
+    import duckdb
+
+    from assistant.cli import console
+    from assistant.errors import KefuError
+    from segmentation.rfm import load_rules, rfm_from_transactions
+    from segmentation.transactions import TransactionColumns, load_transactions
+
+    try:
+        as_of_day = datetime.strptime(as_of, "%Y-%m-%d")
+    except ValueError:
+        raise KefuError(f"--as-of must be a date like 1998-07-01, got {as_of!r}.") from None
+    segment_rules = load_rules(rules)
+    con = duckdb.connect()
+    loaded = load_transactions(con, transactions, TransactionColumns(customer_col, date_col, amount_col, order_col),
+                               date_format=date_format, drop_duplicates=drop_duplicates)
+    report = rfm_from_transactions(con, as_of_day, segment_rules)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY customer_rfm TO '{str(out).replace(chr(39), chr(39) * 2)}' (HEADER, DELIMITER ',')")
+    if report.future_rows_excluded:
+        console.print(f"[yellow]warning:[/yellow] {report.future_rows_excluded} row(s) dated on or after {as_of} "
+                      "were left out.")
+    if report.customers_only_returns:
+        console.print(f"[yellow]warning:[/yellow] {report.customers_only_returns} customer(s) only returned goods "
+                      "before the as-of date and were not scored.")
+    kept = "dropped" if drop_duplicates else "kept as repeat purchases"
+    console.print(f"{loaded.rows} rows, {loaded.duplicate_rows} duplicate rows ({kept}), "
+                  f"{report.return_orders} return order(s) netted, {loaded.zero_amount_rows} zero-amount rows.")
+    console.print(f"{report.customers_scored} customers scored -> {out}")
+    for name, count in report.segments.items():
+        console.print(f"  {name:<20} {count:>8}")

@@ -1,0 +1,165 @@
+"""RFM scoring in DuckDB SQL (``segmentation/sql/rfm.sql`` documents every definition) with named segments from an
+editable rule table (``segmentation/rules/rfm_segments.csv``; pass your own CSV with the same columns).
+
+Two entry points fill ``rfm_orders`` (one row per order) and score it:
+- ``rfm_from_transactions``: an analyst's file loaded by ``segmentation.transactions`` (a row is an order unless
+  an order column groups rows); rows dated on or after the as-of date are counted and left out.
+- ``rfm_from_store``: the shop store's orders (not cancelled) with their lines' net amounts.
+The as-of date is exclusive: a purchase the day before it has recency 1.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from assistant.errors import StoreError
+
+RULE_COLUMNS = ("segment", "r_min", "r_max", "f_min", "f_max")
+MIN_CUSTOMERS = 5  # quintiles need at least one customer per bin
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    segment: str
+    r_min: int
+    r_max: int
+    f_min: int
+    f_max: int
+    description: str = ""
+
+    def covers(self, r: int, f: int) -> bool:
+        return self.r_min <= r <= self.r_max and self.f_min <= f <= self.f_max
+
+
+@dataclass
+class RFMReport:
+    customers_scored: int
+    future_rows_excluded: int  # transactions on or after the as-of date
+    return_orders: int
+    customers_only_returns: int  # no purchase before as-of: not scored
+    segments: dict[str, int]
+
+
+def default_rules_path() -> Path:
+    return Path(str(resources.files("segmentation").joinpath("rules/rfm_segments.csv")))
+
+
+def load_rules(path: Path | None = None) -> list[SegmentRule]:
+    """Read and check a rule table: every (R, F) cell of 1..5 x 1..5 must fall in exactly one rule."""
+    path = path or default_rules_path()
+    if not path.is_file():
+        raise StoreError(f"No RFM rule file at {path}.")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in RULE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise StoreError(f"RFM rule file {path} lacks column(s) {', '.join(missing)}; "
+                             f"it needs {', '.join(RULE_COLUMNS)} (and optionally description).")
+        rules = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                bounds = [int(row[c]) for c in RULE_COLUMNS[1:]]
+            except (TypeError, ValueError):
+                raise StoreError(f"{path} line {line}: score bounds must be whole numbers 1-5.") from None
+            if not all(1 <= b <= 5 for b in bounds) or bounds[0] > bounds[1] or bounds[2] > bounds[3]:
+                raise StoreError(f"{path} line {line}: bounds must be 1-5 with min <= max, got {bounds}.")
+            if not (row["segment"] or "").strip():
+                raise StoreError(f"{path} line {line}: the segment name is empty.")
+            rules.append(SegmentRule(row["segment"].strip(), *bounds, (row.get("description") or "").strip()))
+    problems = []
+    for r in range(1, 6):
+        for f in range(1, 6):
+            names = [rule.segment for rule in rules if rule.covers(r, f)]
+            if len(names) != 1:
+                problems.append(f"R={r},F={f} is in {' and '.join(names) if names else 'no rule'}")
+    if problems:
+        raise StoreError(f"RFM rule file {path} must cover each (R, F) cell exactly once: {'; '.join(problems)}.")
+    return rules
+
+
+def segment_of(r: int, f: int, rules: list[SegmentRule]) -> str:
+    return next(rule.segment for rule in rules if rule.covers(r, f))
+
+
+def rfm_sql(output: str) -> str:
+    return resources.files("segmentation").joinpath("sql/rfm.sql").read_text().replace("{output}", output)
+
+
+def score(con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule],
+          output: str = "customer_rfm") -> RFMReport:
+    """Score ``rfm_orders`` (already in ``con``) into table ``output``."""
+    con.execute("CREATE OR REPLACE TEMP TABLE rfm_rules (segment VARCHAR, r_min INT, r_max INT, f_min INT, f_max INT)")
+    con.executemany("INSERT INTO rfm_rules VALUES (?, ?, ?, ?, ?)",
+                    [(x.segment, x.r_min, x.r_max, x.f_min, x.f_max) for x in rules])
+    buyers, return_orders, only_returns = con.execute("""
+        SELECT count(*) FILTER (WHERE bought), sum(n_returns), count(*) FILTER (WHERE NOT bought)
+        FROM (SELECT customer_id, bool_or(value >= 0) AS bought, count(*) FILTER (WHERE value < 0) AS n_returns
+              FROM rfm_orders GROUP BY customer_id)
+    """).fetchall()[0]
+    if buyers < MIN_CUSTOMERS:
+        raise StoreError(f"RFM quintiles need at least {MIN_CUSTOMERS} customers with a purchase before "
+                         f"{as_of:%Y-%m-%d}; found {buyers}. Check --as-of and the input.")
+    con.execute(rfm_sql(output), {"as_of": as_of})
+    segments = dict(con.execute(f"SELECT segment, count(*) FROM {output} GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    return RFMReport(customers_scored=buyers, future_rows_excluded=0, return_orders=int(return_orders or 0),
+                     customers_only_returns=only_returns, segments=segments)
+
+
+def rfm_from_transactions(con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule],
+                          output: str = "customer_rfm") -> RFMReport:
+    """Score the ``transactions`` table made by ``segmentation.transactions.load_transactions``."""
+    future = con.execute("SELECT count(*) FROM transactions WHERE ts >= $as_of", {"as_of": as_of}).fetchall()[0][0]
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE rfm_orders AS
+        SELECT customer_id, min(ts) AS ordered_at, sum(amount) AS value
+        FROM transactions WHERE ts < $as_of
+        GROUP BY customer_id, order_key
+    """, {"as_of": as_of})
+    report = score(con, as_of, rules, output)
+    report.future_rows_excluded = future
+    return report
+
+
+def rfm_from_store(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
+                   rules: list[SegmentRule] | None = None, output: str = "customer_rfm") -> RFMReport:
+    """Score the store's customers (orders not cancelled; value = the sum of the order's line amounts)."""
+    from segmentation.features import default_as_of
+
+    as_of = as_of or default_as_of(con)
+    future = con.execute("SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'",
+                         {"as_of": as_of}).fetchall()[0][0]
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE rfm_orders AS
+        WITH totals AS (SELECT order_id, sum(amount) AS value FROM order_items GROUP BY order_id)
+        SELECT o.customer_id, o.ordered_at, coalesce(t.value, 0.0) AS value
+        FROM orders o LEFT JOIN totals t USING (order_id)
+        WHERE o.ordered_at < $as_of AND o.status <> 'cancelled'
+    """, {"as_of": as_of})
+    report = score(con, as_of, rules or load_rules(), output)
+    report.future_rows_excluded = future
+    return report
+
+
+def score_edges(con: duckdb.DuckDBPyConnection, table: str = "customer_rfm") -> dict[str, list[float]]:
+    """Per axis, the best value reached in bins 1-4 of a scored table, for placing a new customer without a
+    recompute (``score_value``). Recency edges are the fewest days in each bin (lower is better)."""
+    edges = {}
+    for axis, col, best in (("r", "recency_days", "min"), ("f", "frequency", "max"), ("m", "monetary", "max")):
+        rows = con.execute(f"SELECT {axis}, {best}({col}) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()
+        edges[axis] = [float(v) for k, v in rows if k < 5]
+    return edges
+
+
+def score_value(axis: str, value: float, edges: dict[str, list[float]]) -> int:
+    """The 1-5 score a value would get against ``score_edges`` (equal to a bin's best value: that bin)."""
+    score_ = 1
+    for bin_best in edges[axis]:
+        if (value < bin_best) if axis == "r" else (value > bin_best):
+            score_ += 1
+    return min(score_, 5)

@@ -1,0 +1,148 @@
+"""Load an analyst's transaction file (CSV or Parquet) into DuckDB, validated, for RFM and CLV.
+
+The result is a table ``transactions(row_no, customer_id, order_key, ts, amount)``, one row per file row
+(``row_no`` from 1, the header is not a row). Without an order column every row is its own order
+(``order_key`` = "row <row_no>"), so identical rows are repeat purchases; ``drop_duplicates`` removes rows identical
+in every column of the file (keeping the first) and the report counts them either way.
+
+Bad input raises ``StoreError`` naming the file, the column and the first bad row: a missing column, an empty
+customer id, a date that does not parse (with ``date_format`` when given, else ISO), an amount that is not a number.
+Negative amounts (returns) and zero amounts are kept and counted; what they mean is up to RFM / CLV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+
+from assistant.errors import StoreError
+
+
+@dataclass(frozen=True)
+class TransactionColumns:
+    customer: str
+    date: str
+    amount: str
+    order: str | None = None
+
+
+@dataclass
+class LoadReport:
+    file: str
+    rows: int  # rows kept in ``transactions``
+    customers: int
+    duplicate_rows: int  # rows identical (every column) to an earlier row
+    dropped_duplicates: int
+    negative_amount_rows: int  # returns
+    zero_amount_rows: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def source_relation(path: Path) -> str:
+    literal = "'" + str(path).replace("'", "''") + "'"
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return f"(SELECT * FROM read_parquet({literal}))"
+    return f"read_csv({literal}, all_varchar = true, header = true)"
+
+
+def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionColumns, *,
+                      date_format: str | None = None, drop_duplicates: bool = False) -> LoadReport:
+    """Validate ``path`` and (re)create the ``transactions`` table in ``con``."""
+    if not path.is_file():
+        raise StoreError(f"No transaction file at {path}.")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_file AS SELECT * FROM {source_relation(path)}")
+        available = [r[0] for r in con.execute("DESCRIBE raw_file").fetchall()]
+    except duckdb.Error as exc:
+        raise StoreError(f"Cannot read {path} as CSV or Parquet: {exc}") from exc
+    wanted = {"customer": columns.customer, "date": columns.date, "amount": columns.amount}
+    if columns.order is not None:
+        wanted["order"] = columns.order
+    for role, name in wanted.items():
+        if name not in available:
+            raise StoreError(f"{path} has no column '{name}' (given as the {role} column). "
+                             f"Its columns are: {', '.join(available)}.")
+
+    all_cols = ", ".join(f"{quote(c)}::VARCHAR AS {quote(c)}" for c in available)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE raw_rows AS
+        SELECT row_number() OVER () AS row_no, * FROM (SELECT {all_cols} FROM raw_file)
+    """)
+    partition = ", ".join(quote(c) for c in available)
+    duplicates = con.execute(f"""
+        SELECT count(*) FROM (
+            SELECT row_number() OVER (PARTITION BY {partition} ORDER BY row_no) AS k FROM raw_rows) WHERE k > 1
+    """).fetchall()[0][0]
+    if drop_duplicates and duplicates:
+        con.execute(f"""
+            DELETE FROM raw_rows WHERE row_no IN (
+                SELECT row_no FROM (SELECT row_no, row_number() OVER (PARTITION BY {partition} ORDER BY row_no) AS k
+                                    FROM raw_rows) WHERE k > 1)
+        """)
+
+    customer, date, amount = quote(columns.customer), quote(columns.date), quote(columns.amount)
+    parse_date = (f"try_strptime(trim({date}), '{date_format.replace(chr(39), chr(39) * 2)}')" if date_format
+                  else f"try_cast(trim({date}) AS TIMESTAMP)")
+    order = f"trim({quote(columns.order)})" if columns.order else "NULL"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE parsed_rows AS
+        SELECT row_no, nullif(trim({customer}), '') AS customer_id, {order} AS order_id,
+               {date} AS date_text, {parse_date} AS ts, {amount} AS amount_text,
+               try_cast(trim({amount}) AS DOUBLE) AS amount
+        FROM raw_rows
+    """)
+    check_rows(con, path, columns, date_format)
+
+    con.execute("""
+        CREATE OR REPLACE TABLE transactions AS
+        SELECT row_no, customer_id, coalesce(order_id, 'row ' || row_no) AS order_key, ts, amount
+        FROM parsed_rows ORDER BY row_no
+    """)
+    rows, customers, negative, zero = con.execute("""
+        SELECT count(*), count(DISTINCT customer_id), count(*) FILTER (WHERE amount < 0),
+               count(*) FILTER (WHERE amount = 0)
+        FROM transactions
+    """).fetchall()[0]
+    for name in ("raw_rows", "parsed_rows"):
+        con.execute(f"DROP TABLE {name}")
+    con.execute("DROP VIEW raw_file")
+    return LoadReport(file=str(path), rows=rows, customers=customers, duplicate_rows=duplicates,
+                      dropped_duplicates=duplicates if drop_duplicates else 0,
+                      negative_amount_rows=negative, zero_amount_rows=zero)
+
+
+def check_rows(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionColumns,
+               date_format: str | None) -> None:
+    """Raise on the first row with no customer, an unparseable date or amount, or an empty order id."""
+    hint = f" with format '{date_format}'" if date_format else " (ISO 8601; pass --date-format, e.g. %Y%m%d)"
+    checks = [
+        ("customer_id IS NULL", columns.customer, "is empty", None),
+        ("ts IS NULL", columns.date, "cannot be parsed as a date" + hint, "date_text"),
+        ("amount IS NULL", columns.amount, "is not a number", "amount_text"),
+    ]
+    if columns.order:
+        checks.append(("order_id IS NULL OR order_id = ''", columns.order, "is empty", None))
+    for condition, column, problem, text_col in checks:
+        count, first_row, first_text = con.execute(
+            f"SELECT count(*), min(row_no), arg_min({text_col or 'NULL'}, row_no) FROM parsed_rows WHERE {condition}"
+        ).fetchall()[0]
+        if count:
+            value = f" ({first_text!r})" if text_col else ""
+            raise StoreError(f"{path}: column '{column}' {problem} in {count} row(s); first at row {first_row} "
+                             f"(line {first_row + 1}){value}. Fix or remove those rows.")
+    if columns.order:
+        clash = con.execute("""
+            SELECT order_id, min(row_no) FROM parsed_rows GROUP BY order_id
+            HAVING count(DISTINCT customer_id) > 1 ORDER BY 2 LIMIT 1
+        """).fetchall()
+        if clash:
+            raise StoreError(f"{path}: order '{clash[0][0]}' (column '{columns.order}') belongs to more than one "
+                             f"customer (first at row {clash[0][1]}). An order id must name one customer's order.")
