@@ -17,9 +17,7 @@ from assistant.errors import StoreError
 from segmentation.rfm import load_rules, rfm_from_store, rfm_from_transactions, score_edges, score_value
 from segmentation.transactions import TransactionColumns, load_transactions
 
-CDNOW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cdnow" / "cdnow_master.csv"
-if not CDNOW.is_file():
-    CDNOW = Path("/work/shared/data/cdnow/cdnow_master.csv")
+CDNOW = Path(__file__).resolve().parent.parent / "data" / "cdnow" / "cdnow_master.csv"  # real CDNOW (MIT)
 COLS = TransactionColumns("customer_id", "date", "amount")
 
 # The default rule table written out cell by cell (R rows 5..1, F columns 1..5), independently of the CSV.
