@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from eval.clv import clv_command
+from eval.retrieval import retrieval_command
 
 app = typer.Typer(no_args_is_help=True)
 app.command("clv")(clv_command)
+app.command("retrieval")(retrieval_command)

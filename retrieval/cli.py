@@ -1,4 +1,5 @@
-"""``kefu index`` and ``kefu search``: build the product indexes, search them."""
+"""``kefu index``, ``kefu search``, ``kefu similar`` and ``kefu bought-together``: build the product indexes
+from the store and query them."""
 
 from __future__ import annotations
 
@@ -7,3 +8,130 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the retrieval commands to the root ``kefu`` app."""
+    app.command("index")(index)
+    app.command("search")(search)
+    app.command("similar")(similar)
+    app.command("bought-together")(bought_together)
+
+
+def index(
+    ctx: typer.Context,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Drop both indexes and embed every product again."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Build or update the product indexes (Chroma + BM25) from the store; only changed products are embedded."""
+    from assistant.cli import console, print_json, settings_of
+    from retrieval.indexer import index_store
+
+    settings = settings_of(ctx)
+    console.print(f"Indexing products from {settings.store_path} …")
+    report = index_store(settings, rebuild=rebuild, progress=True)
+    if as_json:
+        print_json(report)
+    else:
+        console.print(
+            f"{report['products']:,} products indexed: {report['embedded']:,} embedded "
+            f"({report['distinct_texts_embedded']:,} distinct texts), {report['metadata_updated']:,} metadata "
+            f"updates, {report['deleted']:,} deleted, {report['seconds']} s."
+        )
+
+
+def search(
+    ctx: typer.Context,
+    query: str = typer.Argument("", help="What to look for; empty browses the filtered catalogue."),
+    min_price: float = typer.Option(None, "--min-price"),
+    max_price: float = typer.Option(None, "--max-price"),
+    department: list[str] = typer.Option([], "--department", help="Repeatable."),
+    category: list[str] = typer.Option([], "--category", help="Repeatable."),
+    brand: list[str] = typer.Option([], "--brand", help="Repeatable (demo: National, Private)."),
+    exclude_brand: list[str] = typer.Option([], "--exclude-brand"),
+    in_stock: bool = typer.Option(False, "--in-stock", help="Only products in stock."),
+    customer: str = typer.Option(None, "--customer", help="Re-rank for this customer id."),
+    system: str = typer.Option("hybrid", "--system", help="hybrid, bm25 or dense."),
+    k: int = typer.Option(10, "-k", help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """Search the product index with hard filters and optional personal re-ranking."""
+    from assistant.cli import console, print_json, settings_of
+    from retrieval.hybrid import ProductSearch, SearchQueryError
+
+    settings = settings_of(ctx)
+    if system not in ("hybrid", "bm25", "dense"):
+        raise SearchQueryError(f"--system must be hybrid, bm25 or dense, not {system!r}.")
+    filters = {"min_price": min_price, "max_price": max_price, "departments": department,
+               "categories": category, "brands": brand, "exclude_brands": exclude_brand,
+               "in_stock": True if in_stock else None}
+    profile = _profile(settings, customer) if customer else None
+    response = ProductSearch.open(settings).search(query, filters, k=k, customer=profile, system=system)
+    if as_json:
+        print_json(response.model_dump())
+        return
+    for note in response.warnings:
+        console.print(f"[yellow]{note}[/yellow]")
+    for word, used in response.corrections.items():
+        console.print(f"[dim]read '{word}' as {', '.join(used)}[/dim]")
+    _print_results(response.results)
+
+
+def similar(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    k: int = typer.Option(10, "-k"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Products whose descriptions are closest in meaning to the given one."""
+    from assistant.cli import print_json, settings_of
+    from retrieval.hybrid import ProductSearch
+    from retrieval.related import similar_items
+
+    results = similar_items(ProductSearch.open(settings_of(ctx)), product_id, k=k)
+    if as_json:
+        print_json([r.model_dump() for r in results])
+    else:
+        _print_results(results)
+
+
+def bought_together(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    k: int = typer.Option(10, "-k"),
+    min_support: int = typer.Option(2, "--min-support", help="Baskets that must hold both products."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Products most often in the same baskets as the given one."""
+    from assistant.cli import console, print_json, settings_of
+    from assistant.store import connect
+    from retrieval.related import bought_together as find
+
+    with connect(settings_of(ctx).store_path) as con:
+        rows = find(con, product_id, k=k, min_support=min_support)
+    if as_json:
+        print_json([r.model_dump() for r in rows])
+        return
+    if not rows:
+        console.print(f"No product shares at least {min_support} baskets with {product_id}.")
+    for r in rows:
+        console.print(f"{r.product_id:>10}  {r.title}  support {r.support}, confidence {r.confidence:.2f}")
+
+
+def _profile(settings, customer_id: str):
+    from assistant.store import connect
+    from retrieval.rerank import profile_from_store
+
+    with connect(settings.store_path) as con:
+        return profile_from_store(con, customer_id)
+
+
+def _print_results(results) -> None:
+    from rich.table import Table
+
+    from assistant.cli import console
+
+    if not results:
+        console.print("No products match.")
+        return
+    table = Table("#", "id", "title", "price", "department", "why")
+    for i, r in enumerate(results, 1):
+        price = "" if r.price is None else f"{r.price:.2f}"
+        table.add_row(str(i), r.product_id, r.title, price, r.department or "", "; ".join(r.reasons))
+    console.print(table)

@@ -1,0 +1,210 @@
+"""Hybrid product search: BM25 and dense candidates fused by weighted reciprocal rank, hard filters on both
+sides and re-checked on every result, optional personal re-ranking, a reason for each result.
+
+    search = ProductSearch.open(settings)
+    search.search("gluten free pasta", {"max_price": 3}, k=10, customer=profile)
+
+``system`` picks "hybrid" (default), "bm25" or "dense" (the evaluator compares the three). An empty query with
+at least one filter browses the filtered catalogue by popularity; with no filter it is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from assistant.errors import KefuError, SearchIndexError
+from retrieval.catalog import Catalog
+from retrieval.dense import DenseIndex, chroma_client
+from retrieval.embedder import Embedder
+from retrieval.filters import Filters
+from retrieval.indexer import REBUILD_HINT, IndexLocation, read_state
+from retrieval.lexical import LexicalIndex, QueryTerms, tokenize
+from retrieval.rerank import ShopperProfile, personal_boost
+
+log = logging.getLogger(__name__)
+System = Literal["hybrid", "bm25", "dense"]
+MAX_K = 1000
+
+
+class SearchQueryError(KefuError):
+    """The query itself cannot be searched (empty without filters, bad k)."""
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    rrf_k: int = 60
+    candidates: int = 100  # per side, before fusion and re-ranking
+    max_query_chars: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings) -> FusionConfig:
+        return cls(settings.search_dense_weight, settings.search_lexical_weight, settings.search_rrf_k,
+                   settings.search_candidates, settings.search_max_query_chars)
+
+
+class SearchResult(BaseModel):
+    product_id: str
+    title: str
+    score: float
+    price: float | None
+    department: str | None
+    category: str | None
+    brand: str | None
+    in_stock: bool
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+    reasons: list[str]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    system: str
+    results: list[SearchResult]
+    corrections: dict[str, list[str]] = {}
+    warnings: list[str] = []
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.product_id for r in self.results]
+
+
+class ProductSearch:
+    """Holds the loaded indexes; one instance serves many threads."""
+
+    def __init__(self, catalog: Catalog, lexical: LexicalIndex, dense: DenseIndex, embedder: Embedder,
+                 config: FusionConfig | None = None) -> None:
+        self.catalog = catalog
+        self.lexical = lexical
+        self.dense = dense
+        self.embedder = embedder
+        self.config = config or FusionConfig()
+        self._encode_lock = threading.Lock()  # fast tokenizers are not safe to share between threads
+
+    @classmethod
+    def open(cls, settings, embedder: Embedder | None = None) -> ProductSearch:
+        return cls.open_location(IndexLocation.from_settings(settings), embedder or Embedder(settings.embed_model),
+                                 FusionConfig.from_settings(settings))
+
+    @classmethod
+    def open_location(cls, location: IndexLocation, embedder: Embedder,
+                      config: FusionConfig | None = None) -> ProductSearch:
+        df, manifest = read_state(location)
+        try:
+            lexical = LexicalIndex.load(location.lexical_path)
+        except Exception as exc:  # noqa: BLE001 - any damage means the same fix
+            raise SearchIndexError(f"The BM25 index in {location.lexical_path} is unreadable ({exc}); "
+                                   f"{REBUILD_HINT}.") from exc
+        if lexical.n_docs != len(df):
+            raise SearchIndexError(f"The BM25 index and the catalogue snapshot disagree; {REBUILD_HINT}.")
+        dense = DenseIndex(chroma_client(location.index_dir, location.chroma_url), location.collection)
+        if dense.count() != len(df):
+            raise SearchIndexError(f"Chroma holds {dense.count()} vectors for {len(df)} indexed products; "
+                                   f"{REBUILD_HINT}.")
+        return cls(Catalog(df), lexical, dense, embedder, config)
+
+    def encode(self, text: str) -> np.ndarray:
+        with self._encode_lock:
+            return self.embedder.encode([text])[0]
+
+    def search(self, query: str, filters: Filters | Mapping[str, Any] | None = None, k: int = 10,
+               customer: ShopperProfile | None = None, system: System = "hybrid") -> SearchResponse:
+        filters = Filters.parse(filters)
+        if not 1 <= k <= MAX_K:
+            raise SearchQueryError(f"k must be between 1 and {MAX_K}, got {k}.")
+        warnings: list[str] = []
+        query = query or ""
+        if len(query) > self.config.max_query_chars:
+            note = (f"Query of {len(query):,} characters truncated to the first "
+                    f"{self.config.max_query_chars:,}.")
+            log.warning(note)
+            warnings.append(note)
+            query = query[: self.config.max_query_chars]
+        mask = filters.mask(self.catalog)
+        if not query.strip():
+            if filters.is_empty():
+                raise SearchQueryError("Empty query: say what you are looking for, or give at least one filter "
+                                       "(e.g. --department, --max-price) to browse.")
+            return self._browse(query, mask, k, customer, warnings)
+
+        pool = max(k, self.config.candidates)
+        terms, lexical_hits, dense_hits = QueryTerms(tokens=[]), [], []
+        if system in ("hybrid", "bm25"):
+            terms = self.lexical.query_terms(query)
+            lexical_hits = self.lexical.search(terms, pool, None if filters.is_empty() else mask)
+        if system in ("hybrid", "dense"):
+            ids_scores = self.dense.search(self.encode(query), pool, filters.chroma_where())
+            dense_hits = [(self.catalog.row_of[pid], s) for pid, s in ids_scores if pid in self.catalog.row_of]
+        lexical_rank = {row: r for r, (row, _) in enumerate(lexical_hits, 1)}
+        dense_rank = {row: r for r, (row, _) in enumerate(dense_hits, 1)}
+        if system == "bm25":
+            scores = dict(lexical_hits)
+        elif system == "dense":
+            scores = dict(dense_hits)
+        else:
+            c = self.config
+            scores = {}
+            for row, r in lexical_rank.items():
+                scores[row] = c.lexical_weight / (c.rrf_k + r)
+            for row, r in dense_rank.items():
+                scores[row] = scores.get(row, 0.0) + c.dense_weight / (c.rrf_k + r)
+        scores = {row: s for row, s in scores.items() if mask[row]}  # the hard filters, re-checked
+        if terms.unknown:
+            warnings.append(f"No catalogue word resembles: {', '.join(terms.unknown)}.")
+        ranked = self._rank(scores, k, customer)
+        results = [self.make_result(row, score, boost_reasons, lexical_rank.get(row), dense_rank.get(row), terms)
+                   for row, score, boost_reasons in ranked]
+        return SearchResponse(query=query, system=system, results=results, corrections=terms.corrections,
+                              warnings=warnings)
+
+    def _rank(self, scores: dict[int, float], k: int, customer: ShopperProfile | None):
+        order = sorted(scores, key=lambda row: (-scores[row], self.catalog.ids[row]))
+        if customer is None:
+            return [(row, scores[row], []) for row in order[:k]]
+        rescored = []
+        for row in order[: max(k, self.config.candidates)]:
+            boost, reasons = personal_boost(self.catalog.record(row), customer)
+            rescored.append((row, scores[row] * (1.0 + boost), reasons))
+        rescored.sort(key=lambda t: (-t[1], self.catalog.ids[t[0]]))
+        return rescored[:k]
+
+    def _browse(self, query: str, mask: np.ndarray, k: int, customer: ShopperProfile | None,
+                warnings: list[str]) -> SearchResponse:
+        rows = np.flatnonzero(mask)
+        pop = self.catalog.popularity[rows]
+        top = rows[np.lexsort((self.catalog.ids[rows].astype(str), -pop))][: max(k, self.config.candidates)]
+        scores = {int(row): float(np.log1p(self.catalog.popularity[row]) + 1.0) for row in top}
+        ranked = self._rank(scores, k, customer)
+        results = [self.make_result(row, score, reasons, None, None, None) for row, score, reasons in ranked]
+        warnings.append("Empty query: showing the filtered catalogue, most bought first.")
+        return SearchResponse(query=query, system="browse", results=results, warnings=warnings)
+
+    def make_result(self, row: int, score: float, personal: list[str], lexical_rank: int | None,
+                dense_rank: int | None, terms: QueryTerms | None) -> SearchResult:
+        rec = self.catalog.record(row)
+        reasons = []
+        if lexical_rank is not None and terms is not None:
+            words = sorted(set(terms.tokens) & set(tokenize(rec["text"])))
+            fixed = [f"'{w}' as '{c}'" for w, cs in terms.corrections.items() for c in cs if c in words]
+            reasons.append(f"matches {', '.join(words)} (keyword rank {lexical_rank})"
+                           + (f"; read {', '.join(fixed)}" if fixed else ""))
+        if dense_rank is not None:
+            reasons.append(f"similar in meaning (semantic rank {dense_rank})")
+        if terms is None:
+            reasons.append(f"bought {int(self.catalog.popularity[row])} times in the shop's orders")
+        reasons.extend(personal)
+        price = rec["price"]
+        return SearchResult(
+            product_id=rec["product_id"], title=rec["title"], score=round(float(score), 6),
+            price=None if price is None or np.isnan(price) else float(price), department=rec["department"],
+            category=rec["category"], brand=rec["brand"], in_stock=bool(rec["in_stock"]),
+            lexical_rank=lexical_rank, dense_rank=dense_rank, reasons=reasons,
+        )

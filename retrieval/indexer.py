@@ -1,0 +1,147 @@
+"""Build and update the product indexes: Chroma vectors, the BM25 index, and the catalogue snapshot beside them.
+
+Layout under ``index_dir``: ``chroma/`` (embedded Chroma; unused in server mode), ``lexical/`` (bm25s),
+``catalog.parquet`` (the indexed rows with their text hashes and filter metadata), ``manifest.json``.
+
+Re-indexing is incremental: products whose text hash changed (or are new) are embedded, each distinct text
+once; products whose only change is metadata (price, stock, department …) get a metadata update; products gone
+from the catalogue are deleted from Chroma. BM25 is rebuilt whole (seconds). The snapshot is written last, so an
+interrupted run is redone on the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha1
+from pathlib import Path
+
+import pandas as pd
+
+from assistant.errors import SearchIndexError
+from retrieval.catalog import chroma_metadata
+from retrieval.dense import DenseIndex, chroma_client
+from retrieval.embedder import Embedder
+from retrieval.lexical import LexicalIndex
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+REBUILD_HINT = "rebuild it with `kefu index --rebuild`"
+
+
+@dataclass(frozen=True)
+class IndexLocation:
+    index_dir: Path
+    collection: str
+    chroma_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> IndexLocation:
+        """One Chroma collection per store (its name derives from the store's path)."""
+        digest = sha1(str(settings.store_path.resolve()).encode()).hexdigest()[:12]
+        return cls(settings.index_dir, f"kefu-products-{digest}", settings.chroma_url)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.index_dir / "catalog.parquet"
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.index_dir / "lexical"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.index_dir / "manifest.json"
+
+
+def read_state(location: IndexLocation) -> tuple[pd.DataFrame, dict]:
+    """The indexed catalogue and manifest; SearchIndexError saying how to rebuild when missing or unreadable."""
+    if not location.manifest_path.is_file():
+        raise SearchIndexError(f"No product index in {location.index_dir}; build it with `kefu index`.")
+    try:
+        manifest = json.loads(location.manifest_path.read_text())
+        catalog = pd.read_parquet(location.catalog_path)
+    except Exception as exc:  # noqa: BLE001 - any damage means the same fix
+        raise SearchIndexError(f"The product index in {location.index_dir} is unreadable ({exc}); "
+                               f"{REBUILD_HINT}.") from exc
+    if manifest.get("version") != FORMAT_VERSION or manifest.get("products") != len(catalog):
+        raise SearchIndexError(f"The product index in {location.index_dir} is inconsistent or from another "
+                               f"version; {REBUILD_HINT}.")
+    return catalog, manifest
+
+
+def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedder, *,
+                rebuild: bool = False, progress: bool = False) -> dict:
+    """Bring both indexes in line with ``catalog``; returns counts of what was done."""
+    started = time.perf_counter()
+    location.index_dir.mkdir(parents=True, exist_ok=True)
+    old: pd.DataFrame | None = None
+    if not rebuild:
+        try:
+            old, manifest = read_state(location)
+            if manifest.get("embed_model") != str(embedder.model_path) or manifest.get(
+                    "collection") != location.collection:
+                log.warning("Embedding model or collection changed: rebuilding the whole index.")
+                old = None
+        except SearchIndexError as exc:
+            if location.manifest_path.exists():
+                log.warning("Existing index unusable (%s): rebuilding it.", exc)
+    client = chroma_client(location.index_dir, location.chroma_url)
+    dense = DenseIndex(client, location.collection, create=True)
+    if old is not None and dense.count() != len(old):
+        log.warning("Chroma holds %d vectors, the snapshot %d products: rebuilding.", dense.count(), len(old))
+        old = None
+    if old is None:
+        dense.drop()
+        dense = DenseIndex(client, location.collection, create=True)
+        old = pd.DataFrame(columns=catalog.columns)
+
+    records = catalog.to_dict("records")
+    metas = [chroma_metadata(r) for r in records]
+    old_records = {r["product_id"]: r for r in old.to_dict("records")}
+    embed_rows, meta_rows = [], []
+    for i, rec in enumerate(records):
+        prev = old_records.get(rec["product_id"])
+        if prev is None or prev["text_hash"] != rec["text_hash"]:
+            embed_rows.append(i)
+        elif chroma_metadata(prev) != metas[i]:
+            meta_rows.append(i)
+    deleted = sorted(set(old_records) - set(catalog["product_id"]))
+
+    texts = sorted({records[i]["text"] for i in embed_rows})
+    vectors = embedder.encode(texts, progress=progress)
+    row_of_text = {t: j for j, t in enumerate(texts)}
+    if embed_rows:
+        dense.upsert([records[i]["product_id"] for i in embed_rows],
+                     vectors[[row_of_text[records[i]["text"]] for i in embed_rows]],
+                     [metas[i] for i in embed_rows])
+    dense.update_metadata([records[i]["product_id"] for i in meta_rows], [metas[i] for i in meta_rows])
+    dense.delete(deleted)
+
+    LexicalIndex.build(catalog["text"].tolist()).save(location.lexical_path)
+    tmp = location.catalog_path.with_suffix(".parquet.tmp")
+    catalog.to_parquet(tmp, index=False)
+    os.replace(tmp, location.catalog_path)
+    manifest = {"version": FORMAT_VERSION, "collection": location.collection, "chroma_url": location.chroma_url,
+                "embed_model": str(embedder.model_path), "products": len(catalog),
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    location.manifest_path.write_text(json.dumps(manifest, indent=2))
+    return {"products": len(catalog), "embedded": len(embed_rows), "distinct_texts_embedded": len(texts),
+            "metadata_updated": len(meta_rows), "deleted": len(deleted),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def index_store(settings, *, rebuild: bool = False, progress: bool = False) -> dict:
+    """``kefu index``: index the store's products."""
+    from assistant.store import connect
+    from retrieval.catalog import catalog_from_store
+
+    with connect(settings.store_path) as con:
+        catalog = catalog_from_store(con)
+    embedder = Embedder(settings.embed_model)
+    return build_index(catalog, IndexLocation.from_settings(settings), embedder, rebuild=rebuild,
+                       progress=progress)
