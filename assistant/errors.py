@@ -31,3 +31,7 @@ class SearchIndexError(KefuError):
 
 class FilterError(KefuError):
     """A search filter names an unknown field or has an impossible value."""
+
+
+class IntentError(KefuError):
+    """The intent classifier is not trained (run `kefu intents train`), or intent data or a label map is invalid."""
