@@ -1,0 +1,77 @@
+"""Typed events of one dialogue turn. The loop yields them; the UI, the API, the logs and the eval consume them.
+
+Order within a turn: Understood, then (ToolCalled)*, Products?, (TextChunk)*, Repaired*, TurnDone.
+A refused turn (too long, rate-limited) yields Refused then TurnDone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from assistant.understanding import Understanding
+
+
+class ProductCard(BaseModel):
+    """A product as shown to the shopper: always a real catalogue row returned by a tool this session."""
+
+    product_id: str
+    title: str
+    price: float | None
+    department: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    reason: str = ""
+
+
+class Understood(BaseModel):
+    kind: Literal["understood"] = "understood"
+    understanding: Understanding
+    source: str  # "llm", "llm+rules", "classifier" (LLM down) …
+
+
+class ToolCalled(BaseModel):
+    kind: Literal["tool"] = "tool"
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    product_ids: list[str] = Field(default_factory=list)
+    summary: str = ""  # what the model sees (or the error text it gets back)
+    latency_ms: float = 0.0
+
+
+class Products(BaseModel):
+    kind: Literal["products"] = "products"
+    items: list[ProductCard]
+
+
+class TextChunk(BaseModel):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class Repaired(BaseModel):
+    kind: Literal["repair"] = "repair"
+    what: str  # e.g. "removed price not from a tool: $9.99"
+
+
+class Refused(BaseModel):
+    kind: Literal["refused"] = "refused"
+    reason: Literal["too_long", "rate_limited", "empty"]
+    message: str
+
+
+class TurnDone(BaseModel):
+    kind: Literal["done"] = "done"
+    conversation_id: str
+    turn: int
+    reply: str
+    products: list[ProductCard] = Field(default_factory=list)
+    handoff_case: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    tokens: dict[str, int] = Field(default_factory=dict)
+    repairs: int = 0
+
+
+Event = Understood | ToolCalled | Products | TextChunk | Repaired | Refused | TurnDone

@@ -1,0 +1,56 @@
+"""Grounding post-check of the model's own words: a sentence may only state prices and ids that tools returned
+this session. Sentences that state anything else are removed and counted as repairs. Product listings are
+rendered from tool results, never from model text, so titles and prices shown are always real."""
+
+from __future__ import annotations
+
+import re
+
+from assistant.events import ProductCard
+
+_PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")
+_ID = re.compile(r"\b\d{5,}\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+
+
+def allowed_facts(cards: list[ProductCard], extra_ids: set[str] = frozenset()) -> tuple[set[str], set[str]]:
+    prices = {f"{c.price:.2f}" for c in cards if c.price is not None}
+    ids = {c.product_id for c in cards} | set(extra_ids)
+    return prices, ids
+
+
+def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None:
+    """None when the sentence is grounded, else what is wrong with it."""
+    for m in _PRICE.finditer(sentence):
+        if f"{float(m.group(1)):.2f}" not in prices:
+            return f"price ${m.group(1)} not from a tool"
+    for m in _ID.finditer(sentence):
+        if m.group(0) not in ids:
+            return f"id {m.group(0)} not from a tool"
+    return None
+
+
+class SentenceGate:
+    """Feed streamed text; get back grounded sentences as they complete (and repairs for the rest)."""
+
+    def __init__(self, prices: set[str], ids: set[str]) -> None:
+        self.prices, self.ids = prices, ids
+        self.buffer = ""
+        self.repairs: list[str] = []
+
+    def feed(self, chunk: str) -> str:
+        self.buffer += chunk
+        parts = _SENTENCE_END.split(self.buffer)
+        self.buffer = parts.pop()
+        return "".join(self._pass(p) for p in parts if p.strip())
+
+    def flush(self) -> str:
+        rest, self.buffer = self.buffer, ""
+        return self._pass(rest) if rest.strip() else ""
+
+    def _pass(self, sentence: str) -> str:
+        problem = check_sentence(sentence, self.prices, self.ids)
+        if problem:
+            self.repairs.append(f"removed sentence ({problem}): {sentence.strip()[:120]}")
+            return ""
+        return sentence.strip() + " "

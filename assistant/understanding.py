@@ -1,0 +1,193 @@
+"""Understanding a shopper turn: a validated ``Understanding`` (intent, stage, slots, purchase-intent score).
+
+Three sources, combined in a fixed order (documented in README):
+1. the served LLM reads the turn (with the previous turn's slots) through a JSON-schema structured request —
+   it decides the intent, stage and product words, and works even with the 135M model;
+2. deterministic parsers, which are exact where the LLM is weak: prices ("under $3", "between 2 and 5"),
+   references to earlier results ("the second one"), refinements ("cheaper", "another brand"), order ids;
+   where they find something, they win;
+3. the fast intent classifier (fine-tuned MiniLM, ``assistant/intents.py``) gives a prior: when the LLM is down
+   its intent is used; when the LLM says a shopping intent but the classifier is confident (≥ 0.9) of an
+   after-sales intent (order status, return, delivery, payment, account, handoff), the classifier wins.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from assistant.llm import LLM
+
+Intent = Literal[
+    "product_search", "recommendation", "comparison", "product_question", "order_status", "return_refund",
+    "delivery", "payment", "account", "complaint", "human_handoff", "chitchat", "out_of_scope",
+]  # fmt: skip
+Stage = Literal["browsing", "comparing", "ready_to_buy", "post_purchase"]
+SHOPPING = {"product_search", "recommendation", "comparison", "product_question"}
+AFTER_SALES = {"order_status", "return_refund", "delivery", "payment", "account", "human_handoff", "complaint"}
+
+
+class Slots(BaseModel):
+    query: str | None = Field(None, max_length=200, description="Product words to search for, e.g. 'gluten free pasta'")
+    department: str | None = Field(None, max_length=60)
+    category: str | None = Field(None, max_length=60)
+    brand: str | None = Field(None, max_length=60)
+    exclude_brand: str | None = Field(None, max_length=60)
+    budget_min: float | None = Field(None, ge=0)
+    budget_max: float | None = Field(None, ge=0)
+    attributes: list[str] = Field(default_factory=list, max_length=8)
+    quantity: int | None = Field(None, ge=1, le=1000)
+    order_id: str | None = Field(None, max_length=40)
+    product_refs: list[int] = Field(default_factory=list, max_length=5, description="1-based positions shown before")
+    refinement: Literal["none", "cheaper", "pricier", "other_brand", "more"] = "none"
+
+
+class Understanding(BaseModel):
+    intent: Intent
+    stage: Stage = "browsing"
+    slots: Slots = Field(default_factory=Slots)
+    purchase_intent: float = Field(0.0, ge=0, le=1, description="How likely this shopper buys soon, 0..1")
+    confirm: bool = Field(False, description="The shopper says yes/confirms a pending action")
+
+
+class LLMReading(BaseModel):
+    """The small schema the model fills (kept small: the embedded model is 135M parameters)."""
+
+    intent: Intent
+    stage: Stage
+    product: str = Field(max_length=120, description="product words only, '' if none")
+    brand: str = Field(max_length=40, description="'' if none")
+    max_price: float | None
+    purchase_intent: float = Field(ge=0, le=1)
+
+
+def prompt() -> str:
+    return resources.files("assistant").joinpath("prompts/understand.md").read_text()
+
+
+def understand_with_llm(llm: LLM, text: str, previous: Slots | None = None) -> LLMReading:
+    context = f"Previous request: {previous.model_dump_json(exclude_defaults=True)}\n" if previous else ""
+    messages = [
+        {"role": "system", "content": prompt()},
+        {"role": "user", "content": f"{context}Shopper: {text}"},
+    ]
+    return llm.structured(messages, LLMReading, max_tokens=160, temperature=0)
+
+
+# -- deterministic parsers ------------------------------------------------------------------------------
+_MONEY = r"\$?\s*(\d+(?:\.\d{1,2})?)\s*(?:dollars|usd|\$)?"
+_UNDER = re.compile(rf"\b(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|<)\s*{_MONEY}", re.I)
+_OVER = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|>)\s*{_MONEY}", re.I)
+_BETWEEN = re.compile(rf"\bbetween\s*{_MONEY}\s*(?:and|-|to)\s*{_MONEY}", re.I)
+_ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "fifth": 5,
+    "5th": 5,
+    "last": -1,
+}
+_REF = re.compile(
+    r"\b(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b(?:\s+(?:one|item|product))?", re.I
+)
+_NUM_REF = re.compile(r"\b(?:number|no\.?|#|item|option)\s*(\d)\b", re.I)
+_ORDER = re.compile(r"\border\s*(?:id|number|no\.?|#)?\s*:?\s*#?([A-Za-z0-9-]{4,40}\d)\b", re.I)
+_CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too expensive)\b", re.I)
+_PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier)\b", re.I)
+_OTHER_BRAND = re.compile(r"\b(different|another|other)\s+brand\b", re.I)
+_MORE = re.compile(r"\b(show (?:me )?more|more options|anything else|other options)\b", re.I)
+_YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
+
+
+def parse_rules(text: str) -> dict:
+    """What the deterministic parsers find in ``text`` (keys only where found)."""
+    found: dict = {}
+    if m := _BETWEEN.search(text):
+        lo, hi = sorted((float(m.group(1)), float(m.group(2))))
+        found["budget_min"], found["budget_max"] = lo, hi
+    else:
+        if m := _UNDER.search(text):
+            found["budget_max"] = float(m.group(1))
+        if m := _OVER.search(text):
+            found["budget_min"] = float(m.group(1))
+    refs = [_ORDINALS[m.group(1).lower()] for m in _REF.finditer(text)]
+    refs += [int(m.group(1)) for m in _NUM_REF.finditer(text)]
+    if refs:
+        found["product_refs"] = refs[:5]
+    if m := _ORDER.search(text):
+        found["order_id"] = m.group(1)
+    if _CHEAPER.search(text):
+        found["refinement"] = "cheaper"
+    elif _OTHER_BRAND.search(text):
+        found["refinement"] = "other_brand"
+    elif _PRICIER.search(text):
+        found["refinement"] = "pricier"
+    elif _MORE.search(text):
+        found["refinement"] = "more"
+    if _YES.search(text):
+        found["confirm"] = True
+    return found
+
+
+def combine(
+    text: str, reading: LLMReading | None, prior: tuple[str, float] | None, previous: Slots | None
+) -> tuple[Understanding, str]:
+    """Merge LLM reading, rules and classifier prior into one validated Understanding; return its source."""
+    rules = parse_rules(text)
+    sources = []
+    if reading is not None:
+        intent, stage, purchase = reading.intent, reading.stage, reading.purchase_intent
+        sources.append("llm")
+    elif prior is not None:
+        intent, stage, purchase = prior[0], "browsing", 0.3
+        sources.append("classifier")
+    else:
+        intent, stage, purchase = "product_search", "browsing", 0.3
+        sources.append("default")
+    if prior is not None and reading is not None and intent in SHOPPING and prior[0] in AFTER_SALES and prior[1] >= 0.9:
+        intent = prior[0]
+        sources.append("classifier")
+    if rules.get("order_id") and intent in SHOPPING:
+        intent = "order_status"
+    if rules:
+        sources.append("rules")
+
+    slots = Slots()
+    refining = bool(rules.get("refinement") or rules.get("product_refs")) or (
+        previous is not None and intent in SHOPPING and not (reading and reading.product.strip())
+    )
+    if previous is not None and refining:
+        slots = previous.model_copy(update={"product_refs": [], "refinement": "none"})
+    if reading is not None:
+        if reading.product.strip():
+            slots.query = reading.product.strip()[:200]
+        if reading.brand.strip() and reading.brand.strip().lower() in text.lower():
+            slots.brand = reading.brand.strip()  # only a brand the shopper actually said
+        if (
+            reading.max_price is not None
+            and reading.max_price > 0
+            and "budget_max" not in rules
+            and re.search(r"\d", text)
+        ):
+            slots.budget_max = reading.max_price
+    for key in ("budget_min", "budget_max", "product_refs", "order_id", "refinement"):
+        if key in rules:
+            setattr(slots, key, rules[key])
+    if slots.refinement == "other_brand" and previous is not None and previous.brand:
+        slots.exclude_brand, slots.brand = previous.brand, None
+    if slots.query is None and intent in SHOPPING and not slots.product_refs and slots.refinement == "none":
+        slots.query = text.strip()[:200]
+    if intent in AFTER_SALES and stage != "post_purchase" and intent != "complaint":
+        stage = "post_purchase"
+    understanding = Understanding(
+        intent=intent, stage=stage, slots=slots, purchase_intent=purchase, confirm=bool(rules.get("confirm"))
+    )
+    return understanding, "+".join(dict.fromkeys(sources))
