@@ -43,34 +43,36 @@ def column_name(department: str) -> str:
     return "dept_" + (re.sub(r"[^0-9a-z]+", "_", department.lower()).strip("_") or "unnamed")
 
 
-def top_departments(con: duckdb.DuckDBPyConnection, as_of: datetime, n: int = TOP_DEPARTMENTS) -> list[str]:
-    """The ``n`` departments with the largest gross spend (purchase lines) before ``as_of``; ties by name."""
+def statements(sql: str) -> list[str]:
+    """The SQL file's statements (it holds no ";" at a line end inside a statement or comment)."""
+    return [part for part in sql.split(";\n") if any(
+        line.strip() and not line.strip().startswith("--") for line in part.splitlines())]
+
+
+def top_departments(con: duckdb.DuckDBPyConnection, n: int = TOP_DEPARTMENTS) -> list[str]:
+    """The ``n`` departments with the largest gross spend in ``customer_category_lines`` (step 1); ties by name."""
     rows = con.execute(
         """
-        SELECT p.department
-        FROM order_items i JOIN orders o USING (order_id) JOIN products p USING (product_id)
-        WHERE o.ordered_at < $as_of AND o.status <> 'cancelled' AND NOT i.is_return AND i.amount >= 0
-          AND p.department IS NOT NULL
-        GROUP BY p.department ORDER BY sum(i.amount) DESC, p.department LIMIT $n
+        SELECT department FROM customer_category_lines WHERE department IS NOT NULL
+        GROUP BY department ORDER BY sum(gross_spend) DESC, department LIMIT $n
         """,
-        {"as_of": as_of, "n": n},
+        {"n": n},
     ).fetchall()
     return [r[0] for r in rows]
 
 
-def render_sql(departments: list[str]) -> str:
-    """The features SQL with one spend column and one share column per department."""
+def render_sql(sql: str, departments: list[str]) -> str:
+    """Fill the department placeholders: one spend column and one share column per department."""
     names = [column_name(d) for d in departments]
     if len(set(names)) != len(names):
         raise StoreError(f"Departments {departments} map to clashing column names {names}; rename one.")
     spend, share = [], []
     for department, name in zip(departments, names, strict=True):
         literal = "'" + department.replace("'", "''") + "'"
-        spend.append(f",\n           coalesce(sum(amount) FILTER (WHERE is_purchase AND department = {literal}), 0)"
+        spend.append(f",\n           coalesce(sum(gross_spend) FILTER (WHERE department = {literal}), 0)"
                      f" AS spend_{name}")
         share.append(f",\n       coalesce(b.spend_{name} / nullif(b.gross_spend, 0), 0.0) AS {name}")
-    return features_sql().replace("{dept_spend_columns}", "".join(spend)).replace(
-        "{dept_share_columns}", "".join(share))
+    return sql.replace("{dept_spend_columns}", "".join(spend)).replace("{dept_share_columns}", "".join(share))
 
 
 def build_features(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
@@ -78,9 +80,13 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None
     """Create or replace ``customer_features`` as of ``as_of`` (default: day after the last order); returns rows."""
     if as_of is None:
         as_of = default_as_of(con)
-    sql = render_sql(top_departments(con, as_of, n_departments))
+    lines_step, *feature_steps = statements(features_sql())
     try:
-        con.execute(sql, {"as_of": as_of})
+        con.execute(lines_step, {"as_of": as_of})
+        departments = top_departments(con, n_departments)
+        for statement in feature_steps:
+            rendered = render_sql(statement, departments)
+            con.execute(rendered, {"as_of": as_of} if "$as_of" in rendered else None)
     except duckdb.Error as exc:
         raise StoreError(f"Computing customer features failed: {exc}") from exc
     count = con.execute("SELECT count(*) FROM customer_features").fetchall()[0][0]

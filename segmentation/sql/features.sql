@@ -3,8 +3,8 @@
 -- Parameters
 --   $as_of  TIMESTAMP, exclusive: only orders, events and coupon redemptions strictly before it count.
 --           Default (segmentation/features.py): midnight of the day after the store's last order.
---   the two column placeholders (dept spend, dept share) are filled in by segmentation/features.py: one `dept_<name>` column per department among
---           the top departments by gross spend in the store before as-of (8 by default; demo store: grocery,
+--   dept columns  the two placeholders (dept spend, dept share) are filled in by segmentation/features.py:
+--           one `dept_<name>` column per department among the top departments by gross spend in the store before as-of (8 by default; demo store: grocery,
 --           drug_gm, produce, fuel, meat, meat_pckgd, deli, miscellaneous). <name> is the department lower-cased
 --           with every run of non-alphanumerics turned into "_". Each is that department's share of the
 --           customer's gross spend (see "gross spend" below), 0 when the customer spent nothing there.
@@ -37,6 +37,30 @@
 --   top_department, top_category  the department / category with the largest gross spend (ties: name order);
 --                   NULL when no purchase line names a known product.
 --   as_of           the as-of moment the row was computed for (the same value on every row).
+CREATE OR REPLACE TEMP TABLE customer_category_lines AS
+-- Step 1: one pass over the order lines of counted orders, summed per customer, department and category
+-- (NULL department/category = a product missing from `products`). Everything line-based below derives from it,
+-- and segmentation/features.py picks the top departments from it. (No statement or comment ends a line with ";".)
+WITH counted_orders AS (
+    SELECT order_id, customer_id FROM orders WHERE ordered_at < $as_of AND status <> 'cancelled'
+)
+SELECT o.customer_id, p.department, p.category,
+       count(*) AS n_lines,
+       sum(i.amount) AS net_spend,
+       coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0), 0) AS gross_spend,
+       coalesce(sum(i.retail_disc + i.coupon_disc + i.coupon_match_disc)
+                FILTER (WHERE NOT i.is_return AND i.amount >= 0), 0) AS discount_total,
+       count(*) FILTER (WHERE NOT i.is_return AND i.amount >= 0) AS n_purchase_lines,
+       count(*) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND i.coupon_disc + i.coupon_match_disc > 0)
+           AS n_coupon_lines,
+       coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND p.brand = 'Private'), 0)
+           AS private_spend
+FROM order_items i
+JOIN counted_orders o USING (order_id)
+LEFT JOIN products p USING (product_id)
+GROUP BY ALL;
+
+-- Step 2: the features.
 CREATE OR REPLACE TABLE customer_features AS
 WITH
 counted_orders AS (
@@ -44,47 +68,30 @@ counted_orders AS (
     FROM orders
     WHERE ordered_at < $as_of AND status <> 'cancelled'
 ),
-lines AS (
-    SELECT o.customer_id,
-           i.amount,
-           i.retail_disc + i.coupon_disc + i.coupon_match_disc AS discount,
-           (i.coupon_disc + i.coupon_match_disc) > 0 AS couponed,
-           NOT i.is_return AND i.amount >= 0 AS is_purchase,
-           p.department, p.category, p.brand
-    FROM order_items i
-    JOIN counted_orders o USING (order_id)
-    LEFT JOIN products p USING (product_id)
-),
 line_stats AS (
     SELECT customer_id,
-           count(*) AS n_lines,
-           sum(amount) AS net_spend,
-           coalesce(sum(amount) FILTER (WHERE is_purchase), 0) AS gross_spend,
-           coalesce(sum(discount) FILTER (WHERE is_purchase), 0) AS discount_total,
-           count(*) FILTER (WHERE is_purchase) AS n_purchase_lines,
-           count(*) FILTER (WHERE is_purchase AND couponed) AS n_coupon_lines,
-           coalesce(sum(amount) FILTER (WHERE is_purchase AND brand = 'Private'), 0) AS private_spend
+           sum(n_lines) AS n_lines,
+           sum(net_spend) AS net_spend,
+           sum(gross_spend) AS gross_spend,
+           sum(discount_total) AS discount_total,
+           sum(n_purchase_lines) AS n_purchase_lines,
+           sum(n_coupon_lines) AS n_coupon_lines,
+           sum(private_spend) AS private_spend
            {dept_spend_columns}
-    FROM lines
+    FROM customer_category_lines
     GROUP BY customer_id
-),
-department_spend AS (
-    SELECT customer_id, department, sum(amount) AS spend
-    FROM lines WHERE is_purchase AND department IS NOT NULL
-    GROUP BY ALL
-),
-category_spend AS (
-    SELECT customer_id, category, sum(amount) AS spend
-    FROM lines WHERE is_purchase AND category IS NOT NULL
-    GROUP BY ALL
 ),
 top_department AS (
     SELECT customer_id, first(department ORDER BY spend DESC, department) AS top_department
-    FROM department_spend GROUP BY customer_id
+    FROM (SELECT customer_id, department, sum(gross_spend) AS spend FROM customer_category_lines
+          WHERE department IS NOT NULL AND n_purchase_lines > 0 GROUP BY ALL)
+    GROUP BY customer_id
 ),
 top_category AS (
     SELECT customer_id, first(category ORDER BY spend DESC, category) AS top_category
-    FROM category_spend GROUP BY customer_id
+    FROM (SELECT customer_id, category, sum(gross_spend) AS spend FROM customer_category_lines
+          WHERE category IS NOT NULL AND n_purchase_lines > 0 GROUP BY ALL)
+    GROUP BY customer_id
 ),
 order_stats AS (
     SELECT customer_id,
@@ -150,3 +157,5 @@ LEFT JOIN coupon_counts c USING (customer_id)
 LEFT JOIN top_department td USING (customer_id)
 LEFT JOIN top_category tc USING (customer_id)
 ORDER BY b.customer_id;
+
+DROP TABLE customer_category_lines;
