@@ -55,12 +55,15 @@ def lifetimes_side(path: Path) -> dict:
     elapsed = time.perf_counter() - start
     spend = ggf.conditional_expected_average_profit(summary["frequency_cal"], summary["monetary_value_cal"])
     bought = summary["frequency_holdout"] > 0
+    value_error = (spend[bought] - summary.loc[bought, "monetary_value_holdout"]).abs().mean()
     actual = summary["frequency_holdout"]
     naive = np.where(summary["T_cal"] > 0, summary["frequency_cal"] / summary["T_cal"].clip(lower=1), 0) * horizon
     return {
         "version": lifetimes.__version__, "seconds_summary_and_fit": round(elapsed, 2),
         "customers": int(len(summary)), "bgnbd": metrics(predicted, actual), "naive": metrics(naive, actual),
-        "gamma_gamma": {"mae_value": float((spend[bought] - summary.loc[bought, "monetary_value_holdout"]).abs().mean())},
+        # lifetimes' monetary_value_holdout is the mean per transaction row (Kefu: per purchase day).
+        "gamma_gamma": {"mae_value": float(value_error),
+                        "holdout_value": "mean per transaction row (lifetimes' calibration_and_holdout_data)"},
         "bgnbd_params": {k: float(v) for k, v in bgf.params_.items()},
         "gamma_gamma_params": {k: float(v) for k, v in ggf.params_.items()},
     }

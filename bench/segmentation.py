@@ -217,12 +217,12 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
     for name in [*STEPS, *EXTRA_STEPS]:
         result[name] = run_step(name, db)
     try:
-        duck = result["features"]["seconds"] + result["rfm"]["seconds"]
+        features, rfm, pandas = result["features"], result["rfm"], result["pandas_rfm"]
+        duck = features["seconds"] + rfm["seconds"]
         result["features_plus_rfm_seconds"] = round(duck, 2)
-        result["ratio_pandas_rfm_over_duckdb_rfm"] = round(result["pandas_rfm"]["seconds"] / result["rfm"]["seconds"], 2)
-        result["ratio_pandas_rfm_over_duckdb_features_plus_rfm"] = round(result["pandas_rfm"]["seconds"] / duck, 2)
-        result["cpu_ratio_pandas_rfm_over_duckdb_rfm"] = round(
-            result["pandas_rfm"]["cpu_seconds"] / result["rfm"]["cpu_seconds"], 2)
+        result["ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["seconds"] / rfm["seconds"], 2)
+        result["ratio_pandas_rfm_over_duckdb_features_plus_rfm"] = round(pandas["seconds"] / duck, 2)
+        result["cpu_ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["cpu_seconds"] / rfm["cpu_seconds"], 2)
     except (KeyError, ZeroDivisionError):
         pass
     for path in (db, db.with_name("rfm_duckdb.parquet"), Path(str(db) + ".wal")):
