@@ -226,3 +226,14 @@ def test_store_rfm_on_demo_store(demo_store, tmp_path):
                      "USING (customer_id)").df()
     assert len(joined) == 2377 and np.allclose(joined["a"], joined["b"])
     assert (joined["fa"] == joined["fb"]).all() and (joined["ra"] == joined["rb"]).all()
+
+
+def test_parquet_input_gives_the_same_scores(tmp_path, cdnow_rfm):
+    _, _, ours = cdnow_rfm
+    parquet = tmp_path / "cdnow.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{CDNOW}', types={{'customer_id': 'VARCHAR'}})) TO '{parquet}'")
+    con = duckdb.connect()
+    load_transactions(con, parquet, COLS)
+    rfm_from_transactions(con, datetime(1998, 7, 1), load_rules())
+    again = con.sql("SELECT * FROM customer_rfm").df().set_index("customer_id")
+    assert again[["r", "f", "m", "segment"]].equals(ours[["r", "f", "m", "segment"]])
