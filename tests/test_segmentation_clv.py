@@ -143,3 +143,15 @@ def test_eval_clv_cli_prints_the_json(tmp_path):
         "eval", "clv", "--transactions", str(CDNOW), "--customer-col", "customer_id", "--date-col", "date",
         "--amount-col", "amount", "--calibration-end", "30/09/1997", "--holdout-end", "1998-06-30", "--json"])
     assert bad.exit_code != 0 and "--calibration-end must be a date" in str(bad.exception)
+
+
+def test_fits_the_demo_store_without_trouble(demo_store):
+    con = duckdb.connect(str(demo_store), read_only=True)
+    con.execute("""CREATE TEMP VIEW transactions AS SELECT o.customer_id, o.ordered_at AS ts, i.amount
+                   FROM orders o JOIN order_items i USING (order_id)""")
+    result, details = evaluate(con, date(2017, 9, 30), date(2017, 12, 31))
+    assert details["bgnbd_params"]["converged"] and details["gamma_gamma_params"]["converged"]
+    assert details["new_in_holdout"] > 0 and details["rows_after_holdout_end"] > 0  # counted, not scored
+    assert result["customers"] == 2377 - details["new_in_holdout"]
+    assert abs(result["bgnbd"]["pred_total"] / result["bgnbd"]["actual_total"] - 1) < 0.1
+    assert result["bgnbd"]["mae_purchases"] <= result["naive"]["mae_purchases"]
