@@ -62,6 +62,10 @@ def _register() -> None:
     app.add_typer(llm_app, name="llm", help="Prepare, serve and check the LLM.")
     app.add_typer(store_app, name="store", help="Build, import and inspect the shop store.")
 
+    from assistant.cli_intents import app as intents_app
+
+    app.add_typer(intents_app, name="intents", help="Train and try the fast intent classifier.")
+
     from eval.cli import app as eval_app
     from retrieval.cli import register as register_retrieval
     from segmentation.cli import app as segment_app

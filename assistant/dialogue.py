@@ -107,9 +107,9 @@ class Assistant:
         timings["tools_ms"] = _ms(t0)
         if treatment.value_first:
             cards.sort(key=lambda c: (c.price is None, c.price or 0))
+        session.remember(cards)  # results of this turn become the list later turns refer to
         if understanding.slots.product_refs and not cards:
-            cards = session.resolve_refs(understanding.slots.product_refs)
-        session.remember(cards)
+            cards = session.resolve_refs(understanding.slots.product_refs)  # shown again, list unchanged
         if cards:
             yield Products(items=cards)
         coupon = self._coupon(session, cards) if treatment.offer_coupon else None
@@ -149,12 +149,12 @@ class Assistant:
     # -- steps --------------------------------------------------------------------------------------------
     def _guard(self, session: Session, message: str) -> Refused | None:
         m = messages()
+        if not self.rate.allow(session.conversation_id):  # every message counts, refused ones too
+            return Refused(reason="rate_limited", message=m["rate_limited"])
         if not message.strip():
             return Refused(reason="empty", message=m["empty"])
         if len(message) > self.max_chars:
             return Refused(reason="too_long", message=m["too_long"].format(n=len(message), limit=self.max_chars))
-        if not self.rate.allow(session.conversation_id):
-            return Refused(reason="rate_limited", message=m["rate_limited"])
         return None
 
     def _understand(self, session: Session, message: str, timings: dict) -> tuple[Understanding, str, dict]:

@@ -1,12 +1,13 @@
 """The assistant's shopper-turn intents, and the fast intent classifier.
 
-The classifier is the packaged MiniLM fine-tuned (``assistant.intent_model``) on labelled utterances that live in
-the repository (``assistant.intent_data``: Bitext customer support and CLINC150, mapped by ``intent_map.toml``).
-Those sets hold after-sales, small-talk and off-topic requests only, so the classifier knows the after-sales
-intents, chitchat and out_of_scope well and product_search only as "I want to place/make an order"; it never
-predicts recommendation, comparison or product_question. The LLM's structured understanding decides the shopping
-intents; the classifier gives a fast prior, a fallback when the LLM is down, and a cross-check (an LLM after-sales
-or out-of-scope intent the classifier strongly disagrees with is worth a second look).
+The classifier is the packaged MiniLM fine-tuned (``assistant.intent_model``) on labelled utterances that live
+in the repository (``assistant.intent_data``: Bitext customer support and CLINC150, mapped by
+``intent_map.toml``). Those sets hold after-sales, small-talk and off-topic requests only, so the classifier
+knows the after-sales intents, chitchat and out_of_scope well and product_search only as "I want to place/make
+an order"; it never predicts recommendation, comparison or product_question. The LLM's structured
+understanding decides the shopping intents; the classifier gives a fast prior, a fallback when the LLM is
+down, and a cross-check (an LLM after-sales or out-of-scope intent the classifier strongly disagrees with is
+worth a second look).
 
 A trained model lives in ``settings.models_dir / "intents"``: ``encoder/``, ``head.safetensors`` and
 ``manifest.json`` (labels, hashes of the data it came from, training settings, held-out metrics).
@@ -45,21 +46,22 @@ class Intent(StrEnum):
 
 
 # Decided by the LLM's understanding: the labelled data has no such utterances (see the module docstring).
-SHOPPING_INTENTS = frozenset({Intent.PRODUCT_SEARCH, Intent.RECOMMENDATION, Intent.COMPARISON,
-                              Intent.PRODUCT_QUESTION})
+SHOPPING_INTENTS = frozenset(
+    {Intent.PRODUCT_SEARCH, Intent.RECOMMENDATION, Intent.COMPARISON, Intent.PRODUCT_QUESTION}
+)
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    per_label: int = 200       # training rows per intent, spread over its source labels
+    per_label: int = 200  # training rows per intent, spread over its source labels
     epochs: int = 2
     batch_size: int = 32
-    max_length: int = 64       # tokens; longer texts are truncated
+    max_length: int = 64  # tokens; longer texts are truncated
     seed: int = 0
     holdout: str = "utterance"  # see assistant.intent_data: "utterance" or "register"
-    threads: int = 2           # torch CPU threads while training
+    threads: int = 2  # torch CPU threads while training
     eval_limit: int | None = None  # held-out rows scored per split (None: all)
 
 
@@ -68,27 +70,41 @@ def model_dir(settings: Settings) -> Path:
 
 
 def sources_sha256() -> str:
-    """Hash of everything a default model is trained from: both data sets, CLINC's domains and the intent map."""
+    """Hash of everything a default model is trained from: both data sets, CLINC's domains and the intent map.
+    """
     from assistant import intent_data as data
 
-    return data.file_sha256(data.bitext_path(), data.clinc_path(), data.clinc_domains_path(),
-                            data.default_map_path())
+    return data.file_sha256(
+        data.bitext_path(), data.clinc_path(), data.clinc_domains_path(), data.default_map_path()
+    )
 
 
 def scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
-    """n, accuracy, macro-F1 over the labels present in ``gold``, and per-label precision/recall/F1/support."""
+    """n, accuracy, macro-F1 over the labels present in ``gold``, and per-label precision/recall/F1/support.
+    """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     if not gold:
         return {"n": 0, "accuracy": None, "macro_f1": None, "per_label": {}}
     labels = sorted(set(gold))
     precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0)
-    per_label = {label: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
-                         "support": int(s)} for label, p, r, f, s in zip(labels, precision, recall, f1, support,
-                                                                          strict=True)}
-    return {"n": len(gold), "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-            "macro_f1": round(float(f1.mean()), 4), "per_label": per_label}
+        gold, predicted, labels=labels, zero_division=0
+    )
+    per_label = {
+        label: {
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f), 4),
+            "support": int(s),
+        }
+        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+    }
+    return {
+        "n": len(gold),
+        "accuracy": round(float(accuracy_score(gold, predicted)), 4),
+        "macro_f1": round(float(f1.mean()), 4),
+        "per_label": per_label,
+    }
 
 
 class IntentClassifier:
@@ -123,8 +139,8 @@ class IntentClassifier:
         return intent_model.probabilities(self._net, self._tokenizer, list(texts), max_length=self.max_length)
 
     def predict_top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
-        """Per text, the ``k`` most likely intents with their probabilities, best first. An empty or blank text
-        has nothing to classify: it gets out_of_scope with probability 1."""
+        """Per text, the ``k`` most likely intents with their probabilities, best first. An empty or blank
+        text has nothing to classify: it gets out_of_scope with probability 1."""
         texts = list(texts)
         blank = [not text.strip() for text in texts]
         probs = self.probabilities([text for text, empty in zip(texts, blank, strict=True) if not empty])
@@ -161,13 +177,21 @@ def evaluate(classifier: IntentClassifier, texts: Sequence[str], gold: Sequence[
     started = time.perf_counter()
     predicted = [label for label, _ in classifier.predict(texts)]
     elapsed = time.perf_counter() - started
-    return {**scores(list(gold), predicted), "ms_per_utterance": round(1000 * elapsed / max(len(texts), 1), 2)}
+    return {
+        **scores(list(gold), predicted),
+        "ms_per_utterance": round(1000 * elapsed / max(len(texts), 1), 2),
+    }
 
 
-def train(settings: Settings, config: TrainConfig = TrainConfig(), *, out_dir: Path | None = None,
-          on_step: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
-    """Fine-tune, save, score the held-out splits; returns the manifest. The model replaces ``out_dir`` only once
-    it is complete."""
+def train(
+    settings: Settings,
+    config: TrainConfig = TrainConfig(),
+    *,
+    out_dir: Path | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune, save, score the held-out splits; returns the manifest. The model replaces ``out_dir`` only
+    once it is complete."""
     import torch
 
     from assistant import intent_data as data
@@ -177,8 +201,12 @@ def train(settings: Settings, config: TrainConfig = TrainConfig(), *, out_dir: P
     out_dir = out_dir or model_dir(settings)
     base = settings.embed_model or default_model_path()
     mapping = data.load_intent_map()
-    pool, tests = data.split(data.load_bitext(mapping), data.load_clinc(mapping), config.holdout,  # type: ignore[arg-type]
-                             seed=config.seed)
+    pool, tests = data.split(
+        data.load_bitext(mapping),
+        data.load_clinc(mapping),
+        config.holdout,  # type: ignore[arg-type]
+        seed=config.seed,
+    )
     rows = data.sample_per_label(pool, config.per_label, seed=config.seed)
     labels = sorted(rows["intent"].unique())
     index = {label: i for i, label in enumerate(labels)}
@@ -188,9 +216,17 @@ def train(settings: Settings, config: TrainConfig = TrainConfig(), *, out_dir: P
     try:
         started = time.perf_counter()
         tokenizer, net = intent_model.from_base(base, len(labels), seed=config.seed)
-        losses = intent_model.fit(net, tokenizer, rows["text"].tolist(), [index[x] for x in rows["intent"]],
-                                  epochs=config.epochs, batch_size=config.batch_size,
-                                  max_length=config.max_length, seed=config.seed, on_step=on_step)
+        losses = intent_model.fit(
+            net,
+            tokenizer,
+            rows["text"].tolist(),
+            [index[x] for x in rows["intent"]],
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            seed=config.seed,
+            on_step=on_step,
+        )
         seconds = time.perf_counter() - started
     finally:
         torch.set_num_threads(threads)
@@ -205,16 +241,25 @@ def train(settings: Settings, config: TrainConfig = TrainConfig(), *, out_dir: P
         "base_model": str(base),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {"sources_sha256": sources_sha256(), "training_rows_sha256": data.rows_sha256(rows)},
-        "training": {**asdict(config), "rows": len(rows), "rows_per_label": rows["intent"].value_counts().to_dict(),
-                     "seconds": round(seconds, 1), "loss_first": round(losses[0], 4),
-                     "loss_last_10_mean": round(sum(losses[-10:]) / len(losses[-10:]), 4), "steps": len(losses)},
+        "training": {
+            **asdict(config),
+            "rows": len(rows),
+            "rows_per_label": rows["intent"].value_counts().to_dict(),
+            "seconds": round(seconds, 1),
+            "loss_first": round(losses[0], 4),
+            "loss_last_10_mean": round(sum(losses[-10:]) / len(losses[-10:]), 4),
+            "steps": len(losses),
+        },
         "metrics": {},
     }
     classifier = IntentClassifier(staging, manifest, tokenizer, net)
     for name, test in tests.items():
         test.to_csv(staging / f"heldout_{name}.csv", index=False, columns=["text", "intent", "source_label"])
-        sample = test if config.eval_limit is None else test.sample(min(len(test), config.eval_limit),
-                                                                      random_state=config.seed)
+        sample = (
+            test
+            if config.eval_limit is None
+            else test.sample(min(len(test), config.eval_limit), random_state=config.seed)
+        )
         manifest["metrics"][name] = evaluate(classifier, sample["text"].tolist(), sample["intent"].tolist())
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -222,9 +267,11 @@ def train(settings: Settings, config: TrainConfig = TrainConfig(), *, out_dir: P
     return manifest
 
 
-def ensure_trained(settings: Settings, on_step: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
-    """The manifest of the model in ``settings``' data dir, training one first (a few minutes on 2 CPU cores) when
-    none exists or the data or intent map changed since."""
+def ensure_trained(
+    settings: Settings, on_step: Callable[[int, int, float], None] | None = None
+) -> dict[str, Any]:
+    """The manifest of the model in ``settings``' data dir, training one first (a few minutes on 2 CPU cores)
+    when none exists or the data or intent map changed since."""
     manifest = read_manifest(model_dir(settings))
     if manifest is not None and manifest["data"]["sources_sha256"] == sources_sha256():
         return manifest

@@ -63,3 +63,29 @@ def llm_settings(tmp_path_factory) -> Settings:
     vllm_server.start(settings)
     yield settings
     vllm_server.stop(settings)
+
+
+SHOP_SUBSET = """
+DELETE FROM products WHERE NOT (price IS NOT NULL AND (hash(product_id) % 6 = 0
+    OR category IN ('DRY NOODLES/PASTA', 'CRACKERS/MISC BKD FD', 'FLUID MILK PRODUCTS', 'CHEESE', 'COOKIES/CONES')))
+"""
+
+
+@pytest.fixture(scope="session")
+def shop_settings(demo_store, tmp_path_factory) -> Settings:
+    """A demo store cut to a few thousand priced products, indexed for real (embedder, Chroma, BM25)."""
+    import shutil
+
+    import duckdb
+
+    from retrieval.indexer import index_store
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("shop"), chroma_url=None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(demo_store, settings.store_path)
+    con = duckdb.connect(str(settings.store_path))
+    con.execute(SHOP_SUBSET)
+    con.execute("CHECKPOINT")
+    con.close()
+    index_store(settings)
+    return settings
