@@ -18,7 +18,6 @@ demo: model store ## start vLLM and the chat UI; open the printed URL
 	@$(KEFU) serve
 
 test: model       ## the whole test suite, real components included
-	@$(PY) -m ruff check .
 	@$(PY) -m pytest -q -rs
 
 lint: setup

@@ -24,10 +24,8 @@ PROMPT = [{"role": "user", "content": "Describe a good breakfast for a busy fami
 def one_stream(llm: LLM, tokens: int) -> dict:
     start = time.perf_counter()
     first = None
-    pieces = 0
     for _ in llm.stream(PROMPT, max_tokens=tokens, temperature=0, extra_body={"ignore_eos": True}):
         first = first or time.perf_counter()
-        pieces += 1
     end = time.perf_counter()
     return {"ttft_s": (first or end) - start, "total_s": end - start}
 
