@@ -66,10 +66,13 @@ def _register() -> None:
 
     app.add_typer(intents_app, name="intents", help="Train and try the fast intent classifier.")
 
+    from assistant.cli_chat import chat, token
     from eval.cli import app as eval_app
     from retrieval.cli import register as register_retrieval
     from segmentation.cli import app as segment_app
 
+    app.command()(chat)
+    app.command()(token)
     register_retrieval(app)
     app.add_typer(segment_app, name="segment", help="Customer segments, RFM, CLV, propensity, profiles.")
     app.add_typer(eval_app, name="eval", help="Offline evaluation (prints JSON with --json).")

@@ -12,8 +12,8 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 def train(
     ctx: typer.Context,
-    per_label: int = typer.Option(200, min=2, help="Training utterances per intent."),
-    epochs: int = typer.Option(2, min=1),
+    per_label: int = typer.Option(150, min=2, help="Training utterances per intent."),
+    epochs: int = typer.Option(1, min=1),
     holdout: str = typer.Option("utterance", help="Held-out split: utterance or register (see intent_data)."),
     out: Path | None = typer.Option(None, help="Model folder (default: <data dir>/models/intents)."),
     seed: int = typer.Option(0),

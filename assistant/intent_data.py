@@ -170,9 +170,8 @@ def split(
 
     if holdout == "utterance":
         label_of_group = bitext.groupby("group")["source_label"].first()  # (near-)duplicates share a label
-        _, test_groups = train_test_split(
-            label_of_group.index.to_numpy(), test_size=0.2, stratify=label_of_group.to_numpy(), random_state=seed
-        )
+        groups, labels = label_of_group.index.to_numpy(), label_of_group.to_numpy()
+        _, test_groups = train_test_split(groups, test_size=0.2, stratify=labels, random_state=seed)
         held = bitext["group"].isin(set(test_groups))
     elif holdout == "register":
         held = bitext["flags"].map(lambda flags: any(flag in flags for flag in HELD_OUT_FLAGS))

@@ -55,8 +55,8 @@ MANIFEST_FORMAT = 1
 
 @dataclass(frozen=True)
 class TrainConfig:
-    per_label: int = 200  # training rows per intent, spread over its source labels
-    epochs: int = 2
+    per_label: int = 150  # training rows per intent, spread over its source labels
+    epochs: int = 1
     batch_size: int = 32
     max_length: int = 64  # tokens; longer texts are truncated
     seed: int = 0
@@ -70,8 +70,7 @@ def model_dir(settings: Settings) -> Path:
 
 
 def sources_sha256() -> str:
-    """Hash of everything a default model is trained from: both data sets, CLINC's domains and the intent map.
-    """
+    """Hash of what a default model is trained from: both data sets, CLINC's domains and the intent map."""
     from assistant import intent_data as data
 
     return data.file_sha256(
@@ -80,8 +79,7 @@ def sources_sha256() -> str:
 
 
 def scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
-    """n, accuracy, macro-F1 over the labels present in ``gold``, and per-label precision/recall/F1/support.
-    """
+    """n, accuracy, macro-F1 over the labels present in ``gold``, per-label precision/recall/F1/support."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     if not gold:
@@ -272,7 +270,10 @@ def ensure_trained(
 ) -> dict[str, Any]:
     """The manifest of the model in ``settings``' data dir, training one first (a few minutes on 2 CPU cores)
     when none exists or the data or intent map changed since."""
-    manifest = read_manifest(model_dir(settings))
+    try:
+        manifest = read_manifest(model_dir(settings))
+    except IntentError:  # unreadable or an old format: train afresh
+        manifest = None
     if manifest is not None and manifest["data"]["sources_sha256"] == sources_sha256():
         return manifest
     return train(settings, on_step=on_step)

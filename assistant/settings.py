@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     )
     propensity_horizon_days: int = Field(30, description="Purchase propensity: buys within this many days.")
 
+    # The assistant.
+    planner: Literal["structured", "native"] = Field(
+        "structured", description="structured: plan tools from the understood turn (small models); "
+        "native: the served model calls tools itself (capable models, e.g. Qwen2.5-7B-Instruct)."
+    )
+    max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
+    rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
+    auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")
+
     # Other services.
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860

@@ -1,0 +1,86 @@
+"""The HTTP API (FastAPI): ``POST /v1/chat`` answered as server-sent events, ``GET /v1/customers/{id}/profile``.
+
+The customer comes from the ``Authorization: Bearer <token>`` header (``kefu token CUSTOMER`` makes a demo
+token); without one the shopper is a guest. Conversations live in memory per process, bound to their customer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from assistant import auth
+from assistant.dialogue import Assistant
+from assistant.session import Deps, Session
+from assistant.shop_tools import get_my_profile
+from assistant.tools import run_tool
+
+MAX_SESSIONS = 10_000
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(max_length=200_000)
+    conversation_id: str | None = Field(None, max_length=64)
+
+
+class Sessions:
+    """conversation id -> Session, least recently used evicted; a conversation is bound to its customer."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, conversation_id: str | None, customer_id: str | None) -> Session:
+        with self._lock:
+            session = self._items.get(conversation_id) if conversation_id else None
+            if session is None or session.customer_id != customer_id:
+                session = Session(customer_id=customer_id)
+                self._items[session.conversation_id] = session
+            self._items.move_to_end(session.conversation_id)
+            while len(self._items) > MAX_SESSIONS:
+                self._items.popitem(last=False)
+            return session
+
+
+def create_app(assistant: Assistant) -> FastAPI:
+    app = FastAPI(title="Kefu", version="0.1.0")
+    sessions = Sessions()
+    secret = assistant.services.settings.auth_secret
+
+    def customer_of(authorization: str | None) -> str | None:
+        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        try:
+            return auth.verify(token, secret)
+        except ValueError:
+            raise HTTPException(401, "Invalid session token; sign in again.") from None
+
+    @app.post("/v1/chat")
+    def chat(body: ChatRequest, authorization: str | None = Header(None)) -> StreamingResponse:
+        session = sessions.get(body.conversation_id, customer_of(authorization))
+
+        def stream() -> Iterator[str]:
+            for event in assistant.turn(session, body.message):
+                yield f"event: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/v1/customers/{customer_id}/profile")
+    def profile(customer_id: str, authorization: str | None = Header(None)) -> dict:
+        if customer_of(authorization) != customer_id:
+            raise HTTPException(403, "You can only read your own profile.")
+        result = run_tool(get_my_profile, Deps(assistant.services, Session(customer_id=customer_id)), {})
+        if not result.ok:
+            raise HTTPException(404, result.text)
+        return json.loads(json.dumps(result.value.data, default=str))
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"ok": True}
+
+    return app
