@@ -12,6 +12,7 @@ Negative amounts (returns) and zero amounts are kept and counted; what they mean
 
 from __future__ import annotations
 
+import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,16 +54,47 @@ def source_relation(path: Path) -> str:
     return f"read_csv({literal}, all_varchar = true, header = true)"
 
 
+def first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def read_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Column names of the file (view ``raw_file``); a CSV the sniffer cannot split gets DuckDB's reason."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_file AS SELECT * FROM {source_relation(path)}")
+        columns = [r[0] for r in con.execute("DESCRIBE raw_file").fetchall()]
+    except duckdb.Error as exc:
+        raise StoreError(f"Cannot read {path} as CSV or Parquet: {first_line(exc)}") from exc
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return columns
+    with path.open("rb") as fh:
+        header_line = (fh.read(1 << 16).decode("utf-8", errors="replace").splitlines() or [""])[0]
+    if (len(columns) == 1 and "," in columns[0]) or any(c not in header_line for c in columns):
+        # The sniffer did not take the first line as the header (ragged rows, stray quotes): read the file as
+        # plain comma-separated CSV with that header, so a bad line is named.
+        literal = "'" + str(path).replace("'", "''") + "'"
+        header = next(csv.reader([header_line]))
+        spec = "{" + ", ".join("'" + name.replace("'", "''") + "': 'VARCHAR'" for name in header) + "}"
+        relation = (f"read_csv({literal}, header = true, delim = ',', quote = '\"', auto_detect = false, "
+                    f"strict_mode = true, columns = {spec})")
+        try:
+            con.execute(f"SELECT count(*) FROM {relation}").fetchall()
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_file AS SELECT * FROM {relation}")
+            columns = header
+        except duckdb.Error as exc:
+            reason = "; ".join(str(exc).replace("Invalid Input Error: ", "").strip().splitlines()[:3])
+            raise StoreError(f"{path} is not a well-formed CSV: {reason}") from exc
+    return columns
+
+
 def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionColumns, *,
                       date_format: str | None = None, drop_duplicates: bool = False) -> LoadReport:
     """Validate ``path`` and (re)create the ``transactions`` table in ``con``."""
     if not path.is_file():
         raise StoreError(f"No transaction file at {path}.")
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_file AS SELECT * FROM {source_relation(path)}")
-        available = [r[0] for r in con.execute("DESCRIBE raw_file").fetchall()]
-    except duckdb.Error as exc:
-        raise StoreError(f"Cannot read {path} as CSV or Parquet: {exc}") from exc
+    if path.stat().st_size == 0:
+        raise StoreError(f"{path} is empty; it needs a header row and one row per transaction.")
+    available = read_header(con, path)
     wanted = {"customer": columns.customer, "date": columns.date, "amount": columns.amount}
     if columns.order is not None:
         wanted["order"] = columns.order
@@ -72,10 +104,15 @@ def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: Trans
                              f"Its columns are: {', '.join(available)}.")
 
     all_cols = ", ".join(f"{quote(c)}::VARCHAR AS {quote(c)}" for c in available)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE raw_rows AS
-        SELECT row_number() OVER () AS row_no, * FROM (SELECT {all_cols} FROM raw_file)
-    """)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE raw_rows AS
+            SELECT row_number() OVER () AS row_no, * FROM (SELECT {all_cols} FROM raw_file)
+        """)
+    except duckdb.Error as exc:
+        raise StoreError(f"Cannot read {path}: {first_line(exc)}") from exc
+    if con.execute("SELECT count(*) FROM raw_rows").fetchall()[0][0] == 0:
+        raise StoreError(f"{path} has a header but no transaction rows.")
     partition = ", ".join(quote(c) for c in available)
     duplicates = con.execute(f"""
         SELECT count(*) FROM (

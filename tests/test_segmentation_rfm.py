@@ -237,3 +237,18 @@ def test_parquet_input_gives_the_same_scores(tmp_path, cdnow_rfm):
     rfm_from_transactions(con, datetime(1998, 7, 1), load_rules())
     again = con.sql("SELECT * FROM customer_rfm").df().set_index("customer_id")
     assert again[["r", "f", "m", "segment"]].equals(ours[["r", "f", "m", "segment"]])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "is empty"),
+    (b"cust,day,amt\n", "has a header but no transaction rows"),
+    (b"cust,day,amt\na,2024-01-01,1\nb,2024-01-02,2,5,6\n", "not a well-formed CSV: CSV Error on Line: 3"),
+    (bytes(range(256)) * 8, "Cannot read"),
+])
+def test_malformed_files_get_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "tx.csv"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match=message):
+        run_rfm(path)
+    with pytest.raises(StoreError, match="No transaction file"):
+        run_rfm(tmp_path / "missing.csv")
