@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from assistant.errors import StoreError
+from segmentation.features import default_as_of
 
 RULE_COLUMNS = ("segment", "r_min", "r_max", "f_min", "f_max")
 MIN_CUSTOMERS = 5  # quintiles need at least one customer per bin
@@ -129,8 +130,6 @@ def rfm_from_transactions(con: duckdb.DuckDBPyConnection, as_of: datetime, rules
 def rfm_from_store(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
                    rules: list[SegmentRule] | None = None, output: str = "customer_rfm") -> RFMReport:
     """Score the store's customers (orders not cancelled; value = the sum of the order's line amounts)."""
-    from segmentation.features import default_as_of
-
     as_of = as_of or default_as_of(con)
     future = con.execute("SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'",
                          {"as_of": as_of}).fetchall()[0][0]
