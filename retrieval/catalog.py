@@ -117,6 +117,9 @@ class Catalog:
     """An indexed catalogue in memory: the table plus arrays for fast filtering (row order = BM25 doc order)."""
 
     def __init__(self, df: pd.DataFrame) -> None:
+        df = df.copy()
+        for column in FILTER_KEYS:  # parquet reads missing text back as NaN
+            df[column] = df[column].astype(object).where(df[column].notna(), None)
         self.df = df
         self.ids = df["product_id"].to_numpy(dtype=object)
         self.row_of = {pid: i for i, pid in enumerate(self.ids)}

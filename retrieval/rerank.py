@@ -41,7 +41,7 @@ PROFILE_SQL = """
 WITH lines AS (
     SELECT p.category, p.department, p.brand,
            (i.amount + i.retail_disc + i.coupon_match_disc) / i.quantity AS unit_price
-    FROM order_items i JOIN orders o USING (order_id) JOIN products p USING (product_id)
+    FROM order_items i JOIN orders o USING (order_id) LEFT JOIN products p USING (product_id)
     WHERE o.customer_id = ? AND NOT i.is_return AND i.quantity > 0
 )
 SELECT category, department, brand, unit_price FROM lines
