@@ -56,3 +56,74 @@ def rfm_command(
     console.print(f"{report.customers_scored} customers scored -> {out}")
     for name, count in report.segments.items():
         console.print(f"  {name:<20} {count:>8}")
+
+
+@app.command("fit")
+def fit_command(
+    ctx: typer.Context,
+    transformer: bool = typer.Option(True, help="Also fine-tune MiniLM for propensity (minutes on CPU)."),
+    epochs: int = typer.Option(1, min=1, max=5, help="Fine-tuning epochs."),
+    llm: bool = typer.Option(True, help="Let the LLM name personas (template names when it is down)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
+) -> None:
+    """Re-fit everything from the store: features, RFM, clusters, personas, CLV, propensity, profiles."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from assistant.cli import console, print_json, settings_of
+    from assistant.llm import LLM
+    from segmentation.pipeline import fit_all
+
+    settings = settings_of(ctx)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("starting", total=None)
+        report = fit_all(settings, llm=LLM.from_settings(settings) if llm else None, with_transformer=transformer,
+                         epochs=epochs, progress=lambda step: bar.update(task, description=step))
+    if json_out:
+        print_json(report)
+        return
+    c, p = report["clusters"], report["propensity"]
+    console.print(f"{report['customers']} customers as of {report['as_of']}; k={c['k']} "
+                  f"(silhouette {c['silhouette']:.3f}, stability ARI {c['stability_ari']:.3f})")
+    for persona in report["personas"]:
+        console.print(f"  cluster {persona['cluster']}: {persona['name']} ({persona['size']}, {persona['source']})")
+    for name in ("gbm", "minilm"):
+        if name in p:
+            console.print(f"  propensity {name}: ROC-AUC {p[name]['roc_auc']}, PR-AUC {p[name]['pr_auc']}")
+    console.print(f"  serving {p['served']}; CLV: {report['clv']}")
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    customer_id: str = typer.Argument(..., help="Customer id."),
+    json_out: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+) -> None:
+    """One customer's profile: features, RFM, segment, cluster persona, CLV, propensity, top categories."""
+    from rich.table import Table
+
+    from assistant.cli import console, print_json, settings_of
+    from segmentation.profiles import ProfileStore
+
+    profile = ProfileStore.load(settings_of(ctx)).get(customer_id)
+    if json_out:
+        print_json(profile.model_dump(mode="json"))
+        return
+    table = Table(title=f"Customer {customer_id}", show_header=False)
+    for key, value in profile.model_dump(exclude={"features"}).items():
+        table.add_row(key, str(value))
+    for key, value in profile.features.items():
+        table.add_row(f"  {key}", f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    html: Path = typer.Option(..., "--html", help="Output HTML file (self-contained, works offline)."),
+) -> None:
+    """An HTML report: segment sizes, RFM heat map, cluster map, CLV distribution, persona cards."""
+    from assistant.cli import console, settings_of
+    from segmentation.report import write_html
+
+    result = write_html(settings_of(ctx), html)
+    console.print(f"Wrote {result['path']} ({result['bytes'] // 1024} KiB): {', '.join(result['sections'])}")

@@ -1,0 +1,254 @@
+"""Behavioural clusters: standardized behaviour features plus a semantic taste vector, grouped by k-means.
+
+The space a customer lives in has two blocks:
+- numeric: the behaviour features of ``customer_features`` (heavy-tailed ones log1p-ed, missing values set to the
+  fit-time median, then standardized and clipped to ±5);
+- taste: the mean embedding of the titles of the products the customer bought (each distinct product embedded
+  once with the project's embedder and cached per product), reduced by PCA and scaled so that the whole block
+  carries ``taste_weight`` times the numeric block's variance.
+
+k is chosen by silhouette over a range; stability is the mean adjusted Rand index between the chosen clustering
+and k-means fits on bootstrap samples with other seeds (each fit predicting every customer). The fitted model is
+plain arrays and a JSON header (no pickle), so new customers can be assigned to the nearest centroid later.
+Left out: Gaussian mixtures / BIC, and any non-linear 2-D map (the report's map is the first two principal axes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from assistant.errors import StoreError
+
+NUMERIC_FEATURES = (
+    "recency_days", "frequency", "monetary", "tenure_days", "avg_basket_value", "avg_basket_size",
+    "interpurchase_days", "discount_share", "coupon_share", "private_label_share", "weekend_share",
+    "evening_share", "hour_mean", "trend_90d", "n_views", "n_carts", "n_coupon_redemptions",
+)  # fmt: skip  # dept_<name> shares are left out: the taste vector carries what customers buy
+LOG_FEATURES = frozenset({
+    "recency_days", "frequency", "monetary", "tenure_days", "avg_basket_value", "avg_basket_size",
+    "interpurchase_days", "n_views", "n_carts", "n_coupon_redemptions",
+})  # fmt: skip
+CLIP = 5.0
+
+
+# -- taste vectors ---------------------------------------------------------------------------------------
+class TitleEmbeddingCache:
+    """Product title embeddings kept in one .npz file: product id and a hash of its title -> vector."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.vectors: dict[str, np.ndarray] = {}  # "product_id\x1ftitle-hash" -> (dim,) float32
+        if path is not None and path.is_file():
+            with np.load(path, allow_pickle=False) as data:
+                self.vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+
+    @staticmethod
+    def key(product_id: str, title: str) -> str:
+        return f"{product_id}\x1f{hashlib.sha1(title.encode()).hexdigest()[:12]}"
+
+    def embed(self, products: pd.DataFrame, embedder) -> np.ndarray:
+        """(len(products), dim) for a frame with product_id and title; embeds only titles not cached yet."""
+        keys = [self.key(p, t) for p, t in zip(products["product_id"], products["title"], strict=True)]
+        missing = [i for i, k in enumerate(keys) if k not in self.vectors]
+        if missing:
+            fresh = embedder.encode([products["title"].iloc[i] for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                self.vectors[keys[i]] = vector
+            self.save()
+        if not keys:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.stack([self.vectors[k] for k in keys]).astype(np.float32)
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self.vectors), dtype=str)
+        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=np.stack(list(self.vectors.values())))
+        tmp.replace(self.path)
+
+
+def purchased_titles(con: duckdb.DuckDBPyConnection, customer_ids: list[str] | None = None) -> pd.DataFrame:
+    """customer_id, product_id, title, n (order lines bought, returns excluded)."""
+    sql = """
+        SELECT o.customer_id, i.product_id, p.title, count(*) AS n
+        FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
+        WHERE NOT i.is_return AND p.title IS NOT NULL
+        GROUP BY ALL
+    """
+    frame = con.execute(sql).df()
+    if customer_ids is not None:
+        frame = frame[frame["customer_id"].isin(set(customer_ids))]
+    return frame.reset_index(drop=True)
+
+
+def taste_vectors(con: duckdb.DuckDBPyConnection, customer_ids: list[str], embedder,
+                  cache: TitleEmbeddingCache) -> np.ndarray:
+    """(len(customer_ids), dim): each customer's purchase-count weighted mean title embedding, unit length;
+    zeros for a customer with no purchased product that has a title."""
+    bought = purchased_titles(con, customer_ids)
+    products = bought[["product_id", "title"]].drop_duplicates("product_id").reset_index(drop=True)
+    vectors = cache.embed(products, embedder)
+    row_of_product = {p: i for i, p in enumerate(products["product_id"])}
+    row_of_customer = {c: i for i, c in enumerate(customer_ids)}
+    dim = vectors.shape[1] if len(vectors) else embedder.dim
+    taste = np.zeros((len(customer_ids), dim), dtype=np.float64)
+    rows = bought["customer_id"].map(row_of_customer).to_numpy()
+    np.add.at(taste, rows, vectors[bought["product_id"].map(row_of_product).to_numpy()]
+              * bought["n"].to_numpy()[:, None])
+    norms = np.linalg.norm(taste, axis=1, keepdims=True)
+    return (taste / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+# -- the model --------------------------------------------------------------------------------------------
+@dataclass
+class ClusterModel:
+    features: list[str]            # numeric feature names, in column order
+    log_features: list[str]
+    medians: np.ndarray            # (n_features,) after log1p, for missing values
+    mean: np.ndarray               # (n_features,) standardization
+    scale: np.ndarray              # (n_features,)
+    taste_mean: np.ndarray         # (dim,) PCA centre of taste vectors
+    taste_components: np.ndarray   # (n_taste, dim) PCA axes
+    taste_scale: float             # multiplies projected taste so the block carries taste_weight of the variance
+    centroids: np.ndarray          # (k, n_features + n_taste)
+    map_axes: np.ndarray           # (2, n_features + n_taste) first two principal axes of the joint space
+    map_mean: np.ndarray           # (n_features + n_taste,)
+    report: dict = field(default_factory=dict)  # k, silhouette_by_k, stability_ari, ...
+
+    @property
+    def k(self) -> int:
+        return int(self.centroids.shape[0])
+
+    def numeric_block(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise StoreError(f"customer_features lacks columns {missing}; re-run `kefu segment fit`.")
+        values = frame[list(self.features)].astype("float64").to_numpy(copy=True)
+        for j, name in enumerate(self.features):
+            if name in self.log_features:
+                values[:, j] = np.log1p(np.clip(values[:, j], 0, None))
+        values = np.where(np.isnan(values), self.medians, values)
+        return np.clip((values - self.mean) / self.scale, -CLIP, CLIP)
+
+    def project_taste(self, taste: np.ndarray | None, n: int) -> np.ndarray:
+        """(n, n_taste) taste block; None (taste unknown, e.g. a brand-new customer) = the population centre."""
+        if taste is None:
+            return np.zeros((n, self.taste_components.shape[0]))
+        return (taste.astype(np.float64) - self.taste_mean) @ self.taste_components.T * self.taste_scale
+
+    def embed(self, frame: pd.DataFrame, taste: np.ndarray | None) -> np.ndarray:
+        """The joint space: (n, n_features + n_taste)."""
+        return np.hstack([self.numeric_block(frame), self.project_taste(taste, len(frame))])
+
+    def nearest(self, space: np.ndarray) -> np.ndarray:
+        return ((space[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+
+    def assign(self, frame: pd.DataFrame, taste: np.ndarray | None) -> np.ndarray:
+        """Nearest centroid for each row."""
+        return self.nearest(self.embed(frame, taste))
+
+    def map_2d(self, space: np.ndarray) -> np.ndarray:
+        return (space - self.map_mean) @ self.map_axes.T
+
+    # Persistence: arrays in clusters.npz, the rest in clusters.json.
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        np.savez(directory / "clusters.npz", **arrays)
+        header = {"features": self.features, "log_features": self.log_features, "taste_scale": self.taste_scale,
+                  "report": self.report}
+        (directory / "clusters.json").write_text(json.dumps(header, indent=2, default=float))
+
+    @classmethod
+    def load(cls, directory: Path) -> ClusterModel:
+        if not (directory / "clusters.json").is_file():
+            raise StoreError(f"No cluster model in {directory}; run `kefu segment fit` first.")
+        header = json.loads((directory / "clusters.json").read_text())
+        with np.load(directory / "clusters.npz", allow_pickle=False) as data:
+            arrays = {name: data[name] for name in ARRAYS}
+        return cls(features=header["features"], log_features=header["log_features"],
+                   taste_scale=float(header["taste_scale"]), report=header["report"], **arrays)
+
+
+ARRAYS = ("medians", "mean", "scale", "taste_mean", "taste_components", "centroids", "map_axes", "map_mean")
+
+
+def fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range = range(3, 9), n_taste: int = 8,
+        taste_weight: float = 0.5, n_bootstrap: int = 5, seed: int = 0) -> tuple[ClusterModel, np.ndarray]:
+    """Fit the scaler, taste PCA and k-means (k by silhouette); returns the model and each row's cluster."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # OpenMP threads on busy shared cores thrash; one thread is faster here
+        return _fit(frame, taste, k_range=k_range, n_taste=n_taste, taste_weight=taste_weight,
+                    n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int, taste_weight: float,
+         n_bootstrap: int, seed: int) -> tuple[ClusterModel, np.ndarray]:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+    if len(frame) != len(taste):
+        raise ValueError("frame and taste must have one row per customer, in the same order")
+    if len(frame) < 3 * max(k_range):
+        raise StoreError(f"Only {len(frame)} customers: too few to cluster into up to {max(k_range)} groups.")
+    features = [c for c in NUMERIC_FEATURES if c in frame.columns]
+    raw = frame[features].astype("float64").to_numpy(copy=True)
+    log_features = [c for c in features if c in LOG_FEATURES]
+    for j, name in enumerate(features):
+        if name in LOG_FEATURES:
+            raw[:, j] = np.log1p(np.clip(raw[:, j], 0, None))
+    medians = np.nan_to_num(np.nanmedian(raw, axis=0))
+    raw = np.where(np.isnan(raw), medians, raw)
+    scale = raw.std(axis=0)
+    keep = scale > 1e-9  # constant columns (e.g. no view events in the shop) carry nothing
+    features = [f for f, k in zip(features, keep, strict=True) if k]
+    log_features = [f for f in log_features if f in features]
+    numeric = np.clip((raw[:, keep] - raw[:, keep].mean(axis=0)) / scale[keep], -CLIP, CLIP)
+
+    n_taste = min(n_taste, taste.shape[1], len(frame) - 1)
+    pca = PCA(n_components=n_taste, random_state=seed).fit(taste.astype(np.float64))
+    projected = pca.transform(taste.astype(np.float64))
+    taste_scale = float(np.sqrt(taste_weight * numeric.shape[1] / max(projected.var(axis=0).sum(), 1e-12)))
+    space = np.hstack([numeric, projected * taste_scale])
+
+    silhouette_by_k: dict[int, float] = {}
+    fits = {}
+    for k in k_range:
+        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(space)
+        fits[k] = km
+        silhouette_by_k[k] = float(silhouette_score(space, km.labels_, sample_size=min(3000, len(space)),
+                                                    random_state=seed))
+    best_k = max(silhouette_by_k, key=silhouette_by_k.get)
+    labels = fits[best_k].labels_
+
+    rng = np.random.default_rng(seed)
+    aris = []
+    for b in range(n_bootstrap):
+        sample = rng.choice(len(space), size=len(space), replace=True)
+        km = KMeans(n_clusters=best_k, n_init=1, random_state=seed + 1 + b).fit(space[sample])
+        aris.append(float(adjusted_rand_score(labels, km.predict(space))))
+
+    map_pca = PCA(n_components=2, random_state=seed).fit(space)
+    model = ClusterModel(
+        features=features, log_features=log_features, medians=medians[keep], mean=raw[:, keep].mean(axis=0),
+        scale=scale[keep], taste_mean=pca.mean_, taste_components=pca.components_, taste_scale=taste_scale,
+        centroids=fits[best_k].cluster_centers_, map_axes=map_pca.components_, map_mean=map_pca.mean_,
+        report={
+            "customers": len(frame), "k": int(best_k), "silhouette": silhouette_by_k[best_k],
+            "silhouette_by_k": silhouette_by_k, "stability_ari": float(np.mean(aris)),
+            "stability_ari_runs": aris, "numeric_features": features, "taste_components": int(n_taste),
+            "taste_weight": taste_weight, "taste_explained_variance": float(pca.explained_variance_ratio_.sum()),
+        },
+    )
+    return model, labels

@@ -1,0 +1,348 @@
+"""Live customer profiles: what the assistant knows about the customer it is talking to.
+
+``ProfileStore.load(settings)`` reads what ``kefu segment fit`` wrote (segments.duckdb + segments/*.json) into
+memory once; ``get`` is then a dictionary lookup (microseconds). ``record(event)`` updates ONE customer:
+
+- running totals (orders, net and gross spend, lines, discounts, coupon lines, first/last order) -> recency,
+  frequency, monetary, tenure, basket value/size, inter-purchase interval, discount and coupon shares;
+- RFM r/f/m against the fit-time bin edges (``rfm.score_value``) and the segment from the rule table;
+- the cluster: nearest centroid of the fitted model (a new customer's taste is unknown: population centre);
+- propensity re-scored with the GBM when the GBM is the served model (else the fit-time score is kept);
+- drift: total variation distance and PSI between fit-time and current segment shares, flagged above
+  ``settings.segment_drift_threshold``.
+
+Nothing else is recomputed: other customers keep their values (including recency, which is as of their own last
+update). Events are appended to ``segments/profile_events.jsonl`` and replayed on load, so live updates survive a
+restart without writing to a database another process may hold; ``kefu segment fit`` starts a fresh log.
+Thread-safe: updates hold a lock and replace a customer's profile object whole; reads take no lock.
+Left out: taste (product text) updates from live events; CLV is not refitted live.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field, field_validator
+
+from assistant.errors import StoreError
+from assistant.settings import Settings
+from segmentation import rfm
+from segmentation.clusters import ClusterModel
+from segmentation.workspace import segments_db, segments_dir
+
+AGGREGATE_FIELDS = ("first_order", "last_order", "n_orders", "net_spend", "n_lines", "gross_spend",
+                    "discount_total", "n_purchase_lines", "n_coupon_lines")
+
+
+class ProfileEvent(BaseModel):
+    """Something a customer did. An order carries its lines' totals (amount is net: returns negative)."""
+    customer_id: str = Field(min_length=1, max_length=200)
+    ts: datetime
+    type: Literal["order", "view", "cart"]
+    amount: float = 0.0
+    lines: int = Field(0, ge=0)
+    discount: float = Field(0.0, ge=0)
+    coupon_lines: int = Field(0, ge=0)
+    return_amount: float = Field(0.0, le=0, description="negative: returned value inside the order")
+
+    @field_validator("ts")
+    @classmethod
+    def _local_time(cls, ts: datetime) -> datetime:
+        """The store keeps local times without a zone; an aware time is taken as that local time."""
+        return ts.replace(tzinfo=None)
+
+
+class CustomerProfile(BaseModel):
+    customer_id: str
+    as_of: datetime
+    features: dict[str, float | int | str | None]
+    r: int | None = None
+    f: int | None = None
+    m: int | None = None
+    segment: str | None = None
+    cluster: int | None = None
+    persona: str | None = None
+    clv_expected_value: float | None = None
+    clv_expected_purchases: float | None = None
+    p_alive: float | None = None
+    alive_band: str | None = None  # likely active (>= 0.7) / uncertain / likely lapsed (< 0.3)
+    propensity: float | None = None
+    propensity_model: str | None = None
+    top_categories: list[str] = Field(default_factory=list)
+    price_band: str | None = None  # budget / mid / premium: average price per item vs fit-time terciles
+    updated: Literal["fit", "live"] = "fit"
+
+    @property
+    def private_label_share(self) -> float | None:
+        """Store-brand share of spend (read by the assistant's treatment rules)."""
+        value = self.features.get("private_label_share")
+        return float(value) if isinstance(value, int | float) else None
+
+
+class Drift(BaseModel):
+    tvd: float  # total variation distance, 0..1
+    psi: float  # population stability index
+    drifted: bool
+    threshold: float
+    fit_shares: dict[str, float]
+    current_shares: dict[str, float]
+
+
+class RecordResult(BaseModel):
+    profile: CustomerProfile
+    new_customer: bool
+    segment_before: str | None
+    drift: Drift
+
+
+def alive_band(p: float | None) -> str | None:
+    if p is None or math.isnan(p):
+        return None
+    return "likely active" if p >= 0.7 else "likely lapsed" if p < 0.3 else "uncertain"
+
+
+def price_band(item_price: float | None, edges: list[float]) -> str | None:
+    if item_price is None or math.isnan(item_price):
+        return None
+    return "budget" if item_price < edges[0] else "mid" if item_price < edges[1] else "premium"
+
+
+def _none(value):
+    """A DataFrame cell as a plain Python value; None for any missing marker."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_none(v) for v in value]
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class ProfileStore:
+    """In-memory profiles over a fitted segmentation; see the module docstring."""
+
+    def __init__(self, profiles: dict[str, CustomerProfile], totals: dict[str, dict], taste: dict[str, list],
+                 meta: dict, model: ClusterModel, rules: list[rfm.SegmentRule], gbm=None,
+                 gbm_columns: list[str] | None = None, drift_threshold: float = 0.1,
+                 log_path: Path | None = None) -> None:
+        self._profiles = profiles
+        self._totals = totals        # customer_id -> running totals (AGGREGATE_FIELDS)
+        self._taste = taste          # customer_id -> projected taste block (list of floats)
+        self.meta = meta
+        self.model = model
+        self.rules = rules
+        self.gbm, self.gbm_columns = gbm, gbm_columns or []
+        self.drift_threshold = drift_threshold
+        self.log_path = log_path
+        self._lock = threading.RLock()
+        self._segments = Counter(p.segment for p in profiles.values() if p.segment)
+
+    # -- loading ---------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, settings: Settings, *, replay: bool = True) -> ProfileStore:
+        from segmentation.propensity import load_gbm
+
+        directory, db_path = segments_dir(settings), segments_db(settings)
+        if not (directory / "fit.json").is_file() or not db_path.is_file():
+            raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
+        meta = json.loads((directory / "fit.json").read_text())
+        model = ClusterModel.load(directory)
+        gbm, columns = load_gbm(directory) if meta["propensity_served"] == "gbm" else (None, [])
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            frame = con.execute(PROFILE_SQL).df()
+        except duckdb.Error as exc:
+            raise StoreError(f"The fitted segmentation in {db_path} is incomplete ({exc}); run `kefu segment fit`.") \
+                from exc
+        finally:
+            con.close()
+        store = cls({}, {}, {}, meta, model, rfm.load_rules(), gbm, columns, settings.segment_drift_threshold,
+                    directory / "profile_events.jsonl")
+        store._fill(frame)
+        if replay and store.log_path.is_file():
+            for line in store.log_path.read_text().splitlines():
+                if line.strip():
+                    store._apply(ProfileEvent.model_validate_json(line))
+        return store
+
+    open = load  # the assistant's factory calls ProfileStore.open(settings)
+
+    def _fill(self, frame: pd.DataFrame) -> None:
+        as_of = datetime.fromisoformat(self.meta["as_of"])
+        names = {int(k): v for k, v in self.meta["cluster_names"].items()}
+        feature_cols = [c for c in frame.columns if c not in NOT_FEATURES]
+        served = self.meta["propensity_served"]
+        for row in frame.to_dict("records"):
+            cid = row["customer_id"]
+            features = {c: _none(row[c]) for c in feature_cols}
+            cluster = _none(row["cluster"])
+            self._profiles[cid] = CustomerProfile(
+                customer_id=cid, as_of=as_of, features=features, r=_none(row["r"]), f=_none(row["f"]),
+                m=_none(row["m"]), segment=_none(row["segment"]),
+                cluster=None if cluster is None else int(cluster),
+                persona=None if cluster is None else names.get(int(cluster)),
+                clv_expected_value=_none(row["expected_value"]),
+                clv_expected_purchases=_none(row["expected_purchases"]), p_alive=_none(row["p_alive"]),
+                alive_band=alive_band(_none(row["p_alive"])), propensity=_none(row["propensity"]),
+                propensity_model=served, top_categories=_none(row["top_categories"]) or [],
+                price_band=price_band(_item_price(features), self.meta["price_edges"]),
+            )
+            self._totals[cid] = {k: _none(row[k]) for k in AGGREGATE_FIELDS}
+            self._taste[cid] = _none(row["taste"]) or []
+        self._segments = Counter(p.segment for p in self._profiles.values() if p.segment)
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def get(self, customer_id: str) -> CustomerProfile:
+        profile = self._profiles.get(customer_id)
+        if profile is None:
+            raise StoreError(f"No profile for customer {customer_id!r}; check the id (`kefu store info`) or record "
+                             "an event for a new customer first.")
+        return profile
+
+    def __contains__(self, customer_id: str) -> bool:
+        return customer_id in self._profiles
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def drift(self) -> Drift:
+        with self._lock:
+            return drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold)
+
+    # -- updating -------------------------------------------------------------------------------------------------
+    def record(self, event: ProfileEvent) -> RecordResult:
+        """Apply one event to its customer, append it to the event log, and report the segment mix drift."""
+        with self._lock:
+            result = self._apply(event)
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                with self.log_path.open("a") as fh:
+                    fh.write(event.model_dump_json() + "\n")
+            return result
+
+    def _apply(self, event: ProfileEvent) -> RecordResult:
+        cid = event.customer_id
+        before = self._profiles.get(cid)
+        totals = dict(self._totals.get(cid) or {k: 0 for k in AGGREGATE_FIELDS} | {"first_order": None,
+                                                                                    "last_order": None})
+        features = dict(before.features) if before else {}
+        if event.type == "order":
+            _add_order(totals, event)
+        else:
+            key = "n_views" if event.type == "view" else "n_carts"
+            features[key] = (features.get(key) or 0) + 1
+        fit_as_of = datetime.fromisoformat(self.meta["as_of"])
+        as_of = max(fit_as_of, datetime.combine(event.ts.date() + timedelta(days=1), datetime.min.time()))
+        if totals["n_orders"]:
+            features.update(_features_from_totals(totals, as_of))
+        profile = self._score(cid, features, totals, as_of, before)
+        self._totals[cid] = totals
+        if before is not None and before.segment:
+            self._segments[before.segment] -= 1
+        if profile.segment:
+            self._segments[profile.segment] += 1
+        self._profiles[cid] = profile  # one assignment: readers see the old or the new profile, never a mix
+        return RecordResult(profile=profile, new_customer=before is None,
+                            segment_before=before.segment if before else None,
+                            drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold))
+
+    def _score(self, cid: str, features: dict, totals: dict, as_of: datetime,
+               before: CustomerProfile | None) -> CustomerProfile:
+        edges = self.meta["rfm_edges"]
+        r = f = m = segment = None
+        if totals["n_orders"]:
+            r = rfm.score_value("r", features["recency_days"], edges)
+            f = rfm.score_value("f", features["frequency"], edges)
+            m = rfm.score_value("m", features["monetary"], edges)
+            segment = rfm.segment_of(r, f, self.rules)
+        frame = pd.DataFrame([{c: features.get(c) for c in self.model.features}], dtype="float64")
+        taste = self._taste.get(cid)
+        taste_block = np.asarray([taste]) if taste else self.model.project_taste(None, 1)
+        cluster = int(self.model.nearest(np.hstack([self.model.numeric_block(frame), taste_block]))[0])
+        propensity, model_name = (before.propensity, before.propensity_model) if before else (None, None)
+        if self.gbm is not None:
+            row = pd.DataFrame([{c: features.get(c) for c in self.gbm_columns}], dtype="float64")
+            propensity, model_name = float(self.gbm.predict_proba(row)[0, 1]), "gbm"
+        names = {int(k): v for k, v in self.meta["cluster_names"].items()}
+        keep = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive", "alive_band",
+                                          "top_categories"}) if before else {}
+        return CustomerProfile(
+            customer_id=cid, as_of=as_of, features=features, r=r, f=f, m=m, segment=segment, cluster=cluster,
+            persona=names.get(cluster), propensity=propensity, propensity_model=model_name,
+            price_band=price_band(_item_price(features), self.meta["price_edges"]), updated="live", **keep)
+
+
+def _add_order(totals: dict, event: ProfileEvent) -> None:
+    """Fold one order into the running totals (definitions as in segmentation/sql/features.sql)."""
+    purchase = event.amount - event.return_amount  # the bought part; return_amount is <= 0
+    totals["n_orders"] += 1
+    totals["net_spend"] += event.amount
+    totals["n_lines"] += event.lines
+    totals["gross_spend"] += purchase
+    totals["discount_total"] += event.discount
+    totals["n_purchase_lines"] += event.lines
+    totals["n_coupon_lines"] += event.coupon_lines
+    ts = pd.Timestamp(event.ts).to_pydatetime()
+    totals["first_order"] = min(filter(None, [totals["first_order"], ts]))
+    totals["last_order"] = max(filter(None, [totals["last_order"], ts]))
+
+
+def _features_from_totals(t: dict, as_of: datetime) -> dict:
+    first, last = pd.Timestamp(t["first_order"]), pd.Timestamp(t["last_order"])
+    n = t["n_orders"]
+    return {
+        "recency_days": (as_of.date() - last.date()).days,
+        "frequency": n,
+        "monetary": round(t["net_spend"], 2),
+        "tenure_days": (as_of.date() - first.date()).days,
+        "avg_basket_value": t["net_spend"] / n,
+        "avg_basket_size": t["n_lines"] / n,
+        "interpurchase_days": (last - first).total_seconds() / 86400 / (n - 1) if n > 1 else None,
+        "discount_share": t["discount_total"] / (t["gross_spend"] + t["discount_total"])
+        if t["gross_spend"] + t["discount_total"] else 0.0,
+        "coupon_share": t["n_coupon_lines"] / t["n_purchase_lines"] if t["n_purchase_lines"] else 0.0,
+    }
+
+
+def _item_price(features: dict) -> float | None:
+    size = features.get("avg_basket_size")
+    value = features.get("avg_basket_value")
+    return value / size if size and value is not None else None
+
+
+def drift(fit_shares: dict[str, float], counts: dict[str, int], threshold: float) -> Drift:
+    """Total variation distance and PSI between the fit-time segment shares and the current counts."""
+    total = sum(counts.values()) or 1
+    names = sorted(set(fit_shares) | set(counts))
+    p = np.array([fit_shares.get(n, 0.0) for n in names])
+    q = np.array([counts.get(n, 0) / total for n in names])
+    tvd = 0.5 * float(np.abs(p - q).sum())
+    eps = 1e-4
+    psi = float(((q - p) * np.log((q + eps) / (p + eps))).sum())
+    return Drift(tvd=round(tvd, 4), psi=round(psi, 4), drifted=tvd > threshold, threshold=threshold,
+                 fit_shares={n: round(float(v), 4) for n, v in zip(names, p, strict=True)},
+                 current_shares={n: round(float(v), 4) for n, v in zip(names, q, strict=True)})
+
+
+NOT_FEATURES = ("customer_id", "as_of", "r", "f", "m", "segment", "cluster", "taste", "expected_value",
+                "expected_purchases", "p_alive", "propensity", "top_categories", *AGGREGATE_FIELDS)
+
+PROFILE_SQL = """
+SELECT f.*, r.r, r.f, r.m, r.segment, c.cluster, c.taste,
+       v.expected_value, v.expected_purchases, v.p_alive, p.propensity, t.top_categories,
+       a.* EXCLUDE (customer_id)
+FROM customer_features f
+LEFT JOIN customer_rfm r USING (customer_id)
+LEFT JOIN customer_clusters c USING (customer_id)
+LEFT JOIN customer_clv v USING (customer_id)
+LEFT JOIN customer_propensity p USING (customer_id)
+LEFT JOIN customer_top_categories t USING (customer_id)
+LEFT JOIN customer_aggregates a USING (customer_id)
+"""
