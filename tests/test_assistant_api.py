@@ -1,0 +1,83 @@
+"""The HTTP API: server-sent events per turn, identity from signed tokens only, own profile only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant import auth
+from assistant.api import create_app
+from assistant.cases import CaseBook
+from assistant.dialogue import Assistant
+from assistant.session import Services
+from retrieval.hybrid import ProductSearch
+from tests.fake_llm import ScriptedLLM, reading
+
+
+@pytest.fixture(scope="module")
+def services(shop_settings):
+    return Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
+                    cases=CaseBook(shop_settings.data_dir / "api-cases.sqlite"))
+
+
+def events_of(response) -> list[tuple[str, dict]]:
+    out = []
+    for block in response.text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def client_for(services, llm) -> TestClient:
+    return TestClient(create_app(Assistant(services, llm)))
+
+
+def test_chat_streams_events_and_keeps_the_conversation(services):
+    llm = ScriptedLLM([reading(product="crackers"), reading(product="")], ["Crackers!", "Cheaper ones."])
+    client = client_for(services, llm)
+    token = auth.sign("1111", services.settings.auth_secret)
+    r = client.post("/v1/chat", json={"message": "crackers"}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = events_of(r)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "understood" and "tool" in kinds and "products" in kinds and kinds[-1] == "done"
+    assert kinds.count("text") >= 2  # streamed in pieces
+    done = events[-1][1]
+    products = next(d for k, d in events if k == "products")["items"]
+    assert all({"product_id", "title", "price"} <= set(p) for p in products)
+    r2 = client.post("/v1/chat", json={"message": "cheaper", "conversation_id": done["conversation_id"]},
+                     headers={"Authorization": f"Bearer {token}"})
+    done2 = events_of(r2)[-1][1]
+    assert done2["conversation_id"] == done["conversation_id"] and done2["turn"] == 2
+
+
+def test_identity_comes_from_the_token_never_the_body(services):
+    llm = ScriptedLLM([reading(intent="order_status")] * 2)
+    client = client_for(services, llm)
+    r = client.post("/v1/chat", json={"message": "where is my order?", "customer_id": "1111"})
+    assert "sign in" in events_of(r)[-1][1]["reply"]  # guest: the body's customer_id is ignored
+    forged = "1111." + "0" * 32
+    r = client.post("/v1/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+
+
+def test_conversation_of_another_customer_is_not_reused(services):
+    llm = ScriptedLLM([reading(product="milk"), reading(intent="order_status")])
+    client = client_for(services, llm)
+    alice = {"Authorization": f"Bearer {auth.sign('1111', services.settings.auth_secret)}"}
+    done = events_of(client.post("/v1/chat", json={"message": "milk"}, headers=alice))[-1][1]
+    bob = {"Authorization": f"Bearer {auth.sign('42', services.settings.auth_secret)}"}
+    r = client.post("/v1/chat", json={"message": "my orders", "conversation_id": done["conversation_id"]},
+                    headers=bob)
+    assert events_of(r)[-1][1]["conversation_id"] != done["conversation_id"]
+
+
+def test_profile_is_readable_only_by_its_owner(services):
+    client = client_for(services, ScriptedLLM())
+    token = auth.sign("1111", services.settings.auth_secret)
+    r = client.get("/v1/customers/1111/profile", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["customer_id"] == "1111"
+    assert client.get("/v1/customers/42/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    assert client.get("/v1/customers/1111/profile").status_code == 403

@@ -1,0 +1,21 @@
+"""`kefu chat --json` end to end: real store, real index, the model down (so the answer is deterministic)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from assistant.cli import app
+from tests.conftest import free_port
+
+
+def test_chat_json_turn_without_the_llm(shop_settings, monkeypatch):
+    monkeypatch.setenv("KEFU_DATA_DIR", str(shop_settings.data_dir))
+    monkeypatch.setenv("KEFU_LLM_PORT", str(free_port()))  # nothing listens: the LLM is down
+    monkeypatch.setenv("KEFU_LLM_RETRIES", "0")
+    result = CliRunner().invoke(app, ["chat", "--customer", "1111", "--json", "cheese under $4"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["intent"] == "product_search" and out["slots"]["budget_max"] == 4
+    assert out["tools"][0]["name"] == "search_products"
+    assert out["products"] and all(p["price"] <= 4 and p["title"] and p["product_id"] for p in out["products"])
+    assert set(out["timings_ms"]) >= {"understand_ms", "tools_ms", "total_ms"}
