@@ -30,6 +30,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        self._query_lock = threading.Lock()
 
     @property
     def model(self):
@@ -57,3 +58,17 @@ class Embedder:
             show_progress_bar=progress, convert_to_numpy=True,
         )
         return vectors.astype(np.float32, copy=False)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One short text, (dim,), on a single intra-op thread: one query gains nothing from more threads,
+        and on shared cores two spinning threads are many times slower than one. Serialized, since fast
+        tokenizers must not be shared between threads."""
+        import torch
+
+        with self._query_lock:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return self.encode([text])[0]
+            finally:
+                torch.set_num_threads(threads)

@@ -11,7 +11,6 @@ at least one filter browses the filtered catalogue by popularity; with no filter
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -87,7 +86,6 @@ class ProductSearch:
         self.dense = dense
         self.embedder = embedder
         self.config = config or FusionConfig()
-        self._encode_lock = threading.Lock()  # fast tokenizers are not safe to share between threads
 
     @classmethod
     def open(cls, settings, embedder: Embedder | None = None) -> ProductSearch:
@@ -112,8 +110,7 @@ class ProductSearch:
         return cls(Catalog(df), lexical, dense, embedder, config)
 
     def encode(self, text: str) -> np.ndarray:
-        with self._encode_lock:
-            return self.embedder.encode([text])[0]
+        return self.embedder.encode_query(text)
 
     def search(self, query: str, filters: Filters | Mapping[str, Any] | None = None, k: int = 10,
                customer: ShopperProfile | None = None, system: System = "hybrid") -> SearchResponse:
