@@ -36,23 +36,44 @@ def print_json(value: Any) -> None:
 
 
 @app.command()
-def serve(ctx: typer.Context, share_llm: bool = typer.Option(True, help="Start vLLM when none is running.")) -> None:
-    """Start vLLM (unless KEFU_LLM_URL is set or it already runs) and the chat UI in the browser."""
+def serve(ctx: typer.Context, start_llm: bool = typer.Option(True, help="Start vLLM when none is running.")) -> None:
+    """Serve the shopper chat page and the HTTP API (/v1/chat), starting vLLM unless one is running."""
     from assistant import vllm_server
-    from ui.chat import launch
 
     settings = settings_of(ctx)
     started = None
-    if share_llm and not settings.llm_is_external and not vllm_server.is_healthy(settings.llm_base_url):
+    if start_llm and not settings.llm_is_external and not vllm_server.is_healthy(settings.llm_base_url):
         from assistant.cli_llm import start_with_progress
 
         started = start_with_progress(settings, detach=False)
     try:
-        launch(settings)
+        run_web(settings)
     finally:
         if started is not None:
             console.print("Stopping vLLM…")
             vllm_server.stop(settings)
+
+
+def run_web(settings: Settings) -> None:
+    """The FastAPI app with the Gradio page mounted at /; without a product index, the plain chat page only."""
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+
+    from ui.chat import build
+
+    try:
+        from assistant.api import create_app
+        from assistant.factory import build_assistant
+
+        assistant = build_assistant(settings)
+        app = create_app(assistant)
+    except KefuError as exc:
+        console.print(f"[yellow]Assistant unavailable ({exc}); serving the plain model chat page.[/yellow]")
+        assistant, app = None, FastAPI(title="Kefu")
+    app = gr.mount_gradio_app(app, build(settings, assistant), path="/")
+    console.print(f"Kefu is at http://{settings.ui_host}:{settings.ui_port}/  (API: /v1/chat, /docs)")
+    uvicorn.run(app, host=settings.ui_host, port=settings.ui_port, log_level="warning")
 
 
 def _register() -> None:

@@ -31,3 +31,25 @@ def test_chat_page_says_when_the_model_is_down(settings):
         assert "assistant is unavailable" in reply and "kefu llm serve" in reply
     finally:
         page.close()
+
+
+def test_assistant_page_answers_with_real_products(shop_settings):
+    from assistant.cases import CaseBook
+    from assistant.dialogue import Assistant
+    from assistant.session import Services
+    from retrieval.hybrid import ProductSearch
+    from tests.fake_llm import ScriptedLLM, reading
+
+    services = Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
+                        cases=CaseBook(shop_settings.data_dir / "ui-cases.sqlite"))
+    assistant = Assistant(services, ScriptedLLM([reading(product="cheese", max_price=5)], ["Cheese picks."]))
+    port = free_port()
+    page = build(shop_settings, assistant)
+    page.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        reply = client.predict("cheese under $5", "1111", api_name="/respond_assistant")
+        text = reply[0] if isinstance(reply, tuple | list) else reply
+        assert "Cheese picks." in text and "$" in text
+    finally:
+        page.close()

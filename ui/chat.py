@@ -1,4 +1,5 @@
-"""A minimal Gradio chat page that talks to the served model (the full shopper UI comes with the assistant)."""
+"""The shopper's chat page (Gradio). With an assistant it runs full turns (tools, products, grounded replies);
+without one (no product index yet) it chats with the served model directly."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from importlib import resources
 import gradio as gr
 
 from assistant.errors import LLMError
+from assistant.events import Products, Refused, TextChunk
 from assistant.llm import LLM
+from assistant.session import Session
 from assistant.settings import Settings
 
 
@@ -16,14 +19,14 @@ def system_prompt() -> str:
     return resources.files("assistant").joinpath("prompts/chat_system.md").read_text()
 
 
-def build(settings: Settings) -> gr.Blocks:
+def build(settings: Settings, assistant=None) -> gr.Blocks:
     llm = LLM.from_settings(settings)
     system = system_prompt()
 
-    def respond(message: str, history: list[dict]) -> Iterator[str]:
+    def respond_plain(message: str, history: list[dict]) -> Iterator[str]:
         messages = [{"role": "system", "content": system}]
         messages += [{"role": m["role"], "content": _text(m["content"])} for m in history]
-        messages.append({"role": "user", "content": message[:4000]})
+        messages.append({"role": "user", "content": message[: settings.max_message_chars]})
         reply = ""
         try:
             for chunk in llm.stream(messages, max_tokens=256):
@@ -32,9 +35,33 @@ def build(settings: Settings) -> gr.Blocks:
         except LLMError as exc:
             yield (reply + "\n\n" if reply else "") + f"Sorry, the assistant is unavailable: {exc}"
 
+    def respond_assistant(message: str, history: list[dict], customer: str, session: Session | None):
+        customer = (customer or "").strip() or None
+        if session is None or session.customer_id != customer:
+            session = Session(customer_id=customer)
+        reply = ""
+        for event in assistant.turn(session, message):
+            if isinstance(event, TextChunk):
+                reply += event.text
+                yield reply, session
+            elif isinstance(event, Refused):
+                reply = event.message
+                yield reply, session
+            elif isinstance(event, Products) and not reply:
+                yield "Looking at " + ", ".join(p.title for p in event.items[:3]) + "…", session
+        yield reply, session
+
     with gr.Blocks(title="Kefu shopping assistant") as page:
         gr.Markdown("## Kefu — shopping assistant")
-        gr.ChatInterface(respond, chatbot=gr.Chatbot(height=480), textbox=gr.Textbox(placeholder="Ask about products…"))
+        chatbot = gr.Chatbot(height=480, elem_id="kefu-chat")
+        textbox = gr.Textbox(placeholder="Ask about products, orders, returns…", elem_id="kefu-input")
+        if assistant is None:
+            gr.ChatInterface(respond_plain, chatbot=chatbot, textbox=textbox)
+        else:
+            customer = gr.Textbox(label="Signed in as customer (demo)", value="", elem_id="kefu-customer")
+            state = gr.State(None)
+            gr.ChatInterface(respond_assistant, chatbot=chatbot, textbox=textbox,
+                             additional_inputs=[customer, state], additional_outputs=[state])
     return page
 
 
@@ -44,7 +71,3 @@ def _text(content: object) -> str:
     if isinstance(content, list):  # gradio 6 may pass content parts
         return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
     return str(content)
-
-
-def launch(settings: Settings) -> None:
-    build(settings).queue().launch(server_name=settings.ui_host, server_port=settings.ui_port, show_error=True)
