@@ -159,10 +159,7 @@ class Assistant:
 
     def _understand(self, session: Session, message: str, timings: dict) -> tuple[Understanding, str, dict]:
         t0 = time.perf_counter()
-        prior = None
-        if self.classifier is not None:
-            label, prob = self.classifier.predict([message])[0]
-            prior = (label, prob)
+        prior = self.classifier.predict([message])[0] if self.classifier is not None else None
         reading = None
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
             reading = understand_with_llm(self.llm, message, session.slots)
