@@ -14,7 +14,10 @@ model: setup      ## convert the packaged SmolLM2 GGUF into a HF folder (idempot
 store: setup      ## build the demo store from dunnhumby's Complete Journey (skipped when present)
 	@$(KEFU) store build --if-missing
 
-demo: model store ## start vLLM and the chat UI; open the printed URL
+index: store      ## embed the catalogue into Chroma + BM25 (only changed products on later runs)
+	@$(KEFU) index
+
+demo: model index ## start vLLM, the chat page and the API; open the printed URL
 	@$(KEFU) serve
 
 test: model       ## the whole test suite, real components included
