@@ -8,7 +8,10 @@ Boost parts (each with its reason):
 - category affinity: up to 0.15 × min(1, share of the shopper's lines in the product's category / 0.2);
 - department: up to 0.05 × min(1, department share / 0.4);
 - store brand: 0.05 when the product is private label and the shopper's private-label share is ≥ 0.3;
-- price: 0.05 when the price lies within the shopper's usual band (p25–p75 of shelf prices paid).
+- price: 0.05 when the price lies within the shopper's usual band (p25–p75 of shelf prices paid);
+- repurchase: 0.05 when the shopper rebuys the category on a cycle (median gap between purchase days, from at
+  least two gaps) and that cycle has elapsed since their last purchase, as of the store's latest order.
+The total is capped at ``MAX_BOOST``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from assistant.errors import StoreError
@@ -35,16 +39,21 @@ class ShopperProfile(BaseModel):
     price_p25: float | None = None
     price_p75: float | None = None
     household: dict[str, str] = Field(default_factory=dict, description="Demographic traits where known.")
+    repurchase_days: dict[str, float] = Field(default_factory=dict,
+                                              description="category -> median days between purchase days")
+    days_since: dict[str, int] = Field(default_factory=dict,
+                                       description="category -> days since last bought, as of the store's last order")
 
 
 PROFILE_SQL = """
 WITH lines AS (
-    SELECT p.category, p.department, p.brand,
+    SELECT p.category, p.department, p.brand, o.ordered_at::DATE AS day,
            (i.amount + i.retail_disc + i.coupon_match_disc) / i.quantity AS unit_price
     FROM order_items i JOIN orders o USING (order_id) LEFT JOIN products p USING (product_id)
     WHERE o.customer_id = ? AND NOT i.is_return AND i.quantity > 0
 )
-SELECT category, department, brand, unit_price FROM lines
+SELECT category, department, brand, day, unit_price, (SELECT max(ordered_at)::DATE FROM orders) AS as_of
+FROM lines
 """
 
 
@@ -69,6 +78,12 @@ def profile_from_store(con, customer_id: str) -> ShopperProfile:
     if len(prices):
         profile.price_p25 = round(float(prices.quantile(0.25)), 2)
         profile.price_p75 = round(float(prices.quantile(0.75)), 2)
+    as_of = pd.Timestamp(df["as_of"].iloc[0])
+    for category, days in df.dropna(subset=["category"]).groupby("category")["day"]:
+        unique = pd.to_datetime(pd.Series(sorted(set(days))))
+        if len(unique) >= 3:
+            profile.repurchase_days[category] = float(unique.diff().dt.days.dropna().median())
+            profile.days_since[category] = int((as_of - unique.iloc[-1]).days)
     return profile
 
 
@@ -92,4 +107,9 @@ def personal_boost(record: Mapping[str, Any], profile: ShopperProfile) -> tuple[
             and profile.price_p25 <= price <= profile.price_p75):
         boost += 0.05
         reasons.append(f"within your usual price range (${profile.price_p25:.2f}–${profile.price_p75:.2f})")
+    cycle = profile.repurchase_days.get(category) if category else None
+    if cycle is not None and profile.days_since.get(category, 0) >= cycle:
+        boost += 0.05
+        reasons.append(f"you usually rebuy {str(category).lower()} every ~{cycle:.0f} days; last time was "
+                       f"{profile.days_since[category]} days ago")
     return min(boost, MAX_BOOST), reasons

@@ -116,6 +116,7 @@ def test_profile_from_store_reflects_purchases(demo_store):
     assert sum(profile.category_affinity.values()) <= 1.0 + 1e-9
     assert 0 <= profile.private_label_share <= 1
     assert profile.price_p25 is not None and profile.price_p25 <= profile.price_p75
+    assert profile.repurchase_days and all(d >= 0 for d in profile.days_since.values())
 
 
 def test_personal_boost_is_bounded_and_explained():
@@ -128,6 +129,12 @@ def test_personal_boost_is_bounded_and_explained():
                        "within your usual price range ($1.00–$3.00)"]
     assert personal_boost({"category": "SOAP", "department": "DRUG", "brand": "National", "price": 9.0},
                           profile) == (0.0, [])
+    due = profile.model_copy(update={"repurchase_days": {"SOAP": 30.0}, "days_since": {"SOAP": 45}})
+    boost, reasons = personal_boost({"category": "SOAP", "department": "DRUG", "brand": "National"}, due)
+    assert boost == pytest.approx(0.05)
+    assert reasons == ["you usually rebuy soap every ~30 days; last time was 45 days ago"]
+    not_due = due.model_copy(update={"days_since": {"SOAP": 10}})
+    assert personal_boost({"category": "SOAP"}, not_due) == (0.0, [])
 
 
 def test_bought_together_uses_basket_cooccurrence_with_min_support(demo_store):

@@ -26,7 +26,6 @@ from retrieval.indexer import IndexLocation, index_store
 from retrieval.related import similar_items
 from retrieval.rerank import MAX_BOOST, profile_from_store
 
-REPO = Path(__file__).resolve().parent.parent
 SUBSET = """
 DELETE FROM products WHERE NOT ((hash(product_id) % 120 = 0)
     OR (category IN ('CAT FOOD', 'PWDR/CRYSTL DRNK MX', 'CANDY - PACKAGED', 'FLUID MILK PRODUCTS', 'CHEESE')
