@@ -129,16 +129,16 @@ class ProfileStore:
     """In-memory profiles over a fitted segmentation; see the module docstring."""
 
     def __init__(self, profiles: dict[str, CustomerProfile], totals: dict[str, dict], taste: dict[str, list],
-                 meta: dict, model: ClusterModel, rules: list[rfm.SegmentRule], gbm=None,
-                 gbm_columns: list[str] | None = None, drift_threshold: float = 0.1,
-                 log_path: Path | None = None) -> None:
+                 meta: dict, model: ClusterModel, rules: list[rfm.SegmentRule], drift_threshold: float = 0.1,
+                 log_path: Path | None = None, model_dir: Path | None = None) -> None:
         self._profiles = profiles
         self._totals = totals        # customer_id -> running totals (AGGREGATE_FIELDS)
         self._taste = taste          # customer_id -> projected taste block (list of floats)
         self.meta = meta
         self.model = model
         self.rules = rules
-        self.gbm, self.gbm_columns = gbm, gbm_columns or []
+        self.model_dir = model_dir
+        self._gbm: tuple | None = None  # (model, columns), loaded on the first update (sklearn is slow to import)
         self.drift_threshold = drift_threshold
         self.log_path = log_path
         self._lock = threading.RLock()
@@ -147,14 +147,11 @@ class ProfileStore:
     # -- loading ---------------------------------------------------------------------------------------------
     @classmethod
     def load(cls, settings: Settings, *, replay: bool = True) -> ProfileStore:
-        from segmentation.propensity import load_gbm
-
         directory, db_path = segments_dir(settings), segments_db(settings)
         if not (directory / "fit.json").is_file() or not db_path.is_file():
             raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
         meta = json.loads((directory / "fit.json").read_text())
         model = ClusterModel.load(directory)
-        gbm, columns = load_gbm(directory) if meta["propensity_served"] == "gbm" else (None, [])
         con = duckdb.connect(str(db_path), read_only=True)
         try:
             frame = con.execute(PROFILE_SQL).df()
@@ -163,8 +160,8 @@ class ProfileStore:
                 from exc
         finally:
             con.close()
-        store = cls({}, {}, {}, meta, model, rfm.load_rules(), gbm, columns, settings.segment_drift_threshold,
-                    directory / "profile_events.jsonl")
+        store = cls({}, {}, {}, meta, model, rfm.load_rules(), settings.segment_drift_threshold,
+                    directory / "profile_events.jsonl", directory)
         store._fill(frame)
         if replay and store.log_path.is_file():
             for line in store.log_path.read_text().splitlines():
@@ -253,6 +250,15 @@ class ProfileStore:
                             segment_before=before.segment if before else None,
                             drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold))
 
+    def _served_gbm(self) -> tuple:
+        """(GBM, its columns) when the GBM is the served propensity model, else (None, [])."""
+        if self._gbm is None:
+            from segmentation.propensity import load_gbm
+
+            served = self.meta["propensity_served"] == "gbm" and self.model_dir is not None
+            self._gbm = load_gbm(self.model_dir) if served else (None, [])
+        return self._gbm
+
     def _score(self, cid: str, features: dict, totals: dict, as_of: datetime,
                before: CustomerProfile | None) -> CustomerProfile:
         edges = self.meta["rfm_edges"]
@@ -267,9 +273,13 @@ class ProfileStore:
         taste_block = np.asarray([taste]) if taste else self.model.project_taste(None, 1)
         cluster = int(self.model.nearest(np.hstack([self.model.numeric_block(frame), taste_block]))[0])
         propensity, model_name = (before.propensity, before.propensity_model) if before else (None, None)
-        if self.gbm is not None:
-            row = pd.DataFrame([{c: features.get(c) for c in self.gbm_columns}], dtype="float64")
-            propensity, model_name = float(self.gbm.predict_proba(row)[0, 1]), "gbm"
+        gbm, columns = self._served_gbm()
+        if gbm is not None:
+            from threadpoolctl import threadpool_limits
+
+            row = pd.DataFrame([{c: features.get(c) for c in columns}], dtype="float64")
+            with threadpool_limits(1):  # OpenMP threads for one row only cost time
+                propensity, model_name = float(gbm.predict_proba(row)[0, 1]), "gbm"
         names = {int(k): v for k, v in self.meta["cluster_names"].items()}
         keep = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive", "alive_band",
                                           "top_categories"}) if before else {}

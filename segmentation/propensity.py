@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from assistant.errors import StoreError
 from segmentation.features import build_features, default_as_of
@@ -90,7 +91,6 @@ def serialize(con: duckdb.DuckDBPyConnection, cutoff: datetime, customer_ids: li
 # -- the baseline -----------------------------------------------------------------------------------------------
 def fit_gbm(frame: pd.DataFrame, columns: list[str], seed: int = 0):
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from threadpoolctl import threadpool_limits
 
     model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
                                            l2_regularization=1.0, random_state=seed)
@@ -228,7 +228,9 @@ def compare(con: duckdb.DuckDBPyConnection, model_path: Path, *, horizon_days: i
     }
     started = time.perf_counter()
     gbm = fit_gbm(train, columns, seed)
-    report["gbm"] = {**scores(test["label"].to_numpy(), gbm.predict_proba(test[columns].astype("float64"))[:, 1]),
+    with threadpool_limits(1):
+        predicted = gbm.predict_proba(test[columns].astype("float64"))[:, 1]
+    report["gbm"] = {**scores(test["label"].to_numpy(), predicted),
                      "train_s": round(time.perf_counter() - started, 1), "features": len(columns)}
     models: dict = {"gbm": gbm, "columns": columns}
     if with_transformer:
@@ -255,7 +257,10 @@ def score_all(con: duckdb.DuckDBPyConnection, report: dict, models: dict, end: d
     if report["served"] == "minilm":
         predicted = models["minilm"].predict(serialize(con, end, frame["customer_id"].tolist()))
     else:
-        predicted = models["gbm"].predict_proba(frame[models["columns"]].astype("float64"))[:, 1]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            predicted = models["gbm"].predict_proba(frame[models["columns"]].astype("float64"))[:, 1]
     return pd.DataFrame({"customer_id": frame["customer_id"], "propensity": predicted.astype(float)})
 
 

@@ -1,0 +1,129 @@
+"""Behavioural clusters on the real demo store: taste vectors from real product titles with the project's
+embedder, k chosen by silhouette, stability by ARI, persistence and assignment of new customers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assistant.errors import StoreError
+from retrieval.embedder import Embedder
+from segmentation import clusters
+from segmentation.features import build_features
+from segmentation.workspace import workspace
+from tests.segmentation_fit import cluster_sample, fitted_data_dir
+
+
+class CountingEmbedder:
+    """The real embedder, counting the titles it is asked to encode."""
+
+    def __init__(self) -> None:
+        self.inner = Embedder()
+        self.encoded = 0
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def encode(self, texts):
+        self.encoded += len(texts)
+        return self.inner.encode(texts)
+
+
+@pytest.fixture(scope="module")
+def fitted(demo_store, tmp_path_factory):
+    return fitted_data_dir(demo_store, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def sample(demo_store, fitted):
+    """(features of the 30 real customers the shared fit clustered, a workspace connection)."""
+    ids = cluster_sample(demo_store)
+    with workspace(demo_store) as con:
+        build_features(con)
+        frame = con.execute("SELECT * FROM customer_features ORDER BY customer_id").df()
+        yield frame[frame["customer_id"].isin(set(ids))].reset_index(drop=True), con
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return CountingEmbedder()
+
+
+@pytest.fixture(scope="module")
+def taste(sample, fitted, embedder, tmp_path_factory):
+    """Taste vectors of the sample, from the shared fit's title cache (already embedded there)."""
+    frame, con = sample
+    cache = clusters.TitleEmbeddingCache(fitted[0] / "segments" / "title_embeddings.npz")
+    cache.path = None  # read-only use
+    before = embedder.encoded
+    vectors = clusters.taste_vectors(con, frame["customer_id"].tolist(), embedder, cache)
+    assert embedder.encoded == before  # every title was in the cache
+    return vectors
+
+
+def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tmp_path):
+    frame, con = sample
+    ids = frame["customer_id"].tolist()[:8]
+    cache = clusters.TitleEmbeddingCache(tmp_path / "titles.npz")
+    start = embedder.encoded
+    taste = clusters.taste_vectors(con, ids, embedder, cache)
+    bought = clusters.purchased_titles(con, ids)
+    assert taste.shape == (len(ids), 384)
+    assert embedder.encoded - start == bought["product_id"].nunique()
+    np.testing.assert_allclose(np.linalg.norm(taste, axis=1), 1.0, atol=1e-5)
+    # Taste = purchase-count weighted mean of the customer's title embeddings, unit length.
+    mine = bought[bought["customer_id"] == ids[0]]
+    expected = (embedder.inner.encode(mine["title"].tolist()) * mine["n"].to_numpy()[:, None]).sum(axis=0)
+    np.testing.assert_allclose(taste[0], expected / np.linalg.norm(expected), atol=1e-5)
+    # Reloaded from disk, the cache answers without encoding anything.
+    again = clusters.taste_vectors(con, ids, embedder, clusters.TitleEmbeddingCache(tmp_path / "titles.npz"))
+    assert embedder.encoded - start == bought["product_id"].nunique()
+    np.testing.assert_allclose(again, taste, atol=1e-6)
+
+
+def test_fit_picks_k_by_silhouette_reports_stability_and_round_trips(sample, taste, tmp_path):
+    frame, _ = sample
+    model, labels = clusters.fit(frame, taste, k_range=range(2, 5))
+    report = model.report
+    assert report["k"] == max(report["silhouette_by_k"], key=report["silhouette_by_k"].get)
+    assert set(labels) == set(range(model.k))
+    assert -1 <= report["stability_ari"] <= 1 and len(report["stability_ari_runs"]) == 5
+    assert "n_views" not in model.features  # constant in the demo store (no view events): dropped
+    # The saved model (no pickle) assigns every fitted customer to the cluster k-means gave it.
+    model.save(tmp_path / "m")
+    loaded = clusters.ClusterModel.load(tmp_path / "m")
+    assert (loaded.assign(frame, taste) == labels).all()
+    # A new customer with unknown taste still gets a cluster.
+    newcomer = frame.head(1).copy()
+    assert 0 <= loaded.assign(newcomer, None)[0] < model.k
+
+
+def test_fit_refuses_too_few_customers(sample):
+    frame, _ = sample
+    with pytest.raises(StoreError, match="too few"):
+        clusters.fit(frame.head(5), np.zeros((5, 384), dtype=np.float32), k_range=range(3, 9))
+
+
+def test_loading_a_missing_model_says_to_fit(tmp_path):
+    with pytest.raises(StoreError, match="kefu segment fit"):
+        clusters.ClusterModel.load(tmp_path)
+
+
+def test_missing_feature_columns_are_named(sample, taste):
+    frame, _ = sample
+    model, _ = clusters.fit(frame, taste, k_range=range(2, 4), n_bootstrap=1)
+    with pytest.raises(StoreError, match="monetary"):
+        model.assign(pd.DataFrame({"recency_days": [3]}), None)
+
+
+def test_pipeline_clusters_every_customer(fitted):
+    data_dir, report = fitted
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "segments.duckdb"), read_only=True)
+    n, fitted, k = con.execute("SELECT count(*), count(*) FILTER (WHERE in_fit), max(cluster) + 1 "
+                               "FROM customer_clusters").fetchall()[0]
+    con.close()
+    assert n == report["customers"] == 2377 and fitted == 30 and k == report["clusters"]["k"]
