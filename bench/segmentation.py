@@ -3,7 +3,8 @@
 The data is synthetic (labelled so in the output): each synthetic customer copies a randomly chosen real demo-store
 customer (Complete Journey) - their orders, each kept with a fixed probability so the store reaches about
 ``--lines-per-customer`` order lines per customer (the first order is always kept), their order lines, one purchase
-event per line and their coupon redemptions - with times shifted by up to +-12 hours. So the distributions of
+event per line and their coupon redemptions - with times shifted by up to +-12 hours. Order ids are numeric
+strings of at most 11 digits, like the real ones. So the distributions of
 baskets, spend, timing and departments are the real ones; the customers are not real. Generation runs in DuckDB SQL.
 
 Each measured step runs in its own process so its peak memory (max RSS) is its own:
@@ -42,14 +43,16 @@ CREATE TABLE tmpl_customers AS
     FROM (SELECT DISTINCT customer_id FROM real.orders);
 CREATE TABLE tmpl_orders AS
     SELECT c.tmpl, o.order_id AS real_order, o.ordered_at, o.store_id,
-           row_number() OVER (PARTITION BY o.customer_id ORDER BY o.ordered_at, o.order_id) = 1 AS is_first
+           row_number() OVER (PARTITION BY o.customer_id ORDER BY o.ordered_at, o.order_id) = 1 AS is_first,
+           row_number() OVER (ORDER BY o.order_id) AS order_rank
     FROM real.orders o JOIN tmpl_customers c ON c.real_customer = o.customer_id;
 CREATE TABLE syn_customers AS
     SELECT range AS s, 'syn' || range AS customer_id, hash(range, 'tmpl') % {n_real} AS tmpl,
            to_minutes((hash(range, 'shift') % 1441)::BIGINT - 720) AS shift
     FROM range({n});
 CREATE TABLE syn_orders AS
-    SELECT c.customer_id, c.s || '-' || o.real_order AS order_id, o.real_order, o.ordered_at + c.shift AS ordered_at,
+    SELECT c.customer_id, (c.s * {n_orders} + o.order_rank)::VARCHAR AS order_id, o.real_order,
+           o.ordered_at + c.shift AS ordered_at,
            o.store_id
     FROM syn_customers c JOIN tmpl_orders o USING (tmpl)
     WHERE o.is_first OR hash(c.s, o.real_order) % 1000000 < {keep_ppm};
@@ -92,8 +95,8 @@ def generate(db: Path, customers: int, lines_per_customer: float) -> dict:
     if not real.exists():
         store_demo.build(store_demo.default_source(), real)
     con = duckdb.connect(str(real), read_only=True)
-    n_real, real_lines = con.execute(
-        "SELECT count(DISTINCT customer_id), (SELECT count(*) FROM order_items) FROM orders").fetchall()[0]
+    n_real, n_orders, real_lines = con.execute(
+        "SELECT count(DISTINCT customer_id), count(*), (SELECT count(*) FROM order_items) FROM orders").fetchall()[0]
     first_lines = con.execute("""
         SELECT count(*) FROM order_items WHERE order_id IN (
             SELECT arg_min(order_id, (ordered_at, order_id)) FROM orders GROUP BY customer_id)""").fetchall()[0][0]
@@ -103,7 +106,8 @@ def generate(db: Path, customers: int, lines_per_customer: float) -> dict:
     start = time.perf_counter()
     con = duckdb.connect(str(db))
     con.execute(schema_sql())
-    con.execute(GENERATE_SQL.format(real=real, n=customers, n_real=n_real, keep_ppm=round(keep * 1e6)))
+    con.execute(GENERATE_SQL.format(real=real, n=customers, n_real=n_real, n_orders=n_orders,
+                                    keep_ppm=round(keep * 1e6)))
     con.execute("CHECKPOINT")
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
               for t in ("orders", "order_items", "events", "coupon_redemptions")}
@@ -140,19 +144,22 @@ def step_rfm(db: Path) -> dict:
 
 
 def pandas_rfm(orders, items, as_of, rules):
-    """RFM with the definitions of segmentation/sql/rfm.sql in plain pandas."""
+    """RFM with the definitions and the algorithm of segmentation/rfm.py (store path) in plain pandas."""
     import numpy as np
     import pandas as pd
 
-    values = items.groupby("order_id", sort=False)["amount"].sum()
     orders = orders[(orders["ordered_at"] < as_of) & (orders["status"] != "cancelled")]
-    orders = orders.assign(value=orders["order_id"].map(values).fillna(0.0))
-    bought = orders[orders["value"] >= 0]
+    # Only orders holding a negative line can be returns (negative total).
+    with_negative = items[items["order_id"].isin(items.loc[items["amount"] < 0, "order_id"].unique())]
+    totals = with_negative.groupby("order_id")["amount"].sum()
+    is_return = orders["order_id"].isin(totals.index[totals < 0])
+    bought = orders[~is_return]
+    spend = items.merge(orders[["order_id", "customer_id"]], on="order_id").groupby("customer_id")["amount"].sum()
     per = pd.DataFrame({
         "recency_days": (as_of.normalize() - bought.groupby("customer_id")["ordered_at"].max().dt.normalize()).dt.days,
         "frequency": bought.groupby("customer_id").size(),
-        "monetary": orders.groupby("customer_id")["value"].sum(),
-    }).dropna(subset=["frequency"]).reset_index()
+    }).reset_index()
+    per["monetary"] = per["customer_id"].map(spend).fillna(0.0).round(6)
     n = len(per)
     for axis, col, ascending in (("r", "recency_days", False), ("f", "frequency", True), ("m", "monetary", True)):
         order = np.lexsort((per["customer_id"].to_numpy(), per[col].to_numpy() if ascending else -per[col].to_numpy()))

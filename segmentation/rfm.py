@@ -1,7 +1,7 @@
 """RFM scoring in DuckDB SQL (``segmentation/sql/rfm.sql`` documents every definition) with named segments from an
 editable rule table (``segmentation/rules/rfm_segments.csv``; pass your own CSV with the same columns).
 
-Two entry points fill ``rfm_orders`` (one row per order) and score it:
+Two entry points fill ``rfm_customers`` (one row per customer) and score it:
 - ``rfm_from_transactions``: an analyst's file loaded by ``segmentation.transactions`` (a row is an order unless
   an order column groups rows); rows dated on or after the as-of date are counted and left out.
 - ``rfm_from_store``: the shop store's orders (not cancelled) with their lines' net amounts.
@@ -92,23 +92,70 @@ def rfm_sql(output: str) -> str:
     return resources.files("segmentation").joinpath("sql/rfm.sql").read_text().replace("{output}", output)
 
 
+# Per customer from an analyst's transactions: rows grouped into orders first (order value = net amount).
+TRANSACTIONS_CUSTOMERS_SQL = """
+CREATE OR REPLACE TEMP TABLE rfm_customers AS
+WITH per_order AS (
+    SELECT customer_id, min(ts) AS ordered_at, sum(amount) AS value
+    FROM transactions WHERE ts < $as_of
+    GROUP BY customer_id, order_key
+)
+SELECT customer_id,
+       date_diff('day', (max(ordered_at) FILTER (WHERE value >= 0))::DATE, $as_of::DATE) AS recency_days,
+       count(*) FILTER (WHERE value >= 0) AS frequency,
+       round(sum(value), 6) AS monetary,
+       count(*) FILTER (WHERE value < 0) AS returns
+FROM per_order GROUP BY customer_id
+"""
+
+# Per customer from the store, with the same definitions: orders not cancelled, value = sum of the order's line
+# amounts. Only an order holding a negative line can have a negative value, so only those orders are summed one by
+# one; spend is summed per customer straight from the lines (no per-order aggregation of every order).
+STORE_CUSTOMERS_SQL = """
+CREATE OR REPLACE TEMP TABLE rfm_customers AS
+WITH counted AS (
+    SELECT order_id, customer_id, ordered_at FROM orders WHERE ordered_at < $as_of AND status <> 'cancelled'
+),
+return_orders AS (
+    SELECT order_id FROM order_items
+    WHERE order_id IN (SELECT order_id FROM order_items WHERE amount < 0)
+    GROUP BY order_id HAVING sum(amount) < 0
+),
+order_stats AS (
+    SELECT c.customer_id,
+           max(c.ordered_at) FILTER (WHERE r.order_id IS NULL) AS last_purchase,
+           count(*) FILTER (WHERE r.order_id IS NULL) AS frequency,
+           count(r.order_id) AS returns
+    FROM counted c LEFT JOIN return_orders r USING (order_id)
+    GROUP BY c.customer_id
+),
+spend AS (
+    SELECT c.customer_id, sum(i.amount) AS monetary
+    FROM order_items i JOIN counted c USING (order_id)
+    GROUP BY c.customer_id
+)
+SELECT o.customer_id, date_diff('day', o.last_purchase::DATE, $as_of::DATE) AS recency_days, o.frequency,
+       round(coalesce(s.monetary, 0.0), 6) AS monetary, o.returns
+FROM order_stats o LEFT JOIN spend s USING (customer_id)
+"""
+
+
 def score(con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule],
           output: str = "customer_rfm") -> RFMReport:
-    """Score ``rfm_orders`` (already in ``con``) into table ``output``."""
+    """Score ``rfm_customers`` (already in ``con``) into table ``output``."""
     con.execute("CREATE OR REPLACE TEMP TABLE rfm_rules (segment VARCHAR, r_min INT, r_max INT, f_min INT, f_max INT)")
     con.executemany("INSERT INTO rfm_rules VALUES (?, ?, ?, ?, ?)",
                     [(x.segment, x.r_min, x.r_max, x.f_min, x.f_max) for x in rules])
     buyers, return_orders, only_returns = con.execute("""
-        SELECT count(*) FILTER (WHERE bought), sum(n_returns), count(*) FILTER (WHERE NOT bought)
-        FROM (SELECT customer_id, bool_or(value >= 0) AS bought, count(*) FILTER (WHERE value < 0) AS n_returns
-              FROM rfm_orders GROUP BY customer_id)
+        SELECT count(*) FILTER (WHERE frequency > 0), coalesce(sum(returns), 0), count(*) FILTER (WHERE frequency = 0)
+        FROM rfm_customers
     """).fetchall()[0]
     if buyers < MIN_CUSTOMERS:
         raise StoreError(f"RFM quintiles need at least {MIN_CUSTOMERS} customers with a purchase before "
                          f"{as_of:%Y-%m-%d}; found {buyers}. Check --as-of and the input.")
-    con.execute(rfm_sql(output), {"as_of": as_of})
+    con.execute(rfm_sql(output))
     segments = dict(con.execute(f"SELECT segment, count(*) FROM {output} GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    return RFMReport(customers_scored=buyers, future_rows_excluded=0, return_orders=int(return_orders or 0),
+    return RFMReport(customers_scored=buyers, future_rows_excluded=0, return_orders=int(return_orders),
                      customers_only_returns=only_returns, segments=segments)
 
 
@@ -116,12 +163,7 @@ def rfm_from_transactions(con: duckdb.DuckDBPyConnection, as_of: datetime, rules
                           output: str = "customer_rfm") -> RFMReport:
     """Score the ``transactions`` table made by ``segmentation.transactions.load_transactions``."""
     future = con.execute("SELECT count(*) FROM transactions WHERE ts >= $as_of", {"as_of": as_of}).fetchall()[0][0]
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE rfm_orders AS
-        SELECT customer_id, min(ts) AS ordered_at, sum(amount) AS value
-        FROM transactions WHERE ts < $as_of
-        GROUP BY customer_id, order_key
-    """, {"as_of": as_of})
+    con.execute(TRANSACTIONS_CUSTOMERS_SQL, {"as_of": as_of})
     report = score(con, as_of, rules, output)
     report.future_rows_excluded = future
     return report
@@ -133,13 +175,7 @@ def rfm_from_store(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None
     as_of = as_of or default_as_of(con)
     future = con.execute("SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'",
                          {"as_of": as_of}).fetchall()[0][0]
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE rfm_orders AS
-        WITH totals AS (SELECT order_id, sum(amount) AS value FROM order_items GROUP BY order_id)
-        SELECT o.customer_id, o.ordered_at, coalesce(t.value, 0.0) AS value
-        FROM orders o LEFT JOIN totals t USING (order_id)
-        WHERE o.ordered_at < $as_of AND o.status <> 'cancelled'
-    """, {"as_of": as_of})
+    con.execute(STORE_CUSTOMERS_SQL, {"as_of": as_of})
     report = score(con, as_of, rules or load_rules(), output)
     report.future_rows_excluded = future
     return report

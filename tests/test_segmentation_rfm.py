@@ -38,7 +38,7 @@ def reference_rfm(tx: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         "recency_days": (as_of - bought.groupby("customer_id")["date"].max()).dt.days,
         "frequency": bought.groupby("customer_id").size(),
     })
-    out["monetary"] = tx.groupby("customer_id")["amount"].sum()
+    out["monetary"] = tx.groupby("customer_id")["amount"].sum().round(6)
     out = out.reset_index()
     for axis, col, worst_first in (("r", "recency_days", False), ("f", "frequency", True), ("m", "monetary", True)):
         order = out.sort_values([col, "customer_id"], ascending=[worst_first, True]).index.to_numpy()
@@ -252,3 +252,35 @@ def test_malformed_files_get_a_clear_error(tmp_path, content, message):
         run_rfm(path)
     with pytest.raises(StoreError, match="No transaction file"):
         run_rfm(tmp_path / "missing.csv")
+
+
+def test_store_and_file_paths_agree_on_returns(tmp_path):
+    from assistant.store import schema_sql
+
+    con = duckdb.connect()
+    con.execute(schema_sql())
+    orders = [("o1", "a", "2024-01-05"), ("o2", "a", "2024-02-01"), ("o3", "a", "2024-02-10"),
+              ("o4", "b", "2024-01-20"), ("o5", "c", "2024-02-25"), ("o6", "d", "2024-01-02"),
+              ("o7", "e", "2024-02-03"), ("o8", "f", "2024-02-04"), ("o9", "g", "2024-01-09"),
+              ("o10", "b", "2024-02-05")]
+    lines = [("o1", 1, 20.0), ("o1", 2, 5.0), ("o2", 1, -8.0),  # o2: a return order
+             ("o3", 1, 10.0), ("o3", 2, -4.0),  # o3: a purchase with a returned line, net 6
+             ("o4", 1, 3.0), ("o5", 1, 0.0), ("o6", 1, 7.5), ("o7", 1, 1.0), ("o8", 1, 2.0),
+             ("o9", 1, -5.0),  # g only returned
+             ("o10", 1, 4.0)]
+    con.executemany("INSERT INTO orders VALUES (?, ?, ?, 'completed', NULL)", orders)
+    con.execute("INSERT INTO orders VALUES ('o11', 'b', '2024-02-06', 'cancelled', NULL)")
+    con.executemany("INSERT INTO order_items VALUES (?, ?, 'p', 1, ?, 0, 0, 0, ?)",
+                    [(o, n, amount, amount < 0) for o, n, amount in lines] + [("o11", 1, 99.0, False)])
+    report = rfm_from_store(con, datetime(2024, 3, 1))
+    from_store = con.sql("SELECT * FROM customer_rfm").df().set_index("customer_id")
+
+    day = {o: d for o, _, d in orders}
+    owner = {o: c for o, c, _ in orders}
+    path = write_csv(tmp_path, [(owner[o], o, day[o], amount) for o, _, amount in lines], header="cust,order,day,amt")
+    _, file_report, from_file = run_rfm(path, columns=TransactionColumns("cust", "day", "amt", order="order"))
+    assert from_store.equals(from_file)
+    assert report.customers_only_returns == file_report.customers_only_returns == 1
+    assert report.return_orders == 2 and "g" not in from_store.index
+    assert from_store.loc["a", ["frequency", "monetary", "returns", "recency_days"]].tolist() == [2, 23.0, 1, 20]
+    assert from_store.loc["b", ["frequency", "monetary"]].tolist() == [2, 7.0]  # the cancelled order is left out

@@ -34,31 +34,44 @@
 --                   1 = steady, > 1 speeding up, 0 = nothing in the last 90 days. Customers with tenure <= 90 get 1.
 --   n_views, n_carts, n_purchases  events of type view / cart / purchase before as-of (demo store: purchase
 --                   events only, one per order line, so n_views = n_carts = 0 there).
---   top_department, top_category  the department / category with the largest gross spend (ties: name order);
---                   NULL when no purchase line names a known product.
+--   top_department  the department with the largest gross spend (ties: name order).
+--   top_category    the category of the (department, category) pair with the largest gross spend (ties: name
+--                   order); a category name found under two departments counts separately under each.
+--                   Both NULL when no purchase line names a known product.
 --   as_of           the as-of moment the row was computed for (the same value on every row).
 CREATE OR REPLACE TEMP TABLE customer_category_lines AS
--- Step 1: one pass over the order lines of counted orders, summed per customer, department and category
+-- Step 1: one pass over the order lines of counted orders, summed per customer and (department, category) group
 -- (NULL department/category = a product missing from `products`). Everything line-based below derives from it,
--- and segmentation/features.py picks the top departments from it. (No statement or comment ends a line with ";".)
+-- and segmentation/features.py picks the top departments from it. The lines are grouped on a small integer key
+-- per (department, category) rather than on the two names, which is cheaper on tens of millions of lines.
 WITH counted_orders AS (
     SELECT order_id, customer_id FROM orders WHERE ordered_at < $as_of AND status <> 'cancelled'
+),
+product_groups AS (
+    SELECT product_id, department, category, coalesce(brand = 'Private', false) AS private_label,
+           dense_rank() OVER (ORDER BY department, category) AS group_key
+    FROM products
+),
+grouped AS (
+    SELECT o.customer_id, p.group_key,
+           count(*) AS n_lines,
+           sum(i.amount) AS net_spend,
+           coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0), 0) AS gross_spend,
+           coalesce(sum(i.retail_disc + i.coupon_disc + i.coupon_match_disc)
+                    FILTER (WHERE NOT i.is_return AND i.amount >= 0), 0) AS discount_total,
+           count(*) FILTER (WHERE NOT i.is_return AND i.amount >= 0) AS n_purchase_lines,
+           count(*) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND i.coupon_disc + i.coupon_match_disc > 0)
+               AS n_coupon_lines,
+           coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND p.private_label), 0)
+               AS private_spend
+    FROM order_items i
+    JOIN counted_orders o USING (order_id)
+    LEFT JOIN product_groups p USING (product_id)
+    GROUP BY o.customer_id, p.group_key
 )
-SELECT o.customer_id, p.department, p.category,
-       count(*) AS n_lines,
-       sum(i.amount) AS net_spend,
-       coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0), 0) AS gross_spend,
-       coalesce(sum(i.retail_disc + i.coupon_disc + i.coupon_match_disc)
-                FILTER (WHERE NOT i.is_return AND i.amount >= 0), 0) AS discount_total,
-       count(*) FILTER (WHERE NOT i.is_return AND i.amount >= 0) AS n_purchase_lines,
-       count(*) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND i.coupon_disc + i.coupon_match_disc > 0)
-           AS n_coupon_lines,
-       coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND p.brand = 'Private'), 0)
-           AS private_spend
-FROM order_items i
-JOIN counted_orders o USING (order_id)
-LEFT JOIN products p USING (product_id)
-GROUP BY ALL;
+SELECT g.customer_id, d.department, d.category, g.* EXCLUDE (customer_id, group_key)
+FROM grouped g
+LEFT JOIN (SELECT DISTINCT group_key, department, category FROM product_groups) d USING (group_key);
 
 -- Step 2: the features.
 CREATE OR REPLACE TABLE customer_features AS
@@ -88,9 +101,9 @@ top_department AS (
     GROUP BY customer_id
 ),
 top_category AS (
-    SELECT customer_id, first(category ORDER BY spend DESC, category) AS top_category
-    FROM (SELECT customer_id, category, sum(gross_spend) AS spend FROM customer_category_lines
-          WHERE category IS NOT NULL AND n_purchase_lines > 0 GROUP BY ALL)
+    SELECT customer_id, first(category ORDER BY gross_spend DESC, category, department) AS top_category
+    FROM customer_category_lines
+    WHERE category IS NOT NULL AND n_purchase_lines > 0
     GROUP BY customer_id
 ),
 order_stats AS (

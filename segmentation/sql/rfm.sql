@@ -1,35 +1,28 @@
--- RFM scores and segments. Input tables:
---   rfm_orders(customer_id, ordered_at TIMESTAMP, value DOUBLE): one row per order strictly before $as_of,
---       value = the order's net amount. value >= 0 is a purchase (zero-amount orders count); value < 0 is a return.
+-- RFM scores and segments. Input tables (made by segmentation/rfm.py, one row per customer):
+--   rfm_customers(customer_id, recency_days, frequency, monetary, returns), built from the orders strictly
+--       before the as-of date, where an order's value is its net amount: value >= 0 is a purchase (zero-amount
+--       orders count), value < 0 is a return.
 --   rfm_rules(segment, r_min, r_max, f_min, f_max): a partition of the 5 x 5 (R, F) grid (checked in rfm.py).
 -- Definitions
 --   recency_days  days from the date of the customer's last purchase to the as-of date (1 = the day before).
 --   frequency     number of purchase orders (returns are not orders bought).
---   monetary      total net spend: the sum of every order's value, returns included (netted).
+--   monetary      total net spend: the sum of every order's value, returns included (netted), rounded to
+--                 6 decimals so that floating-point summation order cannot break or make ties between runs.
 --   returns       number of return orders (value < 0), netted into monetary.
 --   r, f, m       1..5 rank-based quintiles, 5 = best on every axis (recency: fewest days). Customers are sorted
 --                 worst-to-best by the value, ties broken by customer_id, and cut into 5 groups with ntile(5):
 --                 group sizes differ by at most one (the first n mod 5 groups get the extra customer), so ties
 --                 never collapse bins. Tied customers may therefore get neighbouring scores, in customer_id order.
 --   segment       the rule whose R and F ranges contain (r, f).
--- Customers whose every order is a return have no purchase and are not scored (counted by rfm.py).
+-- Customers whose every order is a return (frequency 0) have no purchase and are not scored (counted by rfm.py).
 CREATE OR REPLACE TABLE {output} AS
-WITH per_customer AS (
-    SELECT customer_id,
-           date_diff('day', (max(ordered_at) FILTER (WHERE value >= 0))::DATE, $as_of::DATE) AS recency_days,
-           count(*) FILTER (WHERE value >= 0) AS frequency,
-           sum(value) AS monetary,
-           count(*) FILTER (WHERE value < 0) AS returns
-    FROM rfm_orders
-    GROUP BY customer_id
-    HAVING count(*) FILTER (WHERE value >= 0) > 0
-),
-scored AS (
-    SELECT *,
+WITH scored AS (
+    SELECT customer_id, recency_days, frequency, monetary, returns,
            ntile(5) OVER (ORDER BY recency_days DESC, customer_id) AS r,
            ntile(5) OVER (ORDER BY frequency, customer_id) AS f,
            ntile(5) OVER (ORDER BY monetary, customer_id) AS m
-    FROM per_customer
+    FROM rfm_customers
+    WHERE frequency > 0
 )
 SELECT s.customer_id, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, rl.segment, s.returns
 FROM scored s
