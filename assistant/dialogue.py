@@ -243,7 +243,7 @@ class Assistant:
             {"role": "user", "content": message},
         ]
         try:
-            calls, _ = self.llm.tool_calls(history, tools, tool_choice="auto", temperature=0)
+            calls, _ = self.llm.tool_calls(history, tools, tool_choice=self.tool_choice, temperature=0)
         except LLMError:
             return []
         return [(c.name, c.arguments) for c in calls if c.name in TOOLS][:3]

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         "structured", description="structured: plan tools from the understood turn (small models); "
         "native: the served model calls tools itself (capable models, e.g. Qwen2.5-7B-Instruct)."
     )
+    native_tool_choice: Literal["auto", "required"] = Field(
+        "auto", description="Native planner: let the model decide, or force a tool call on shopping turns."
+    )
     max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
     rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
     auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")

@@ -96,3 +96,13 @@ def test_injection_in_product_text_changes_nothing(assistant):
     with duckdb.connect(str(assistant.services.settings.store_path), read_only=True) as con:
         theirs = {r[0] for r in con.execute("SELECT order_id FROM orders WHERE customer_id = '42'").fetchall()}
     assert not any(order in done.reply for order in theirs)
+
+
+def test_native_mode_with_forced_tool_choice_on_the_real_server(assistant):
+    native = Assistant(assistant.services, assistant.llm, mode="native", tool_choice="required")
+    events, done = turn(native, Session(customer_id=CUSTOMER), "find me some pasta")
+    calls = [e for e in events if isinstance(e, ToolCalled)]
+    assert calls, "the served model was forced to call a tool"
+    # the 135M model often sends malformed arguments: they must come back as text, never crash the turn
+    assert all(e.ok or "Invalid arguments" in e.summary or "failed" in e.summary for e in calls)
+    assert done.reply
