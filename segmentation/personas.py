@@ -63,9 +63,10 @@ CLAIMS: dict[str, list[tuple[str, str]]] = {
     r"\bbargain|\bdeal|\bdiscount|price[- ]sensitive|\bthrift|\bsavvy|\bsaver": [
         ("discount_share", "+"), ("coupon_share", "+")],
     r"\bcoupon": [("coupon_share", "+"), ("coupon_share", "-")],
-    r"\bweekend": [("weekend_share", "+")],
-    r"\bevening|\bnight|\blate[- ]": [("evening_share", "+"), ("hour_mean", "+")],
-    r"\bmorning|\bearly[- ]": [("evening_share", "-"), ("hour_mean", "-")],
+    # Timing words may be qualified either way ("less at weekends"): the trait must be shown, in any direction.
+    r"\bweekend|\bweekday": [("weekend_share", "+"), ("weekend_share", "-")],
+    r"\bevening|\bnight|\blate[- ]|\bmorning|\bearly[- ]|\bdaytime": [
+        ("evening_share", "+"), ("evening_share", "-"), ("hour_mean", "+"), ("hour_mean", "-")],
     r"new customer|\bnewcomer|\bnewer\b|recently joined": [("tenure_days", "-")],
     r"store[- ]brand|private[- ]label|own[- ]brand": [("private_label_share", "+")],
     r"\bgrowing|\bincreasing|\brising": [("trend_90d", "+")],
