@@ -37,7 +37,7 @@ from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, find_coup
 from assistant.session import Deps, Services, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import run_tool
-from assistant.understanding import SHOPPING, Understanding, combine, understand_with_llm
+from assistant.understanding import SHOPPING, Understanding, catalogue_vocabulary, combine, understand_with_llm
 
 Call = tuple[str, dict[str, Any]]
 
@@ -67,6 +67,8 @@ class Assistant:
         self.classifier, self.log, self.max_chars = classifier, log, max_chars
         self.rate = rate or RateLimiter(limit=20, window_s=60)
         self.rules = load_rules()
+        with store.connect(services.settings.store_path) as con:
+            self.vocabulary = catalogue_vocabulary(con)
 
     def turn(self, session: Session, message: str) -> Iterator[Event]:
         started = time.perf_counter()
@@ -163,7 +165,7 @@ class Assistant:
         reading = None
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
             reading = understand_with_llm(self.llm, message, session.slots)
-        understanding, source = combine(message, reading, prior, session.slots)
+        understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
         if looks_like_injection(message) and understanding.intent in SHOPPING:
             source += "+injection"
         timings["understand_ms"] = _ms(t0)

@@ -244,9 +244,8 @@ def train(
             "rows": len(rows),
             "rows_per_label": rows["intent"].value_counts().to_dict(),
             "seconds": round(seconds, 1),
-            "loss_first": round(losses[0], 4),
-            "loss_last_10_mean": round(sum(losses[-10:]) / len(losses[-10:]), 4),
             "steps": len(losses),
+            "loss_per_epoch": [round(sum(part) / len(part), 4) for part in _epochs(losses, config.epochs)],
         },
         "metrics": {},
     }
@@ -263,6 +262,12 @@ def train(
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return manifest
+
+
+def _epochs(losses: list[float], epochs: int) -> list[list[float]]:
+    """Per-step losses cut into the epochs they came from."""
+    size = len(losses) // epochs
+    return [losses[i * size : (i + 1) * size] for i in range(epochs)]
 
 
 def ensure_trained(

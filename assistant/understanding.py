@@ -6,7 +6,9 @@ Three sources, combined in a fixed order (documented in README):
 2. deterministic parsers, which are exact where the LLM is weak: prices ("under $3", "between 2 and 5"),
    references to earlier results ("the second one"), refinements ("cheaper", "another brand"), order ids;
    where they find something, they win;
-3. the fast intent classifier (fine-tuned MiniLM, ``assistant/intents.py``) gives a prior: when the LLM is down
+3. catalogue words: when the LLM calls a turn chitchat or out of scope but it names a product category or type
+   of the shop's catalogue ("cheese", "crackers") or states a budget, it is a product search;
+4. the fast intent classifier (fine-tuned MiniLM, ``assistant/intents.py``) gives a prior: when the LLM is down
    its intent is used; when the LLM says a shopping intent but the classifier is confident (≥ 0.9) of an
    after-sales intent (order status, return, delivery, payment, account, handoff), the classifier wins.
 """
@@ -137,8 +139,68 @@ def parse_rules(text: str) -> dict:
     return found
 
 
+_WORD = re.compile(r"[a-z]{4,}")
+
+
+GENERIC = frozenset(
+    [
+        "products",
+        "product",
+        "misc",
+        "other",
+        "under",
+        "kids",
+        "food",
+        "foods",
+        "items",
+        "item",
+        "with",
+        "without",
+        "only",
+        "free",
+        "size",
+        "family",
+        "pack",
+        "plus",
+        "all",
+        "non",
+        "mix",
+        "mixes",
+        "dept",
+        "department",
+        "regular",
+        "total",
+        "each",
+        "assorted",
+        "single",
+        "multi",
+        "value",
+    ]
+)
+VOCABULARY_SQL = """
+SELECT word FROM (
+    SELECT unnest(regexp_extract_all(lower(concat_ws(' ', category, product_type)), '[a-z]{4,}')) AS word
+    FROM products WHERE price IS NOT NULL
+) GROUP BY word HAVING count(*) >= ?
+"""
+
+
+def catalogue_vocabulary(con, min_products: int = 20) -> frozenset[str]:
+    """Words naming categories and product types of at least ``min_products`` priced products (generic words out)."""
+    return frozenset(r[0] for r in con.execute(VOCABULARY_SQL, [min_products]).fetchall()) - GENERIC
+
+
+def catalogue_terms(text: str, vocabulary: frozenset[str]) -> list[str]:
+    """Words of ``text`` that name a product category or type in the shop's catalogue (plural or singular)."""
+    return [w for w in _WORD.findall(text.lower()) if {w, w + "s", w.removesuffix("s")} & vocabulary]
+
+
 def combine(
-    text: str, reading: LLMReading | None, prior: tuple[str, float] | None, previous: Slots | None
+    text: str,
+    reading: LLMReading | None,
+    prior: tuple[str, float] | None,
+    previous: Slots | None,
+    vocabulary: frozenset[str] = frozenset(),
 ) -> tuple[Understanding, str]:
     """Merge LLM reading, rules and classifier prior into one validated Understanding; return its source."""
     rules = parse_rules(text)
@@ -157,6 +219,9 @@ def combine(
         sources.append("classifier")
     if rules.get("order_id") and intent in SHOPPING:
         intent = "order_status"
+    if intent in ("chitchat", "out_of_scope") and (catalogue_terms(text, vocabulary) or "budget_max" in rules):
+        intent = "product_search"  # a small model may call "cheese under $5" chitchat; a catalogue word decides
+        sources.append("catalogue")
     if rules:
         sources.append("rules")
 
@@ -193,7 +258,13 @@ def combine(
     return understanding, "+".join(dict.fromkeys(sources))
 
 
-def understand(text: str, llm: LLM | None = None, classifier=None, previous: Slots | None = None) -> Understanding:
+def understand(
+    text: str,
+    llm: LLM | None = None,
+    classifier=None,
+    previous: Slots | None = None,
+    vocabulary: frozenset[str] = frozenset(),
+) -> Understanding:
     """One turn's Understanding from all available sources (the LLM may be None or down)."""
     from assistant.errors import LLMError
 
@@ -204,4 +275,4 @@ def understand(text: str, llm: LLM | None = None, classifier=None, previous: Slo
             reading = understand_with_llm(llm, text, previous)
         except LLMError:
             reading = None
-    return combine(text, reading, prior, previous)[0]
+    return combine(text, reading, prior, previous, vocabulary)[0]

@@ -1,0 +1,70 @@
+"""Combining the LLM's reading, deterministic parsers, catalogue words and the classifier prior."""
+
+import pytest
+
+from assistant import store
+from assistant.understanding import LLMReading, Slots, catalogue_vocabulary, combine, parse_rules
+
+
+def llm(intent="product_search", product="", brand="", max_price=None):
+    return LLMReading(
+        intent=intent, stage="browsing", product=product, brand=brand, max_price=max_price, purchase_intent=0.5
+    )
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("cheap gluten free pasta under $3", {"budget_max": 3.0}),
+        ("between $2 and 5 dollars", {"budget_min": 2.0, "budget_max": 5.0}),
+        ("over 10 please", {"budget_min": 10.0}),
+        ("the second one", {"product_refs": [2]}),
+        ("compare the first and the last", {"product_refs": [1, -1]}),
+        ("where is order #31625220889", {"order_id": "31625220889"}),
+        ("something cheaper", {"refinement": "cheaper"}),
+        ("a different brand", {"refinement": "other_brand"}),
+        ("yes, go ahead", {"confirm": True}),
+        ("ritz crackers family size", {}),
+    ],
+)
+def test_parsers(text, expected):
+    assert parse_rules(text) == expected
+
+
+def test_parsers_win_over_the_llm_and_slots_carry_over():
+    u, source = combine("pasta under $3", llm(product="pasta", max_price=30), None, None)
+    assert u.slots.budget_max == 3 and source == "llm+rules"
+    u2, _ = combine("something cheaper", llm(product=""), None, u.slots)
+    assert u2.slots.query == "pasta" and u2.slots.budget_max == 3 and u2.slots.refinement == "cheaper"
+    u3, _ = combine("a different brand", llm(), None, Slots(query="milk", brand="Private"))
+    assert u3.slots.exclude_brand == "Private" and u3.slots.brand is None
+
+
+def test_brand_only_when_the_shopper_said_it():
+    u, _ = combine("some milk", llm(product="milk", brand="Horizon"), None, None)
+    assert u.slots.brand is None
+
+
+def test_catalogue_words_and_budgets_mean_shopping(demo_store):
+    with store.connect(demo_store) as con:
+        vocabulary = catalogue_vocabulary(con)
+    u, source = combine("cheese please", llm(intent="chitchat"), None, None, vocabulary)
+    assert u.intent == "product_search" and "catalogue" in source
+    u, _ = combine("something under $5", llm(intent="out_of_scope"), None, None, vocabulary)
+    assert u.intent == "product_search"
+    u, _ = combine("what's the weather in Paris?", llm(intent="out_of_scope"), None, None, vocabulary)
+    assert u.intent == "out_of_scope"
+
+
+def test_classifier_prior():
+    # the LLM is down: the classifier decides
+    u, source = combine("I want my money back", None, ("return_refund", 0.97), None)
+    assert u.intent == "return_refund" and u.stage == "post_purchase" and source == "classifier"
+    # a confident after-sales prior overrides a shopping reading; an unsure one does not
+    u, _ = combine("track my package", llm(product="package"), ("order_status", 0.95), None)
+    assert u.intent == "order_status"
+    u, _ = combine("track my package", llm(product="package"), ("order_status", 0.6), None)
+    assert u.intent == "product_search"
+    # an order id makes it an order question
+    u, _ = combine("order 31625220889?", llm(product="order"), None, None)
+    assert u.intent == "order_status" and u.slots.order_id == "31625220889"
