@@ -23,7 +23,7 @@ def load_profiles(settings: Settings):
     except ImportError:
         return None
     try:
-        return ProfileStore.open(settings)
+        return ProfileStore.load(settings)
     except Exception as exc:  # noqa: BLE001 - not fitted yet: the assistant runs without segments
         log.info("customer profiles unavailable (%s); run `kefu segment fit`", exc)
         return None
