@@ -10,8 +10,9 @@ baskets, spend, timing and departments are the real ones; the customers are not 
 Each measured step runs in its own process so its peak memory (max RSS) is its own:
   features    segmentation.features.build_features on the store file
   rfm         segmentation.rfm.rfm_from_store on the same file
-  pandas_rfm  the same RFM (same definitions, same tie-break) in plain pandas, timed after loading the two tables
-              (the load is timed separately); its output is checked against the DuckDB result.
+  pandas_rfm  the same RFM (same definitions, same tie-break, same algorithm) in plain pandas, timed after loading
+              the two tables (the load is timed separately); its output is checked against the DuckDB result.
+              Also timed: the straightforward pandas version that totals every order first (per_order_variant).
 Prints one JSON object. Clustering is timed by its own step if a module registers one in ``EXTRA_STEPS``
 (name -> function(db_path) -> dict), e.g. ``EXTRA_STEPS["clusters"] = lambda db: {...}``.
 
@@ -145,7 +146,6 @@ def step_rfm(db: Path) -> dict:
 
 def pandas_rfm(orders, items, as_of, rules):
     """RFM with the definitions and the algorithm of segmentation/rfm.py (store path) in plain pandas."""
-    import numpy as np
     import pandas as pd
 
     orders = orders[(orders["ordered_at"] < as_of) & (orders["status"] != "cancelled")]
@@ -160,6 +160,13 @@ def pandas_rfm(orders, items, as_of, rules):
         "frequency": bought.groupby("customer_id").size(),
     }).reset_index()
     per["monetary"] = per["customer_id"].map(spend).fillna(0.0).round(6)
+    return score_frame(per, rules)
+
+
+def score_frame(per, rules):
+    """ntile(5) scores worst-to-best with customer id tie-break, and the segment of (r, f), in numpy."""
+    import numpy as np
+
     n = len(per)
     for axis, col, ascending in (("r", "recency_days", False), ("f", "frequency", True), ("m", "monetary", True)):
         order = np.lexsort((per["customer_id"].to_numpy(), per[col].to_numpy() if ascending else -per[col].to_numpy()))
@@ -172,6 +179,22 @@ def pandas_rfm(orders, items, as_of, rules):
             for f in range(rule.f_min, rule.f_max + 1)}
     per["segment"] = [grid[k] for k in zip(per["r"], per["f"], strict=True)]
     return per
+
+
+def pandas_rfm_per_order(orders, items, as_of, rules):
+    """The straightforward pandas RFM: every order's total first (groupby order id), then per customer."""
+    import pandas as pd
+
+    values = items.groupby("order_id", sort=False)["amount"].sum()
+    orders = orders[(orders["ordered_at"] < as_of) & (orders["status"] != "cancelled")]
+    orders = orders.assign(value=orders["order_id"].map(values).fillna(0.0))
+    bought = orders[orders["value"] >= 0]
+    per = pd.DataFrame({
+        "recency_days": (as_of.normalize() - bought.groupby("customer_id")["ordered_at"].max().dt.normalize()).dt.days,
+        "frequency": bought.groupby("customer_id").size(),
+    }).reset_index()
+    per["monetary"] = per["customer_id"].map(orders.groupby("customer_id")["value"].sum()).round(6)
+    return score_frame(per, rules)
 
 
 def step_pandas_rfm(db: Path) -> dict:
@@ -191,14 +214,21 @@ def step_pandas_rfm(db: Path) -> dict:
     start, cpu = time.perf_counter(), cpu_seconds()
     per = pandas_rfm(orders, items, as_of, load_rules())
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    start, cpu_naive = time.perf_counter(), cpu_seconds()
+    naive = pandas_rfm_per_order(orders, items, as_of, load_rules())
+    seconds_naive, cpu_naive = time.perf_counter() - start, cpu_seconds() - cpu_naive
     ours = pd.read_parquet(db.with_name("rfm_duckdb.parquet")).set_index("customer_id").sort_index()
     per = per.set_index("customer_id").sort_index()
     same = (len(per) == len(ours) and all((per[c] == ours[c]).all() for c in ("recency_days", "frequency", "r", "f",
                                                                                   "m", "segment"))
             and bool(((per["monetary"] - ours["monetary"]).abs() < 1e-6).all()))
+    naive = naive.set_index("customer_id").sort_index()
+    naive_same = bool((naive[["r", "f", "m", "segment"]] == ours[["r", "f", "m", "segment"]]).all().all())
     return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "load_seconds": round(load, 2),
-            "customers": len(per),
-            "matches_duckdb": same, "peak_rss_mb": peak_rss_mb()}
+            "customers": len(per), "matches_duckdb": same,
+            "per_order_variant": {"seconds": round(seconds_naive, 2), "cpu_seconds": round(cpu_naive, 2),
+                                  "matches_duckdb": naive_same},
+            "peak_rss_mb": peak_rss_mb()}
 
 
 STEPS: dict[str, Callable[[Path], dict]] = {"features": step_features, "rfm": step_rfm, "pandas_rfm": step_pandas_rfm}
@@ -230,6 +260,8 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
         result["ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["seconds"] / rfm["seconds"], 2)
         result["ratio_pandas_rfm_over_duckdb_features_plus_rfm"] = round(pandas["seconds"] / duck, 2)
         result["cpu_ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["cpu_seconds"] / rfm["cpu_seconds"], 2)
+        result["ratio_pandas_per_order_rfm_over_duckdb_rfm"] = round(
+            pandas["per_order_variant"]["seconds"] / rfm["seconds"], 2)
     except (KeyError, ZeroDivisionError):
         pass
     for path in (db, db.with_name("rfm_duckdb.parquet"), Path(str(db) + ".wal")):
