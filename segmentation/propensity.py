@@ -176,7 +176,7 @@ def fine_tune(texts: list[str], labels: np.ndarray, model_path: Path, *, epochs:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            losses.append(float(out.loss))
+            losses.append(out.loss.item())
             if on_step:
                 on_step(len(losses), total, losses[-1])
     return Transformer(model, tokenizer, max_length), losses
