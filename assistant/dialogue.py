@@ -62,13 +62,18 @@ class Assistant:
         log: Any = None,
         max_chars: int = 2000,
         rate: RateLimiter | None = None,
+        tool_choice: str = "auto",
     ) -> None:
-        self.services, self.llm, self.mode = services, llm, mode
+        self.services, self.llm, self.mode, self.tool_choice = services, llm, mode, tool_choice
         self.classifier, self.log, self.max_chars = classifier, log, max_chars
         self.rate = rate or RateLimiter(limit=20, window_s=60)
         self.rules = load_rules()
         with store.connect(services.settings.store_path) as con:
             self.vocabulary = catalogue_vocabulary(con)
+            brands = [
+                r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
+            ]
+        self.brands = {b.casefold(): b for b in brands}  # a brand slot must name one of these
 
     def turn(self, session: Session, message: str) -> Iterator[Event]:
         started = time.perf_counter()
@@ -231,8 +236,8 @@ class Assistant:
                 args["max_price"] = round(min(prices) - 0.01, 2) if min(prices) > 0.01 else min(prices)
         if s.refinement == "other_brand" and session.candidates:
             args["exclude_brand"] = s.exclude_brand or session.candidates[0].brand
-        if s.brand:
-            args["brand"] = s.brand
+        if s.brand and s.brand.casefold() in self.brands:
+            args["brand"] = self.brands[s.brand.casefold()]
         if s.query and (u.intent != "recommendation" or s.refinement != "none" or not treatment.popular_picks):
             return [("search_products", {"query": s.query, **args})], ""
         return [("recommend_for_me", {k: v for k, v in args.items() if k in ("k", "max_price")})], ""

@@ -106,6 +106,7 @@ _CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too 
 _PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier)\b", re.I)
 _OTHER_BRAND = re.compile(r"\b(different|another|other)\s+brand\b", re.I)
 _MORE = re.compile(r"\b(show (?:me )?more|more options|anything else|other options)\b", re.I)
+_STORE_BRAND = re.compile(r"\b(store brand|private label|own brand|own label)\b", re.I)
 _YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
 
 
@@ -134,6 +135,8 @@ def parse_rules(text: str) -> dict:
         found["refinement"] = "pricier"
     elif _MORE.search(text):
         found["refinement"] = "more"
+    if _STORE_BRAND.search(text):
+        found["brand"] = "Private"
     if _YES.search(text):
         found["confirm"] = True
     return found
@@ -243,7 +246,7 @@ def combine(
             and re.search(r"\d", text)
         ):
             slots.budget_max = reading.max_price
-    for key in ("budget_min", "budget_max", "product_refs", "order_id", "refinement"):
+    for key in ("budget_min", "budget_max", "product_refs", "order_id", "refinement", "brand"):
         if key in rules:
             setattr(slots, key, rules[key])
     if slots.refinement == "other_brand" and previous is not None and previous.brand:

@@ -216,3 +216,10 @@ def test_logs_are_versioned_redacted_and_complete(services, tmp_path):
     assert json.loads(understanding)["intent"] == "product_search" and tool_count == 1
     tool = con.execute("SELECT name, product_ids, latency_ms FROM tool_calls").fetchone()
     assert tool[0] == "search_products" and json.loads(tool[1]) and tool[2] > 0
+
+
+def test_a_brand_the_catalogue_lacks_is_not_a_filter(services, log):
+    llm = ScriptedLLM([reading(product="cheese", brand="cheese")])
+    events, done = run(Assistant(services, llm, log=log), Session(customer_id=CUSTOMER), "cheese")
+    (_, args), = tools_of(events)
+    assert "brand" not in args and done.products

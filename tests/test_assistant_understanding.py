@@ -68,3 +68,9 @@ def test_classifier_prior():
     # an order id makes it an order question
     u, _ = combine("order 31625220889?", llm(product="order"), None, None)
     assert u.intent == "order_status" and u.slots.order_id == "31625220889"
+
+
+def test_store_brand_words():
+    assert parse_rules("store brand crackers")["brand"] == "Private"
+    u, _ = combine("private label milk", llm(product="milk"), None, None)
+    assert u.slots.brand == "Private"
