@@ -16,6 +16,8 @@ import numpy as np
 
 from assistant.errors import SearchIndexError
 
+REBUILD = "rebuild the index with `kefu index --rebuild`"
+
 
 def chroma_client(index_dir: Path, chroma_url: str | None):
     import chromadb
@@ -76,6 +78,18 @@ class DenseIndex:
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), self.batch):
             self.collection.delete(ids=list(ids[start:start + self.batch]))
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Stored vectors of ``ids``, in that order (all must exist)."""
+        out = []
+        for start in range(0, len(ids), self.batch):
+            chunk = list(ids[start:start + self.batch])
+            got = self.collection.get(ids=chunk, include=["embeddings"])
+            by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+            if len(by_id) != len(chunk):
+                raise SearchIndexError(f"Chroma lacks vectors for some indexed products; {REBUILD}.")
+            out.extend(np.asarray(by_id[i], dtype=np.float32) for i in chunk)
+        return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
 
     def vector(self, product_id: str) -> np.ndarray | None:
         got = self.collection.get(ids=[product_id], include=["embeddings"])

@@ -1,7 +1,9 @@
 """Build and update the product indexes: Chroma vectors, the BM25 index, and the catalogue snapshot beside them.
 
 Layout under ``index_dir``: ``chroma/`` (embedded Chroma; unused in server mode), ``lexical/`` (bm25s),
-``catalog.parquet`` (the indexed rows with their text hashes and filter metadata), ``manifest.json``.
+``catalog.parquet`` (the indexed rows with their text hashes and filter metadata), ``vectors.npy`` +
+``vector_hashes.json`` (one vector per distinct text: the mirror that filtered dense search scores exactly, and
+the cache that spares re-embedding a text seen before), ``manifest.json``.
 
 Re-indexing is incremental: products whose text hash changed (or are new) are embedded, each distinct text
 once; products whose only change is metadata (price, stock, department …) get a metadata update; products gone
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from hashlib import sha1
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from assistant.errors import SearchIndexError
@@ -56,6 +59,32 @@ class IndexLocation:
     @property
     def manifest_path(self) -> Path:
         return self.index_dir / "manifest.json"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.index_dir / "vectors.npy"
+
+    @property
+    def vector_hashes_path(self) -> Path:
+        return self.index_dir / "vector_hashes.json"
+
+
+def read_mirror(location: IndexLocation) -> dict[str, np.ndarray]:
+    """The local copy of every distinct text's vector, by text hash (empty when absent or unreadable)."""
+    try:
+        hashes = json.loads(location.vector_hashes_path.read_text())
+        vectors = np.load(location.vectors_path)
+    except (OSError, ValueError):
+        return {}
+    return dict(zip(hashes, vectors, strict=True)) if len(hashes) == len(vectors) else {}
+
+
+def write_mirror(location: IndexLocation, vectors: dict[str, np.ndarray]) -> None:
+    matrix = np.stack(list(vectors.values())) if vectors else np.zeros((0, 0), dtype=np.float32)
+    with open(location.vectors_path.with_suffix(".npy.tmp"), "wb") as f:
+        np.save(f, matrix.astype(np.float32))
+    os.replace(location.vectors_path.with_suffix(".npy.tmp"), location.vectors_path)
+    location.vector_hashes_path.write_text(json.dumps(list(vectors)))
 
 
 def read_state(location: IndexLocation) -> tuple[pd.DataFrame, dict]:
@@ -112,17 +141,25 @@ def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedd
             meta_rows.append(i)
     deleted = sorted(set(old_records) - set(catalog["product_id"]))
 
-    texts = sorted({records[i]["text"] for i in embed_rows})
-    vectors = embedder.encode(texts, progress=progress)
-    row_of_text = {t: j for j, t in enumerate(texts)}
+    # Vectors by text hash: reuse the mirror's, embed only texts never seen (each distinct text once).
+    mirror = {} if rebuild or not old_records else read_mirror(location)
+    text_of = {rec["text_hash"]: rec["text"] for rec in records}
+    embedded_now = {records[i]["product_id"] for i in embed_rows}
+    from_chroma = {rec["text_hash"]: rec["product_id"] for rec in records
+                   if rec["text_hash"] not in mirror and rec["product_id"] not in embedded_now}
+    mirror.update(zip(from_chroma, dense.vectors(list(from_chroma.values())), strict=True))  # repair, no re-embed
+    missing = sorted(set(text_of) - set(mirror))
+    fresh = embedder.encode([text_of[h] for h in missing], progress=progress)
+    mirror.update(zip(missing, fresh, strict=True))
     if embed_rows:
         dense.upsert([records[i]["product_id"] for i in embed_rows],
-                     vectors[[row_of_text[records[i]["text"]] for i in embed_rows]],
+                     np.stack([mirror[records[i]["text_hash"]] for i in embed_rows]),
                      [metas[i] for i in embed_rows])
     dense.update_metadata([records[i]["product_id"] for i in meta_rows], [metas[i] for i in meta_rows])
     dense.delete(deleted)
 
     LexicalIndex.build(catalog["text"].tolist()).save(location.lexical_path)
+    write_mirror(location, {h: mirror[h] for h in sorted(text_of)})
     tmp = location.catalog_path.with_suffix(".parquet.tmp")
     catalog.to_parquet(tmp, index=False)
     os.replace(tmp, location.catalog_path)
@@ -130,7 +167,7 @@ def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedd
                 "embed_model": str(embedder.model_path), "products": len(catalog),
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
     location.manifest_path.write_text(json.dumps(manifest, indent=2))
-    return {"products": len(catalog), "embedded": len(embed_rows), "distinct_texts_embedded": len(texts),
+    return {"products": len(catalog), "embedded": len(embed_rows), "distinct_texts_embedded": len(missing),
             "metadata_updated": len(meta_rows), "deleted": len(deleted),
             "seconds": round(time.perf_counter() - started, 2)}
 

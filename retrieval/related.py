@@ -25,22 +25,15 @@ class BoughtTogether(BaseModel):
 
 def similar_items(search: ProductSearch, product_id: str, k: int = 10,
                   filters: Filters | Mapping[str, Any] | None = None) -> list[SearchResult]:
-    """The k products whose text embeddings are nearest to ``product_id``'s (itself excluded)."""
+    """The k products whose text embeddings are nearest to ``product_id``'s (itself excluded), scored exactly."""
     filters = Filters.parse(filters)
     if product_id not in search.catalog.row_of:
         raise StoreError(f"No product {product_id!r} in the search index; is the id right (and `kefu index` "
                          "run since it was added)?")
-    vector = search.dense.vector(product_id)
-    if vector is None:
-        raise StoreError(f"Product {product_id!r} has no vector in Chroma; run `kefu index`.")
     filters = filters.model_copy(update={"exclude_ids": (*filters.exclude_ids, product_id)})
-    mask = filters.mask(search.catalog)
-    hits = search.dense.search(vector, k, filters.chroma_where())
+    vector = search.vectors[search.text_row[search.catalog.row_of[product_id]]]
     results = []
-    for rank, (pid, similarity) in enumerate(hits, 1):
-        row = search.catalog.row_of.get(pid)
-        if row is None or not mask[row]:
-            continue
+    for rank, (row, similarity) in enumerate(search.dense_candidates(vector, k, filters.mask(search.catalog)), 1):
         result = search.make_result(row, similarity, [], None, rank, None)
         result.reasons = [f"similar to {product_id} (cosine {similarity:.2f})"]
         results.append(result)

@@ -146,6 +146,13 @@ def test_hard_filters_are_never_violated(search, catalog, profile):
         mask = filters.mask(search.catalog)
         hits = search.lexical.search(search.lexical.query_terms(query), 50, mask)
         assert {search.catalog.ids[row] for row, _ in hits} <= allowed
+        exact = search.dense_candidates(vector, 50, mask)
+        assert {search.catalog.ids[row] for row, _ in exact} <= allowed
+        if allowed:  # the exact filtered side really returns the nearest allowed product
+            best = max(allowed, key=lambda pid: float(search.vectors[search.text_row[search.catalog.row_of[pid]]]
+                                                      @ vector))
+            assert exact[0][1] == pytest.approx(
+                float(search.vectors[search.text_row[search.catalog.row_of[best]]] @ vector), abs=1e-5)
 
     check()
 
@@ -251,6 +258,11 @@ def test_missing_and_corrupt_index_say_how_to_rebuild(demo_store, tmp_path, embe
         ProductSearch.open(settings, embedder)
     report = index_store(settings)  # a plain re-index repairs it
     assert report["embedded"] == report["products"]
+    location.vectors_path.unlink()
+    with pytest.raises(SearchIndexError, match="--rebuild"):
+        ProductSearch.open(settings, embedder)
+    assert index_store(settings)["distinct_texts_embedded"] == 0  # vectors recovered from Chroma, not re-embedded
+    ProductSearch.open(settings, embedder)
     shutil.rmtree(location.lexical_path)
     (location.lexical_path).mkdir()
     with pytest.raises(SearchIndexError, match="--rebuild"):
@@ -273,6 +285,7 @@ def test_reindex_embeds_only_changed_products_and_handles_deletions(demo_store, 
     second = index_store(settings)
     assert second["products"] == first["products"]
     assert (second["embedded"], second["metadata_updated"], second["deleted"]) == (2, 1, 1)
+    assert second["distinct_texts_embedded"] == 2
     search = ProductSearch.open(settings, embedder)
     assert search.dense.count() == second["products"]
     assert search.search("zebra umbrella", k=1).ids == [ids[0]]
