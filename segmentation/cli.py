@@ -127,3 +127,23 @@ def report_command(
 
     result = write_html(settings_of(ctx), html)
     console.print(f"Wrote {result['path']} ({result['bytes'] // 1024} KiB): {', '.join(result['sections'])}")
+
+
+@app.command("personas")
+def personas_command(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print the persona cards as JSON.")
+) -> None:
+    """Name the fitted clusters again with the LLM (template names where it is down or its text is rejected)."""
+    from assistant.cli import console, print_json, settings_of
+    from assistant.llm import LLM
+    from segmentation.pipeline import rename_personas
+
+    settings = settings_of(ctx)
+    cards = rename_personas(settings, LLM.from_settings(settings))
+    if json_out:
+        print_json([c.model_dump() for c in cards])
+        return
+    for card in cards:
+        console.print(f"cluster {card.cluster} ({card.source}): {card.name} — {card.description}")
+        if card.note:
+            console.print(f"  [yellow]{card.note}[/yellow]")

@@ -234,8 +234,9 @@ def template_text(stats: PersonaStats) -> PersonaText:
     name = f"{phrases[0]}, {phrases[1].lower()} shoppers" if len(phrases) == 2 else f"{phrases[0]} shoppers"
     parts = [f"{t.label} {t.cluster_mean:g} vs {t.population_mean:g} overall ({t.z:+.1f} sd)" for t in stats.traits[:3]]
     description = f"{stats.share * 100:.1f}% of customers ({stats.size}). " + "; ".join(parts) + "."
-    if stats.top_departments:
-        description += " Buys most in " + ", ".join(s.name for s in stats.top_departments[:2]) + "."
+    above = [s for s in stats.top_departments[:2] if s.lift > 1]
+    if above:
+        description += " Buys more than average in " + ", ".join(f"{s.name} (x{s.lift:g})" for s in above) + "."
     return PersonaText(name=name[:60], description=description[:400])
 
 

@@ -186,3 +186,23 @@ def fit_clv(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict:
             "gamma_gamma_converged": gg.converged,
             "mean_expected_value": round(float(np.nanmean(value["expected_value"])), 2),
             "mean_p_alive": round(float(np.nanmean(value["p_alive"])), 3)}
+
+
+def rename_personas(settings: Settings, llm) -> list[personas.Persona]:
+    """Write the persona names and descriptions again from the saved stats (e.g. once the LLM is up), without
+    refitting; updates personas.json and the names profiles show."""
+    out_dir = segments_dir(settings)
+    path, fit_path = out_dir / "personas.json", out_dir / "fit.json"
+    if not path.is_file() or not fit_path.is_file():
+        raise KefuError(f"No fitted personas in {out_dir}; run `kefu segment fit` first.")
+    stats = [personas.Persona.model_validate(p).stats for p in json.loads(path.read_text())]
+    with duckdb.connect(str(settings.store_path), read_only=True) as con:
+        vocabulary = {v for (v,) in con.execute(
+            "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
+            "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL").fetchall()}
+    cards = personas.write_personas(llm, stats, vocabulary)
+    path.write_text(json.dumps([c.model_dump() for c in cards], indent=2))
+    fit = json.loads(fit_path.read_text())
+    fit["cluster_names"] = {c.cluster: c.name for c in cards}
+    fit_path.write_text(json.dumps(fit, indent=2, default=str))
+    return cards

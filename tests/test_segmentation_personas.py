@@ -147,3 +147,22 @@ def test_real_llm_persona_is_structured_and_guarded(llm_settings, fitted_persona
                                   VOCABULARY) == []
     else:  # the small model's text made a claim the stats do not show: the guard caught it
         assert persona.note.startswith("LLM text rejected")
+
+
+def test_renaming_personas_after_a_fit_updates_the_profiles(demo_store, tmp_path_factory, tmp_path):
+    from segmentation.pipeline import rename_personas
+    from segmentation.profiles import ProfileStore
+    from tests.segmentation_fit import copy_of_fit
+
+    settings = copy_of_fit(demo_store, tmp_path_factory.getbasetemp(), tmp_path)
+    settings = settings.model_copy(update={"llm_url": "http://127.0.0.1:9/v1", "llm_retries": 0})
+    llm = ScriptedLLM(text("Frequent big spenders", "Many orders and high spend."))
+    cards = rename_personas(settings, llm)  # the scripted text passes only where the stats show those traits
+    assert len(llm.calls) == len(cards)
+    profile = ProfileStore.load(settings).get("2261")
+    assert profile.persona == next(c.name for c in cards if c.cluster == profile.cluster)
+    for card in cards:
+        shown = {(t.feature, t.z > 0) for t in card.stats.traits if abs(t.z) >= 0.2}
+        supported = bool(shown & {("frequency", True), ("interpurchase_days", False)}) and bool(
+            shown & {("monetary", True), ("avg_basket_value", True)})
+        assert card.source == ("llm" if supported else "template")
