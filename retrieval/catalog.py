@@ -127,6 +127,11 @@ class Catalog:
         self.in_stock = df["in_stock"].to_numpy(dtype=bool)
         self.popularity = df["popularity"].to_numpy(dtype=np.int64)
         self.keys = {column: np.array([key(v) for v in df[column]], dtype=object) for column in FILTER_KEYS}
+        # integer codes of the keys, so filters compare ints: column -> (codes per row, key -> code)
+        self.codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+        for column, keys in self.keys.items():
+            uniques, codes = np.unique(keys.astype(str), return_inverse=True)
+            self.codes[column] = (codes.astype(np.int32), {k: i for i, k in enumerate(uniques)})
         self._records = df.to_dict("records")
 
     def __len__(self) -> int:
@@ -134,6 +139,12 @@ class Catalog:
 
     def record(self, row: int) -> dict[str, Any]:
         return self._records[row]
+
+    def in_keys(self, column: str, values) -> np.ndarray:
+        """Rows whose casefolded ``column`` is one of ``values``."""
+        codes, code_of = self.codes[column]
+        wanted = [code_of[k] for k in {key(v) for v in values} if k in code_of]
+        return np.isin(codes, wanted) if wanted else np.zeros(len(codes), dtype=bool)
 
     def rows(self, product_ids: Iterable[str]) -> list[int]:
         return [self.row_of[pid] for pid in product_ids if pid in self.row_of]

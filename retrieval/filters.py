@@ -71,11 +71,11 @@ class Filters(BaseModel):
         for values, column in ((self.departments, "department"), (self.categories, "category"),
                                (self.brands, "brand")):
             if values:
-                ok &= np.isin(catalog.keys[column], [key(v) for v in values])
+                ok &= catalog.in_keys(column, values)
         if self.exclude_brands:
-            ok &= ~np.isin(catalog.keys["brand"], [key(v) for v in self.exclude_brands])
+            ok &= ~catalog.in_keys("brand", self.exclude_brands)
         if self.exclude_ids:
-            ok &= ~np.isin(catalog.ids, list(self.exclude_ids))
+            ok[catalog.rows(self.exclude_ids)] = False
         if self.in_stock:
             ok &= catalog.in_stock
         return ok

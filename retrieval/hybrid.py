@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
+from threadpoolctl import ThreadpoolController
 
 from assistant.errors import KefuError, SearchIndexError
 from retrieval.catalog import Catalog
@@ -28,6 +29,7 @@ from retrieval.lexical import LexicalIndex, QueryTerms, tokenize
 from retrieval.rerank import ShopperProfile, personal_boost
 
 log = logging.getLogger(__name__)
+BLAS = ThreadpoolController()
 System = Literal["hybrid", "bm25", "dense"]
 MAX_K = 1000
 
@@ -181,7 +183,8 @@ class ProductSearch:
         rows = np.flatnonzero(mask)
         if len(rows) == 0:
             return []
-        sims = (self.vectors @ vector)[self.text_row[rows]]
+        with BLAS.limit(limits=1, user_api="blas"):  # one query: spinning BLAS threads only contend
+            sims = (self.vectors @ vector)[self.text_row[rows]]
         pick = np.argpartition(-sims, n - 1)[:n] if len(rows) > n else np.arange(len(rows))
         pairs = zip(rows[pick].tolist(), sims[pick].tolist(), strict=True)
         return sorted(pairs, key=lambda t: (-t[1], self.catalog.ids[t[0]]))
