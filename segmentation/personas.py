@@ -28,7 +28,8 @@ LABELS = {
     "discount_share": "share of spend discounted", "coupon_share": "share of spend on coupons",
     "private_label_share": "share of store-brand items", "weekend_share": "share of weekend orders",
     "evening_share": "share of evening orders", "hour_mean": "average hour of purchase",
-    "trend_90d": "spend trend over the last 90 days", "n_views": "product views", "n_carts": "cart adds",
+    "trend_90d": "order rate in the last 90 days vs lifetime", "n_views": "product views", "n_carts": "cart adds",
+    "n_coupon_redemptions": "coupon redemptions",
 }  # fmt: skip
 
 # Trait phrases for the template, by (feature, direction): "+" = above the population, "-" = below.
@@ -49,6 +50,7 @@ PHRASES = {
     ("trend_90d", "+"): "Growing", ("trend_90d", "-"): "Declining",
     ("n_views", "+"): "Browsing", ("n_views", "-"): "Low-browsing",
     ("n_carts", "+"): "Cart-filling", ("n_carts", "-"): "Few-cart",
+    ("n_coupon_redemptions", "+"): "Coupon-redeeming", ("n_coupon_redemptions", "-"): "Few-coupon",
 }  # fmt: skip
 
 # Words that claim a trait: the claim is supported only if that trait is shown with that direction.
@@ -62,7 +64,8 @@ CLAIMS: dict[str, list[tuple[str, str]]] = {
     r"recently active|\bengaged\b": [("recency_days", "-")],
     r"\bbargain|\bdeal|\bdiscount|price[- ]sensitive|\bthrift|\bsavvy|\bsaver": [
         ("discount_share", "+"), ("coupon_share", "+")],
-    r"\bcoupon": [("coupon_share", "+"), ("coupon_share", "-")],
+    r"\bcoupon": [("coupon_share", "+"), ("coupon_share", "-"), ("n_coupon_redemptions", "+"),
+                   ("n_coupon_redemptions", "-")],
     # Timing words may be qualified either way ("less at weekends"): the trait must be shown, in any direction.
     r"\bweekend|\bweekday": [("weekend_share", "+"), ("weekend_share", "-")],
     r"\bevening|\bnight|\blate[- ]|\bmorning|\bearly[- ]|\bdaytime": [
@@ -176,8 +179,11 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
     vocabulary: every department and category name in the shop (upper or mixed case)."""
     body = f"{text.name}. {text.description}"
     problems = []
+    claims = body
+    for t in stats.traits:  # naming a listed trait (e.g. "share of weekend orders 0.3 vs 0.2") claims nothing
+        claims = re.sub(re.escape(t.label), " ", claims, flags=re.I)
     allowed_numbers = _numbers_in(stats)
-    for number in NUMBER.findall(body):
+    for number in NUMBER.findall(claims):
         if _normal(number) not in allowed_numbers:
             problems.append(f"number {number} is not in the stats")
     listed = {_plain(s.name) for s in stats.top_departments + stats.top_categories}
@@ -189,9 +195,6 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
         if len(t) >= 4 and f" {t} " in plain_body and not any(t in name for name in listed):
             problems.append(f"names {term!r}, which is not among the cluster's top departments/categories")
     shown = {(t.feature, "+" if t.z > 0 else "-") for t in stats.traits if abs(t.z) >= 0.2}
-    claims = body
-    for t in stats.traits:  # naming a listed trait (e.g. "share of weekend orders 0.3 vs 0.2") claims nothing
-        claims = re.sub(re.escape(t.label), " ", claims, flags=re.I)
     for pattern, needs in CLAIMS.items():
         match = re.search(pattern, claims, re.I)
         if match and not shown.intersection(needs):

@@ -50,7 +50,8 @@ def figures(tables: dict[str, pd.DataFrame], personas: list[dict]) -> list[tuple
     heat.update_layout(title="RFM grid: customers and mean monetary per (R, F) cell (5 = best)")
     out.append(("RFM heat map", heat))
     names = {p["cluster"]: p["name"] for p in personas}
-    points = tables["clusters"].assign(persona=lambda d: d["cluster"].map(lambda c: f"{c}: {names.get(c, '?')}"))
+    points = tables["clusters"].sort_values("cluster")
+    points = points.assign(persona=points["cluster"].map(lambda c: f"{c}: {names.get(c, '?')}"))
     out.append(("Cluster map", px.scatter(points, x="x", y="y", color="persona", opacity=0.6,
                                           hover_data=["customer_id"],
                                           title="Customers on the first two principal axes of the clustering "

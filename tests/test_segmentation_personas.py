@@ -166,3 +166,14 @@ def test_renaming_personas_after_a_fit_updates_the_profiles(demo_store, tmp_path
         supported = bool(shown & {("frequency", True), ("interpurchase_days", False)}) and bool(
             shown & {("monetary", True), ("avg_basket_value", True)})
         assert card.source == ("llm" if supported else "template")
+
+
+@pytest.mark.parametrize("z", [1.0, -1.0])
+def test_template_passes_the_guard_for_every_trait_and_direction(z):
+    from segmentation.clusters import NUMERIC_FEATURES
+    from segmentation.personas import label
+
+    for feature in NUMERIC_FEATURES:
+        card = stats(traits=[Trait(feature=feature, label=label(feature), cluster_mean=1.5, population_mean=1.0, z=z),
+                             Trait(feature="frequency", label="orders", cluster_mean=30, population_mean=20, z=0.5)])
+        assert unsupported_claims(template_text(card), card, VOCABULARY) == [], feature
