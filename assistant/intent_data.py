@@ -188,13 +188,19 @@ def split(
     }
 
 
-def sample_per_label(pool: pd.DataFrame, per_label: int, seed: int = 0) -> pd.DataFrame:
-    """At most ``per_label`` rows per intent, spread evenly over the intent's source labels (round robin over
-    a seeded shuffle), so a large source label cannot crowd out the small ones."""
+def sample_per_label(
+    pool: pd.DataFrame, per_label: int, seed: int = 0, caps: dict[str, int] | None = None
+) -> pd.DataFrame:
+    """At most ``per_label`` rows per intent (``caps`` overrides it per intent), spread evenly over the
+    intent's source labels (round robin over a seeded shuffle), so a large source label cannot crowd out the
+    small ones."""
     shuffled = pool.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     shuffled["_turn"] = shuffled.groupby(["source", "source_label"]).cumcount()
     ordered = shuffled.sort_values(["intent", "_turn"], kind="stable")
-    return ordered.groupby("intent", sort=True).head(per_label).drop(columns="_turn").reset_index(drop=True)
+    ordered["_rank"] = ordered.groupby("intent").cumcount()
+    limit = ordered["intent"].map(lambda intent: (caps or {}).get(intent, per_label))
+    kept = ordered[ordered["_rank"] < limit].sort_values(["intent", "_rank"], kind="stable")
+    return kept.drop(columns=["_turn", "_rank"]).reset_index(drop=True)
 
 
 def rows_sha256(frame: pd.DataFrame) -> str:

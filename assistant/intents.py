@@ -56,6 +56,7 @@ MANIFEST_FORMAT = 1
 @dataclass(frozen=True)
 class TrainConfig:
     per_label: int = 150  # training rows per intent, spread over its source labels
+    open_class_factor: int = 3  # out_of_scope gets this many times per_label: it spans ~125 CLINC labels
     epochs: int = 1
     batch_size: int = 32
     max_length: int = 64  # tokens; longer texts are truncated
@@ -127,7 +128,11 @@ class IntentClassifier:
             raise IntentError(f"No trained intent classifier in {directory}; run `kefu intents train`.")
         from assistant import intent_model
 
-        tokenizer, net = intent_model.load(directory, len(manifest["labels"]))
+        try:
+            tokenizer, net = intent_model.load(directory, len(manifest["labels"]))
+        except (OSError, ValueError, RuntimeError) as exc:
+            message = f"The model in {directory} is incomplete ({exc}); run `kefu intents train`."
+            raise IntentError(message) from exc
         return cls(directory, manifest, tokenizer, net)
 
     def probabilities(self, texts: Sequence[str]):
@@ -205,7 +210,8 @@ def train(
         config.holdout,  # type: ignore[arg-type]
         seed=config.seed,
     )
-    rows = data.sample_per_label(pool, config.per_label, seed=config.seed)
+    caps = {Intent.OUT_OF_SCOPE.value: config.per_label * config.open_class_factor}
+    rows = data.sample_per_label(pool, config.per_label, seed=config.seed, caps=caps)
     labels = sorted(rows["intent"].unique())
     index = {label: i for i, label in enumerate(labels)}
 

@@ -90,6 +90,8 @@ def test_sample_per_label_is_capped_and_spread_over_source_labels(frames):
     assert counts.max() == 40 and set(counts.index) == set(pool["intent"])
     payment = rows[rows["intent"] == "payment"]["source_label"].value_counts()
     assert len(payment) == 5 and payment.max() - payment.min() <= 1  # 4 Bitext labels + CLINC card_declined
+    wider = intent_data.sample_per_label(pool, 40, seed=1, caps={"out_of_scope": 90})["intent"].value_counts()
+    assert wider["out_of_scope"] == 90 and wider.drop("out_of_scope").max() == 40
     assert intent_data.rows_sha256(rows) == intent_data.rows_sha256(intent_data.sample_per_label(pool, 40, 1))
     assert intent_data.rows_sha256(rows) != intent_data.rows_sha256(intent_data.sample_per_label(pool, 40, 2))
 
