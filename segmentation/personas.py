@@ -6,13 +6,15 @@ standardized space), and the departments and categories the cluster buys most. T
 (a JSON-schema constrained request for ``PersonaText``); its text is then checked by ``unsupported_claims``: a
 number not in the stats, a department/category not listed, a trait claimed in a direction the stats do not show,
 or a demographic claim (the stats have none) rejects the text, and the card falls back to a template built from
-the same stats. The template is also used when the LLM is down.
+the same stats. So does text that names none of the shown traits, lacks a 2-6 word name, or repeats itself (small
+models loop). The template is also used when the LLM is down.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from importlib import resources
 
 import numpy as np
@@ -195,10 +197,21 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
         if len(t) >= 4 and f" {t} " in plain_body and not any(t in name for name in listed):
             problems.append(f"names {term!r}, which is not among the cluster's top departments/categories")
     shown = {(t.feature, "+" if t.z > 0 else "-") for t in stats.traits if abs(t.z) >= 0.2}
+    grounded = claims != body  # names a listed trait
     for pattern, needs in CLAIMS.items():
         match = re.search(pattern, claims, re.I)
         if match and not shown.intersection(needs):
             problems.append(f"claims {match.group(0)!r} but the stats show no such trait")
+        grounded = grounded or bool(match)
+    grounded = grounded or any(PHRASES.get(key, "\0").lower() in body.lower() for key in shown)
+    if not grounded:
+        problems.append("says nothing about the traits the stats show")
+    if not 2 <= len(text.name.split()) <= 6:
+        problems.append(f"name {text.name!r} is not a 2-6 word persona name")
+    words = _plain(body).split()
+    grams = Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
+    if grams and grams.most_common(1)[0][1] >= 3:
+        problems.append("repeats itself")
     demographic = DEMOGRAPHIC.search(body)
     if demographic:
         problems.append(f"claims {demographic.group(0)!r}; the stats hold no demographics or motives")

@@ -86,6 +86,12 @@ def test_guard_accepts_a_faithful_text():
     ("Evening shoppers", "They shop mostly in the evening.", "evening"),
     ("Busy young families", "Frequent shoppers with kids.", "demographics"),
     ("Occasional buyers", "They rarely shop here.", "claims 'Occasional'"),
+    # Seen from SmolLM2-135M: says nothing about the customers, loops, and the name is one token.
+    ("MEAT-PCKGD", "A product that is made with a lot of meat, which is made with a lot of meat, which is made "
+     "with a lot of meat.", "says nothing"),
+    ("MEAT-PCKGD", "Frequent shoppers.", "2-6 word"),
+    ("Frequent spenders", "Frequent orders, made with a lot of care, made with a lot of care, made with a lot of "
+     "care.", "repeats itself"),
 ])
 def test_guard_rejects_claims_the_stats_do_not_show(name, description, problem):
     problems = unsupported_claims(text(name, description), stats(), VOCABULARY)
