@@ -209,7 +209,7 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
     if not 2 <= len(text.name.split()) <= 6:
         problems.append(f"name {text.name!r} is not a 2-6 word persona name")
     words = _plain(body).split()
-    grams = Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
+    grams = Counter(tuple(words[i:i + 8]) for i in range(len(words) - 7))
     if grams and grams.most_common(1)[0][1] >= 3:
         problems.append("repeats itself")
     demographic = DEMOGRAPHIC.search(body)
