@@ -192,9 +192,15 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
     listed |= {_plain(t.label.removeprefix("share of spend in ")) for t in stats.traits
                if t.feature.startswith("dept_")}
     plain_body = f" {_plain(body)} "
+    # Words of the shown traits' labels and phrases (e.g. "coupon") are trait words even where a department
+    # has the same name.
+    trait_words = " ".join([t.label for t in stats.traits]
+                           + [PHRASES.get((t.feature, "+" if t.z > 0 else "-"), "") for t in stats.traits])
+    trait_words = f" {_plain(trait_words)} "
     for term in sorted(vocabulary):
         t = _plain(term)
-        if len(t) >= 4 and f" {t} " in plain_body and not any(t in name for name in listed):
+        if len(t) >= 4 and f" {t} " in plain_body and f" {t} " not in trait_words \
+                and not any(t in name for name in listed):
             problems.append(f"names {term!r}, which is not among the cluster's top departments/categories")
     shown = {(t.feature, "+" if t.z > 0 else "-") for t in stats.traits if abs(t.z) >= 0.2}
     grounded = claims != body  # names a listed trait

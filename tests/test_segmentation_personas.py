@@ -21,7 +21,7 @@ from segmentation.personas import (
 )
 from tests.segmentation_fit import fitted_data_dir
 
-VOCABULARY = {"GROCERY", "DRUG GM", "PRODUCE", "MEAT-PCKGD", "FUEL", "BAKED BREAD/BUNS/ROLLS", "SOFT DRINKS",
+VOCABULARY = {"COUPON", "GROCERY", "DRUG GM", "PRODUCE", "MEAT-PCKGD", "FUEL", "BAKED BREAD/BUNS/ROLLS", "SOFT DRINKS",
               "BEERS/ALES", "FLUID MILK PRODUCTS", "CANDY - CHECKLANE"}
 
 
