@@ -128,7 +128,9 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
         with workspace(settings.store_path) as scratch:
             prop_report, models = propensity.compare(
                 scratch, settings.embed_model or default_model_path(),
-                horizon_days=settings.propensity_horizon_days, with_transformer=with_transformer, epochs=epochs)
+                horizon_days=settings.propensity_horizon_days, with_transformer=with_transformer, epochs=epochs,
+                on_step=lambda step, total, loss: progress(f"propensity: fine-tuning MiniLM, step {step}/{total}, "
+                                                           f"loss {loss:.3f}"))
             scored = propensity.score_all(scratch, prop_report, models, as_of)
             propensity.save(out_dir, prop_report, models)
         report["propensity"] = prop_report
