@@ -61,8 +61,17 @@ def turn_summary(events: list) -> dict:
         "stage": understood.understanding.stage if understood else None,
         "slots": understood.understanding.slots.model_dump(exclude_defaults=True) if understood else {},
         "understanding_source": understood.source if understood else None,
-        "tools": [{"name": e.name, "arguments": e.arguments, "ok": e.ok, "product_ids": e.product_ids,
-                   "latency_ms": e.latency_ms} for e in events if isinstance(e, ToolCalled)],
+        "tools": [
+            {
+                "name": e.name,
+                "arguments": e.arguments,
+                "ok": e.ok,
+                "product_ids": e.product_ids,
+                "latency_ms": e.latency_ms,
+            }
+            for e in events
+            if isinstance(e, ToolCalled)
+        ],
         "products": [p.model_dump(include={"product_id", "title", "price", "reason"}) for p in products],
         "reply": done.reply,
         "refused": next((e.reason for e in events if isinstance(e, Refused)), None),

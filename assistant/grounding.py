@@ -21,6 +21,9 @@ def allowed_facts(cards: list[ProductCard], extra_ids: set[str] = frozenset()) -
 
 def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None:
     """None when the sentence is grounded, else what is wrong with it."""
+    words = sentence.lower().split()
+    if len(words) >= 8 and len(set(words)) < 0.5 * len(words):
+        return "repetitive"  # small models sometimes loop on a phrase
     for m in _PRICE.finditer(sentence):
         if f"{float(m.group(1)):.2f}" not in prices:
             return f"price ${m.group(1)} not from a tool"

@@ -65,8 +65,9 @@ class Settings(BaseSettings):
 
     # The assistant.
     planner: Literal["structured", "native"] = Field(
-        "structured", description="structured: plan tools from the understood turn (small models); "
-        "native: the served model calls tools itself (capable models, e.g. Qwen2.5-7B-Instruct)."
+        "structured",
+        description="structured: plan tools from the understood turn (small models); "
+        "native: the served model calls tools itself (capable models, e.g. Qwen2.5-7B-Instruct).",
     )
     native_tool_choice: Literal["auto", "required"] = Field(
         "auto", description="Native planner: let the model decide, or force a tool call on shopping turns."

@@ -4,6 +4,7 @@ from the signatures (``assistant/tools.py``). None takes a customer id: "my" alw
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -39,6 +40,16 @@ def _price(price: float | None) -> str:
     return f"${price:.2f}" if price is not None else "price not listed"
 
 
+_RANK_NOTE = re.compile(r"\s*\((?:keyword|semantic) rank \d+\)")
+
+
+def _reason(reasons: list[str]) -> str:
+    """The shopper-facing reason: personal reasons first, without the internal rank numbers."""
+    personal = [r for r in reasons if r.startswith(("you ", "within your"))]
+    chosen = (personal + [r for r in reasons if r not in personal])[:2]
+    return "; ".join(_RANK_NOTE.sub("", r) for r in chosen)
+
+
 def _cards(results) -> list[ProductCard]:
     return [
         ProductCard(
@@ -48,7 +59,7 @@ def _cards(results) -> list[ProductCard]:
             department=r.department,
             category=r.category,
             brand=r.brand,
-            reason="; ".join(r.reasons[:2]),
+            reason=_reason(r.reasons),
         )
         for r in results
     ]

@@ -21,9 +21,11 @@ class ScriptedLLM:
     def structured(self, messages, schema, **_):
         self._check("structured", messages)
         with self._lock:
-            data = self.readings.pop(0) if self.readings else {
-                "intent": "chitchat", "stage": "browsing", "product": "", "brand": "", "max_price": None,
-                "purchase_intent": 0.1}
+            data = (
+                self.readings.pop(0)
+                if self.readings
+                else {"intent": "chitchat", "product": "", "brand": "", "max_price": None}
+            )
         return schema.model_validate(data)
 
     def stream(self, messages, **_):
@@ -46,6 +48,5 @@ class ScriptedLLM:
             raise LLMError("Cannot reach the LLM server (scripted); start it with `kefu llm serve`.")
 
 
-def reading(intent="product_search", product="", max_price=None, brand="", stage="browsing", purchase=0.5):
-    return {"intent": intent, "stage": stage, "product": product, "brand": brand, "max_price": max_price,
-            "purchase_intent": purchase}
+def reading(intent="product_search", product="", max_price=None, brand=""):
+    return {"intent": intent, "product": product, "brand": brand, "max_price": max_price}

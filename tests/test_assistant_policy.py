@@ -30,8 +30,10 @@ def test_coupon_comes_from_campaigns_that_target_the_customer(demo_store):
     with store.connect(demo_store) as con:
         coupon = find_coupon(con, "1111", ["28897", "1"])
         assert coupon and coupon["product_id"] == "28897"
-        member = con.execute("SELECT count(*) FROM campaign_members WHERE customer_id = '1111' AND campaign_id = ?",
-                             [coupon["campaign_id"]]).fetchone()[0]
+        member = con.execute(
+            "SELECT count(*) FROM campaign_members WHERE customer_id = '1111' AND campaign_id = ?",
+            [coupon["campaign_id"]],
+        ).fetchone()[0]
         assert member == 1
         assert find_coupon(con, "1111", ["does-not-exist"]) is None
 
@@ -45,8 +47,12 @@ class FakeProfiles:
 
 
 def test_at_risk_customer_gets_a_coupon_and_priority_handoff(shop_settings):
-    services = Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
-                        profiles=FakeProfiles("At Risk"), cases=CaseBook(shop_settings.data_dir / "p.sqlite"))
+    services = Services(
+        settings=shop_settings,
+        search=ProductSearch.open(shop_settings),
+        profiles=FakeProfiles("At Risk"),
+        cases=CaseBook(shop_settings.data_dir / "p.sqlite"),
+    )
     llm = ScriptedLLM([reading(product="milk"), reading(intent="human_handoff")])
     assistant, session = Assistant(services, llm), Session(customer_id="1111")
     events = list(assistant.turn(session, "fluid milk"))
@@ -61,20 +67,26 @@ def test_at_risk_customer_gets_a_coupon_and_priority_handoff(shop_settings):
 
 
 def test_price_sensitive_customers_see_value_first(shop_settings):
-    services = Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
-                        profiles=FakeProfiles("Loyal", private_label_share=0.8),
-                        cases=CaseBook(shop_settings.data_dir / "p2.sqlite"))
+    services = Services(
+        settings=shop_settings,
+        search=ProductSearch.open(shop_settings),
+        profiles=FakeProfiles("Loyal", private_label_share=0.8),
+        cases=CaseBook(shop_settings.data_dir / "p2.sqlite"),
+    )
     done = list(Assistant(services, ScriptedLLM([reading(product="cheese")])).turn(Session("1111"), "cheese"))[-1]
     prices = [p.price for p in done.products]
     assert prices == sorted(prices)
 
 
-@pytest.mark.parametrize("text,hidden,tag", [
-    ("mail me at jane.doe+shop@example.co.uk", "jane.doe", "[EMAIL]"),
-    ("my card is 4111 1111 1111 1111", "4111", "[CARD]"),
-    ("call me on (415) 555-0100", "555-0100", "[PHONE]"),
-    ("ship it to 742 Evergreen Terrace Road please", "Evergreen", "[ADDRESS]"),
-])
+@pytest.mark.parametrize(
+    "text,hidden,tag",
+    [
+        ("mail me at jane.doe+shop@example.co.uk", "jane.doe", "[EMAIL]"),
+        ("my card is 4111 1111 1111 1111", "4111", "[CARD]"),
+        ("call me on (415) 555-0100", "555-0100", "[PHONE]"),
+        ("ship it to 742 Evergreen Terrace Road please", "Evergreen", "[ADDRESS]"),
+    ],
+)
 def test_pii_is_redacted(text, hidden, tag):
     out = redact(text)
     assert hidden not in out and tag in out
@@ -120,3 +132,27 @@ def test_tool_schemas_come_from_signatures_and_errors_go_back_as_text():
 
     with pytest.raises(ZeroDivisionError):  # bugs raise; only model mistakes become text
         run_tool(broken, None, {})
+
+
+def test_grounding_gate_drops_invented_prices_ids_and_loops():
+    from assistant.grounding import SentenceGate
+
+    gate = SentenceGate(prices={"2.79"}, ids={"840361"})
+    out = gate.feed("This one is $2.79. That one is $1.00! Item 840361 is good. ")
+    out += gate.feed("Order 99999999 too. CHEESE CHEESE CHEESE CHEESE CHEESE CHEESE CHEESE CHEESE. Enjoy")
+    out += gate.flush()
+    assert out.split() == ["This", "one", "is", "$2.79.", "Item", "840361", "is", "good.", "Enjoy"]
+    assert len(gate.repairs) == 3
+
+
+def test_shopper_facing_reasons_hide_rank_numbers():
+    from assistant.shop_tools import _reason
+
+    reason = _reason(
+        [
+            "matches cheese (keyword rank 18)",
+            "similar in meaning (semantic rank 2)",
+            "within your usual price range ($1.19–$2.99)",
+        ]
+    )
+    assert reason == "within your usual price range ($1.19–$2.99); matches cheese"

@@ -74,3 +74,12 @@ def test_store_brand_words():
     assert parse_rules("store brand crackers")["brand"] == "Private"
     u, _ = combine("private label milk", llm(product="milk"), None, None)
     assert u.slots.brand == "Private"
+
+
+def test_stage_and_purchase_intent_score():
+    u, _ = combine("crackers", llm(product="crackers"), None, None)
+    assert (u.stage, u.purchase_intent) == ("browsing", 0.5)
+    u2, _ = combine("I'll take the second one, add it to my cart", llm(product=""), None, u.slots)
+    assert u2.stage == "ready_to_buy" and u2.purchase_intent > 0.9
+    u3, _ = combine("where is my order", llm(intent="order_status"), None, None)
+    assert u3.stage == "post_purchase" and u3.purchase_intent == 0.1
