@@ -63,7 +63,9 @@ class Assistant:
         max_chars: int = 2000,
         rate: RateLimiter | None = None,
         tool_choice: str = "auto",
+        reads_slots: bool = False,
     ) -> None:
+        self.reads_slots = reads_slots
         self.services, self.llm, self.mode, self.tool_choice = services, llm, mode, tool_choice
         self.classifier, self.log, self.max_chars = classifier, log, max_chars
         self.rate = rate or RateLimiter(limit=20, window_s=60)
@@ -169,7 +171,7 @@ class Assistant:
         prior = self.classifier.predict([message])[0] if self.classifier is not None else None
         reading = None
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
-            reading = understand_with_llm(self.llm, message, session.slots)
+            reading = understand_with_llm(self.llm, message, session.slots, self.reads_slots)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
         if looks_like_injection(message) and understanding.intent in SHOPPING:
             source += "+injection"

@@ -56,6 +56,7 @@ def build_assistant(settings: Settings) -> Assistant:
         LLM.from_settings(settings),
         mode=settings.planner,
         tool_choice=settings.native_tool_choice,
+        reads_slots=settings.llm_reads_slots,
         classifier=load_classifier(settings),
         log=ConversationLog(settings.logs_dir / "conversations.sqlite"),
         max_chars=settings.max_message_chars,

@@ -30,18 +30,14 @@ class IntentNet(torch.nn.Module):
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(encoder.config.hidden_size, n_labels)
 
-    def embed(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor
-    ) -> torch.Tensor:
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """(batch, hidden) unit-length mean of the real tokens' states."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return torch.nn.functional.normalize(pooled, dim=-1)
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """(batch, n_labels) logits."""
         return self.head(self.dropout(self.embed(input_ids, attention_mask, **extra)))
 
@@ -81,18 +77,14 @@ def from_base(base_dir: Path, n_labels: int, seed: int = 0):
     """(tokenizer, IntentNet) with the base encoder's weights and a freshly initialized head."""
     auto_model, auto_tokenizer = _transformers()
     torch.manual_seed(seed)
-    return auto_tokenizer.from_pretrained(str(base_dir)), IntentNet(
-        auto_model.from_pretrained(str(base_dir)), n_labels
-    )
+    return auto_tokenizer.from_pretrained(str(base_dir)), IntentNet(auto_model.from_pretrained(str(base_dir)), n_labels)
 
 
 def save(net: IntentNet, tokenizer, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     net.encoder.save_pretrained(str(out_dir / "encoder"))
     tokenizer.save_pretrained(str(out_dir / "encoder"))
-    save_file(
-        {k: v.contiguous() for k, v in net.head.state_dict().items()}, str(out_dir / "head.safetensors")
-    )
+    save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(out_dir / "head.safetensors"))
 
 
 def load(model_dir: Path, n_labels: int):

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="structured: plan tools from the understood turn (small models); "
         "native: the served model calls tools itself (capable models, e.g. Qwen2.5-7B-Instruct).",
     )
+    llm_reads_slots: bool = Field(
+        False,
+        description="Ask the model for product words, brand and budget too (capable models); "
+        "the small default model is asked for the intent only.",
+    )
     native_tool_choice: Literal["auto", "required"] = Field(
         "auto", description="Native planner: let the model decide, or force a tool call on shopping turns."
     )

@@ -1,18 +1,22 @@
 """Understanding a shopper turn: a validated ``Understanding`` (intent, stage, slots, purchase-intent score).
 
 Three sources, combined in a fixed order (documented in README):
-1. the served LLM reads the turn (with the previous turn's slots) through a JSON-schema structured request —
-   it decides the intent and product words, and works even with the 135M model (its schema is kept to four
-   fields: every output token costs ~50 ms on 2 CPU cores); the purchase stage and purchase-intent score are
-   then derived from the intent, the slots and buying words ("I'll take", "add to cart");
+1. the served LLM reads the turn (with the previous turn's slots) through a JSON-schema structured request.
+   A small model (the default 135M) is asked for the intent only: measured, it copies prompt examples or
+   invents product words, brands and prices, and every output token costs ~50 ms on 2 CPU cores. A capable
+   model (``KEFU_LLM_READS_SLOTS=true``) also fills product words, brand and budget; its product words and
+   brand count only when the shopper said them. Product words otherwise come from the message itself, less
+   prices and filler. The purchase stage and purchase-intent score are derived from the intent, the slots
+   and buying words ("I'll take", "add to cart");
 2. deterministic parsers, which are exact where the LLM is weak: prices ("under $3", "between 2 and 5"),
    references to earlier results ("the second one"), refinements ("cheaper", "another brand"), order ids;
    where they find something, they win;
 3. catalogue words: when the LLM calls a turn chitchat or out of scope but it names a product category or type
    of the shop's catalogue ("cheese", "crackers") or states a budget, it is a product search;
-4. the fast intent classifier (fine-tuned MiniLM, ``assistant/intents.py``) gives a prior: when the LLM is down
-   its intent is used; when the LLM says a shopping intent but the classifier is confident (≥ 0.9) of an
-   after-sales intent (order status, return, delivery, payment, account, handoff), the classifier wins.
+4. the fast intent classifier (fine-tuned MiniLM, ``assistant/intents.py``; it knows the after-sales intents,
+   chitchat and out-of-scope, not the shopping ones) gives a prior: when the LLM is down its intent is used;
+   when it is sure (≥ 0.9) of an intent the LLM did not choose, it wins. Comparison and recommendation words
+   ("compare", "versus", "recommend", "suggest") then set those intents, and catalogue words (3.) come last.
 """
 
 from __future__ import annotations
@@ -57,26 +61,51 @@ class Understanding(BaseModel):
     confirm: bool = Field(False, description="The shopper says yes/confirms a pending action")
 
 
-class LLMReading(BaseModel):
-    """The small schema the model fills (kept small: the embedded model is 135M parameters)."""
+class IntentReading(BaseModel):
+    """What a small model is asked for: the intent only (SmolLM2-135M copies or invents slot values)."""
 
     intent: Intent
-    product: str = Field(max_length=120, description="product words only, '' if none")
-    brand: str = Field(max_length=40, description="'' if none")
-    max_price: float | None
 
 
-def prompt() -> str:
-    return resources.files("assistant").joinpath("prompts/understand.md").read_text()
+class LLMReading(IntentReading):
+    """What a capable model is asked for (``KEFU_LLM_READS_SLOTS=true``): the intent and the main slots."""
+
+    product: str = Field("", max_length=120, description="product words only, '' if none")
+    brand: str = Field("", max_length=40, description="'' if none")
+    max_price: float | None = None
 
 
-def understand_with_llm(llm: LLM, text: str, previous: Slots | None = None) -> LLMReading:
+def prompt(slots: bool) -> str:
+    name = "prompts/understand_slots.md" if slots else "prompts/understand.md"
+    return resources.files("assistant").joinpath(name).read_text()
+
+
+def understand_with_llm(llm: LLM, text: str, previous: Slots | None = None, slots: bool = False) -> LLMReading:
     context = f"Previous request: {previous.model_dump_json(exclude_defaults=True)}\n" if previous else ""
     messages = [
-        {"role": "system", "content": prompt()},
+        {"role": "system", "content": prompt(slots)},
         {"role": "user", "content": f"{context}Shopper: {text}"},
     ]
-    return llm.structured(messages, LLMReading, max_tokens=160, temperature=0)
+    reading = llm.structured(messages, LLMReading if slots else IntentReading, max_tokens=120, temperature=0)
+    return LLMReading(**reading.model_dump())
+
+
+FILLER = frozenset(
+    """i im i'm i'd want wanted need would like looking look for some any a an the please show me find get
+    buy do you have sell got can could something anything cheap cheaper cheapest good best nice new
+    another different other brand more options option one ones it them this that these those what which
+    is are there of to in on with and or my our under below over above less than most least between
+    dollars dollar usd price priced around about recommend suggest suggestions ideas hi hello hey thanks
+    am now first second third fourth fifth last just also too very really""".split()
+)
+
+
+def product_words(text: str) -> str:
+    """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta")."""
+    for pattern in (_BETWEEN, _UNDER, _OVER):
+        text = pattern.sub(" ", text)
+    words = re.findall(r"[a-z][a-z0-9%'&-]*", text.lower())
+    return " ".join(w for w in words if w not in FILLER)[:200]
 
 
 # -- deterministic parsers ------------------------------------------------------------------------------
@@ -106,6 +135,8 @@ _CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too 
 _PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier)\b", re.I)
 _OTHER_BRAND = re.compile(r"\b(different|another|other)\s+brand\b", re.I)
 _MORE = re.compile(r"\b(show (?:me )?more|more options|anything else|other options)\b", re.I)
+_COMPARE = re.compile(r"\b(compare|comparison|versus|vs\.?|difference between|which (?:one )?is better)\b", re.I)
+_RECOMMEND = re.compile(r"\b(recommend|suggest|what should i (?:buy|get|try))\b", re.I)
 _STORE_BRAND = re.compile(r"\b(store brand|private label|own brand|own label)\b", re.I)
 _YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
 
@@ -242,9 +273,13 @@ def combine(
     else:
         intent = "product_search"
         sources.append("default")
-    if prior is not None and reading is not None and intent in SHOPPING and prior[0] in AFTER_SALES and prior[1] >= 0.9:
-        intent = prior[0]
+    if prior is not None and reading is not None and prior[1] >= 0.9 and prior[0] != intent:
+        intent = prior[0]  # the classifier is sure of an after-sales, chitchat or off-topic intent
         sources.append("classifier")
+    if _COMPARE.search(text) and intent in SHOPPING | {"chitchat", "out_of_scope"}:
+        intent = "comparison"
+    elif _RECOMMEND.search(text) and intent in SHOPPING | {"chitchat", "out_of_scope"}:
+        intent = "recommendation"
     if rules.get("order_id") and intent in SHOPPING:
         intent = "order_status"
     if intent in ("chitchat", "out_of_scope") and (catalogue_terms(text, vocabulary) or "budget_max" in rules):
@@ -253,16 +288,21 @@ def combine(
     if rules:
         sources.append("rules")
 
+    said = text.lower()
+    llm_words = reading.product.strip() if reading is not None else ""
+    if not all(w in said for w in llm_words.lower().split()):
+        llm_words = ""  # only product words the shopper actually said
+    words = llm_words or product_words(text)
     slots = Slots()
     refining = bool(rules.get("refinement") or rules.get("product_refs")) or (
-        previous is not None and intent in SHOPPING and not (reading and reading.product.strip())
+        previous is not None and intent in SHOPPING and not words
     )
     if previous is not None and refining:
         slots = previous.model_copy(update={"product_refs": [], "refinement": "none"})
+    if words and intent in SHOPPING and not refining:
+        slots.query = words
     if reading is not None:
-        if reading.product.strip():
-            slots.query = reading.product.strip()[:200]
-        if reading.brand.strip() and reading.brand.strip().lower() in text.lower():
+        if reading.brand.strip() and reading.brand.strip().lower() in said:
             slots.brand = reading.brand.strip()  # only a brand the shopper actually said
         if (
             reading.max_price is not None
@@ -276,7 +316,7 @@ def combine(
             setattr(slots, key, rules[key])
     if slots.refinement == "other_brand" and previous is not None and previous.brand:
         slots.exclude_brand, slots.brand = previous.brand, None
-    if slots.query is None and intent in SHOPPING and not slots.product_refs and slots.refinement == "none":
+    if slots.query is None and intent in ("product_search", "product_question") and not refining:
         slots.query = text.strip()[:200]
     stage, purchase = stage_and_score(text, intent, slots)
     understanding = Understanding(
@@ -291,6 +331,7 @@ def understand(
     classifier=None,
     previous: Slots | None = None,
     vocabulary: frozenset[str] = frozenset(),
+    slots: bool = False,
 ) -> Understanding:
     """One turn's Understanding from all available sources (the LLM may be None or down)."""
     from assistant.errors import LLMError
@@ -299,7 +340,7 @@ def understand(
     reading = None
     if llm is not None:
         try:
-            reading = understand_with_llm(llm, text, previous)
+            reading = understand_with_llm(llm, text, previous, slots)
         except LLMError:
             reading = None
     return combine(text, reading, prior, previous, vocabulary)[0]
