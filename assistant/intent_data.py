@@ -83,14 +83,11 @@ class IntentMap:
         return self.clinc_domains.get(domain) if domain else None
 
     def flat(self) -> dict[str, str]:
-        """Every known source label -> intent; raises when the two data sets disagree on a shared label name.
-        """
+        """Every known source label -> intent; raises when the two data sets disagree on a shared label name."""
         table = {label: self.clinc(label) for label in [*self.clinc_domain_of, *self.clinc_intents]}
         for label, intent in self.bitext.items():
             if table.get(label, intent) != intent:
-                raise IntentError(
-                    f"Label {label!r} maps to {table[label]!r} for CLINC and {intent!r} for Bitext."
-                )
+                raise IntentError(f"Label {label!r} maps to {table[label]!r} for CLINC and {intent!r} for Bitext.")
             table[label] = intent
         return {label: intent for label, intent in table.items() if intent is not None}
 
@@ -120,14 +117,10 @@ def load_intent_map(path: Path | None = None, domains_path: Path | None = None) 
     ]:
         wrong = {label: target for label, target in table.items() if target not in valid}
         if wrong:
-            raise IntentError(
-                f"{path} [{table_name}]: not assistant intents: {wrong}; valid: {sorted(valid)}."
-            )
+            raise IntentError(f"{path} [{table_name}]: not assistant intents: {wrong}; valid: {sorted(valid)}.")
     unmapped = sorted(set(domains) - set(mapping.clinc_domains))
     if unmapped:
-        raise IntentError(
-            f"{path}: CLINC domains without an intent: {unmapped}. Add them to [clinc.domains]."
-        )
+        raise IntentError(f"{path}: CLINC domains without an intent: {unmapped}. Add them to [clinc.domains].")
     return mapping
 
 
@@ -135,9 +128,7 @@ def _mapped(frame: pd.DataFrame, lookup, source: str, path: Path) -> pd.DataFram
     frame["intent"] = frame["source_label"].map(lookup)
     missing = sorted(frame.loc[frame["intent"].isna(), "source_label"].unique())
     if missing:
-        raise IntentError(
-            f"{path}: {source} labels not in the intent map: {missing}. Map each one in intent_map.toml."
-        )
+        raise IntentError(f"{path}: {source} labels not in the intent map: {missing}. Map each one in intent_map.toml.")
     frame["source"] = source
     frame["group"] = frame["text"].map(normalize)
     return frame[COLUMNS]
@@ -146,18 +137,14 @@ def _mapped(frame: pd.DataFrame, lookup, source: str, path: Path) -> pd.DataFram
 def load_bitext(mapping: IntentMap, path: Path | None = None) -> pd.DataFrame:
     path = path or bitext_path()
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame = pd.DataFrame(
-        {"text": raw["utterance"], "source_label": raw["intent"], "flags": raw["flags"], "split": ""}
-    )
+    frame = pd.DataFrame({"text": raw["utterance"], "source_label": raw["intent"], "flags": raw["flags"], "split": ""})
     return _mapped(frame, mapping.bitext.get, "bitext", path)
 
 
 def load_clinc(mapping: IntentMap, path: Path | None = None) -> pd.DataFrame:
     path = path or clinc_path()
     raw = pd.read_json(path, lines=True, dtype=str)
-    frame = pd.DataFrame(
-        {"text": raw["text"], "source_label": raw["intent"], "flags": "", "split": raw["split"]}
-    )
+    frame = pd.DataFrame({"text": raw["text"], "source_label": raw["intent"], "flags": "", "split": raw["split"]})
     return _mapped(frame, mapping.clinc, "clinc", path)
 
 

@@ -2,12 +2,12 @@
 
 The classifier is the packaged MiniLM fine-tuned (``assistant.intent_model``) on labelled utterances that live
 in the repository (``assistant.intent_data``: Bitext customer support and CLINC150, mapped by
-``intent_map.toml``). Those sets hold after-sales, small-talk and off-topic requests only, so the classifier
-knows the after-sales intents, chitchat and out_of_scope well and product_search only as "I want to place/make
-an order"; it never predicts recommendation, comparison or product_question. The LLM's structured
-understanding decides the shopping intents; the classifier gives a fast prior, a fallback when the LLM is
-down, and a cross-check (an LLM after-sales or out-of-scope intent the classifier strongly disagrees with is
-worth a second look).
+``intent_map.toml``). Those sets hold after-sales, small-talk and off-topic requests, plus thin shopping
+material (ordering and shopping-list requests as product_search, food facts as product_question); there is no
+recommendation or comparison data, so it never predicts those. The classifier knows the after-sales intents,
+chitchat and out_of_scope well; the LLM's structured understanding decides the shopping intents. The
+classifier gives a fast prior, a fallback when the LLM is down, and a cross-check (an LLM after-sales or
+out-of-scope intent the classifier strongly disagrees with is worth a second look).
 
 A trained model lives in ``settings.models_dir / "intents"``: ``encoder/``, ``head.safetensors`` and
 ``manifest.json`` (labels, hashes of the data it came from, training settings, held-out metrics).
@@ -46,9 +46,7 @@ class Intent(StrEnum):
 
 
 # Decided by the LLM's understanding: the labelled data has no such utterances (see the module docstring).
-SHOPPING_INTENTS = frozenset(
-    {Intent.PRODUCT_SEARCH, Intent.RECOMMENDATION, Intent.COMPARISON, Intent.PRODUCT_QUESTION}
-)
+SHOPPING_INTENTS = frozenset({Intent.PRODUCT_SEARCH, Intent.RECOMMENDATION, Intent.COMPARISON, Intent.PRODUCT_QUESTION})
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
@@ -74,9 +72,7 @@ def sources_sha256() -> str:
     """Hash of what a default model is trained from: both data sets, CLINC's domains and the intent map."""
     from assistant import intent_data as data
 
-    return data.file_sha256(
-        data.bitext_path(), data.clinc_path(), data.clinc_domains_path(), data.default_map_path()
-    )
+    return data.file_sha256(data.bitext_path(), data.clinc_path(), data.clinc_domains_path(), data.default_map_path())
 
 
 def scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
@@ -86,9 +82,7 @@ def scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     if not gold:
         return {"n": 0, "accuracy": None, "macro_f1": None, "per_label": {}}
     labels = sorted(set(gold))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     per_label = {
         label: {
             "precision": round(float(p), 4),
@@ -276,9 +270,7 @@ def _epochs(losses: list[float], epochs: int) -> list[list[float]]:
     return [losses[i * size : (i + 1) * size] for i in range(epochs)]
 
 
-def ensure_trained(
-    settings: Settings, on_step: Callable[[int, int, float], None] | None = None
-) -> dict[str, Any]:
+def ensure_trained(settings: Settings, on_step: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """The manifest of the model in ``settings``' data dir, training one first (a few minutes on 2 CPU cores)
     when none exists or the data or intent map changed since."""
     try:

@@ -63,7 +63,7 @@ def test_manifest_records_labels_data_and_held_out_metrics(tiny, classifier):
     assert {"order_status", "return_refund", "out_of_scope", "chitchat", "product_search"} <= set(
         manifest["labels"]
     )
-    assert {"recommendation", "comparison", "product_question"} == set(manifest["never_predicted"])
+    assert {"recommendation", "comparison"} == set(manifest["never_predicted"])
     assert manifest["data"]["sources_sha256"] == intents.sources_sha256()
     assert manifest["training"]["rows"] == 24 * (len(manifest["labels"]) - 1) + 24 * 3  # out_of_scope: 3x
     for name in ["bitext_utterance", "clinc_val"]:

@@ -41,8 +41,10 @@ def test_map_decisions(mapping):
     assert flat["oos"] == flat["weather"] == flat["book_flight"] == "out_of_scope"
     assert flat["greeting"] == flat["thank_you"] == flat["goodbye"] == "chitchat"
     assert flat["change_volume"] == "out_of_scope"  # a voice-assistant setting, not a shop conversation
-    # No source has real product questions: only "place an order" style requests reach a shopping intent.
-    assert {flat[x] for x in flat if flat[x] in SHOPPING_INTENTS} == {"product_search"}
+    # No real shop searches in any source: ordering, shopping lists and food facts reach shopping intents.
+    assert {flat[x] for x in flat if flat[x] in SHOPPING_INTENTS} == {"product_search", "product_question"}
+    assert flat["shopping_list_update"] == "product_search" and flat["calories"] == "product_question"
+    assert flat["recipe"] == flat["restaurant_reservation"] == "out_of_scope"
 
 
 def test_new_unmapped_label_fails_loudly(mapping, tmp_path):
