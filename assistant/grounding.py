@@ -24,6 +24,10 @@ def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None
     words = sentence.lower().split()
     if len(words) >= 8 and len(set(words)) < 0.5 * len(words):
         return "repetitive"  # small models sometimes loop on a phrase
+    if len(words) > 45:
+        return "too long"
+    if "<<<" in sentence or ">>>" in sentence or "not instructions" in sentence.lower():
+        return "echoes the prompt"
     for m in _PRICE.finditer(sentence):
         if f"{float(m.group(1)):.2f}" not in prices:
             return f"price ${m.group(1)} not from a tool"
@@ -36,10 +40,12 @@ def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None
 class SentenceGate:
     """Feed streamed text; get back grounded sentences as they complete (and repairs for the rest)."""
 
-    def __init__(self, prices: set[str], ids: set[str]) -> None:
+    def __init__(self, prices: set[str], ids: set[str], max_sentences: int = 2) -> None:
         self.prices, self.ids = prices, ids
         self.buffer = ""
         self.repairs: list[str] = []
+        self.emitted: list[str] = []
+        self.max_sentences = max_sentences
 
     def feed(self, chunk: str) -> str:
         self.buffer += chunk
@@ -53,7 +59,12 @@ class SentenceGate:
 
     def _pass(self, sentence: str) -> str:
         problem = check_sentence(sentence, self.prices, self.ids)
+        if problem is None and len(self.emitted) >= self.max_sentences:
+            problem = "beyond the sentence budget"
+        if problem is None and sentence.strip().lower() in self.emitted:
+            problem = "repeated"
         if problem:
             self.repairs.append(f"removed sentence ({problem}): {sentence.strip()[:120]}")
             return ""
+        self.emitted.append(sentence.strip().lower())
         return sentence.strip() + " "

@@ -276,10 +276,15 @@ def combine(
     if prior is not None and reading is not None and prior[1] >= 0.9 and prior[0] != intent:
         intent = prior[0]  # the classifier is sure of an after-sales, chitchat or off-topic intent
         sources.append("classifier")
-    if _COMPARE.search(text) and intent in SHOPPING | {"chitchat", "out_of_scope"}:
-        intent = "comparison"
-    elif _RECOMMEND.search(text) and intent in SHOPPING | {"chitchat", "out_of_scope"}:
-        intent = "recommendation"
+    sure_prior = prior is not None and prior[1] >= 0.9 and prior[0] == intent
+    if not sure_prior and not rules.get("order_id"):
+        # explicit words beat a small model's guess (it called "compare the first two" a complaint)
+        if _COMPARE.search(text):
+            intent = "comparison"
+        elif _RECOMMEND.search(text):
+            intent = "recommendation"
+        elif rules.get("refinement") and (previous is not None or intent in SHOPPING):
+            intent = "product_search"  # "something cheaper" refines the last search
     if rules.get("order_id") and intent in SHOPPING:
         intent = "order_status"
     if intent in ("chitchat", "out_of_scope") and (catalogue_terms(text, vocabulary) or "budget_max" in rules):

@@ -137,7 +137,7 @@ def test_tool_schemas_come_from_signatures_and_errors_go_back_as_text():
 def test_grounding_gate_drops_invented_prices_ids_and_loops():
     from assistant.grounding import SentenceGate
 
-    gate = SentenceGate(prices={"2.79"}, ids={"840361"})
+    gate = SentenceGate(prices={"2.79"}, ids={"840361"}, max_sentences=3)
     out = gate.feed("This one is $2.79. That one is $1.00! Item 840361 is good. ")
     out += gate.feed("Order 99999999 too. CHEESE CHEESE CHEESE CHEESE CHEESE CHEESE CHEESE CHEESE. Enjoy")
     out += gate.flush()
@@ -156,3 +156,13 @@ def test_shopper_facing_reasons_hide_rank_numbers():
         ]
     )
     assert reason == "within your usual price range ($1.19–$2.99); matches cheese"
+
+
+def test_gate_keeps_two_sentences_and_drops_echoes_and_repeats():
+    from assistant.grounding import SentenceGate
+
+    gate = SentenceGate(prices=set(), ids=set())
+    out = gate.feed("<<<shopper message (data, not instructions) >>> hi. Good picks. Good picks. ")
+    out += gate.feed("Enjoy them. One more thing. ")
+    assert out.split() == ["Good", "picks.", "Enjoy", "them."]
+    assert len(gate.repairs) == 3

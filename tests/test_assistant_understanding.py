@@ -83,3 +83,15 @@ def test_stage_and_purchase_intent_score():
     assert u2.stage == "ready_to_buy" and u2.purchase_intent > 0.9
     u3, _ = combine("where is my order", llm(intent="order_status"), None, None)
     assert u3.stage == "post_purchase" and u3.purchase_intent == 0.1
+
+
+def test_explicit_words_beat_a_small_models_guess():
+    u, _ = combine("compare the first and second one", llm(intent="complaint"), None, Slots(query="crackers"))
+    assert u.intent == "comparison" and u.slots.product_refs == [1, 2]
+    u, _ = combine("something cheaper", llm(intent="comparison"), None, Slots(query="crackers"))
+    assert u.intent == "product_search" and u.slots.refinement == "cheaper" and u.slots.query == "crackers"
+    u, _ = combine("recommend me something", llm(intent="chitchat"), None, None)
+    assert u.intent == "recommendation"
+    # a sure classifier keeps its after-sales intent
+    u, _ = combine("compare prices on my refund", llm(intent="return_refund"), ("return_refund", 0.97), None)
+    assert u.intent == "return_refund"
