@@ -3,7 +3,7 @@ SHELL := /bin/bash
 KEFU := .venv/bin/kefu
 PY := .venv/bin/python
 
-.PHONY: setup model store index demo test lint lock bench browser clean
+.PHONY: setup model store index intents segments demo test lint lock bench clean
 
 setup:            ## create .venv from the pinned lock (idempotent)
 	@bash scripts/setup.sh
@@ -17,7 +17,13 @@ store: setup      ## build the demo store from dunnhumby's Complete Journey (ski
 index: store      ## embed the catalogue into Chroma + BM25 (only changed products on later runs)
 	@$(KEFU) index
 
-demo: model index ## start vLLM, the chat page and the API; open the printed URL
+intents: setup    ## fine-tune the fast intent classifier (skipped when trained on the current data)
+	@$(PY) -c "from assistant.intents import ensure_trained; from assistant.settings import Settings; ensure_trained(Settings())"
+
+segments: store   ## fit customer segments, personas, CLV and propensity (skipped when fitted)
+	@test -f "$${KEFU_DATA_DIR:-.kefu}/segments.duckdb" || $(KEFU) segment fit --no-transformer
+
+demo: model index intents segments ## start vLLM, the chat page and the API; open the printed URL
 	@$(KEFU) serve
 
 test: model       ## the whole test suite, real components included
