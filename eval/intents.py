@@ -105,10 +105,16 @@ def _understand_fn(settings, model_dir: Path | None):
     llm = LLM.from_settings(settings)
     folder = model_dir or default_dir(settings)
     classifier = IntentClassifier.load(directory=folder) if read_manifest(folder) else None
+    vocabulary: frozenset[str] = frozenset()
+    if settings.store_path.is_file():  # catalogue words, as the dialogue loop uses them
+        from assistant.store import connect
+
+        with connect(settings.store_path) as con:
+            vocabulary = understanding.catalogue_vocabulary(con)
 
     def intent_of(text: str) -> str:
         prior = classifier.predict([text])[0] if classifier else None
-        result, _ = combine(text, read(llm, text), prior, None)
+        result, _ = combine(text, read(llm, text, None, settings.llm_reads_slots), prior, None, vocabulary)
         return str(result.intent)
 
     return intent_of
