@@ -15,7 +15,7 @@ def test_chat_page_answers_from_the_served_model(llm_settings):
     page.queue().launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True)
     try:
         client = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
-        reply = client.predict("Hello! What can you help me with?", api_name="/respond")
+        reply = client.predict("Hello! What can you help me with?", api_name="/respond_plain")
         assert isinstance(reply, str) and reply.strip()
         assert "unavailable" not in reply
     finally:
@@ -27,7 +27,7 @@ def test_chat_page_says_when_the_model_is_down(settings):
     page = build(settings)
     page.queue().launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True)
     try:
-        reply = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False).predict("hi", api_name="/respond")
+        reply = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False).predict("hi", api_name="/respond_plain")
         assert "assistant is unavailable" in reply and "kefu llm serve" in reply
     finally:
         page.close()
