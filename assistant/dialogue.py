@@ -29,6 +29,7 @@ from assistant.events import (
     ToolCalled,
     TurnDone,
     Understood,
+    price_text,
 )
 from assistant.grounding import SentenceGate, allowed_facts
 from assistant.guardrails import RateLimiter, fence, looks_like_injection
@@ -306,7 +307,7 @@ class Assistant:
         block = ""
         if cards:
             block = "\n".join(
-                f"{i}. {c.title} — {_price(c.price)}" + (f" ({c.reason})" if c.reason else "")
+                f"{i}. {c.title} — {price_text(c.price)}" + (f" ({c.reason})" if c.reason else "")
                 for i, c in enumerate(cards, 1)
             )
         elif failed:
@@ -361,10 +362,6 @@ class Assistant:
                 refused=refused.reason if refused else None,
             )
         return done
-
-
-def _price(price: float | None) -> str:
-    return f"${price:.2f}" if price is not None else "price not listed"
 
 
 def _ms(start: float) -> float:

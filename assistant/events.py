@@ -25,6 +25,11 @@ class ProductCard(BaseModel):
     reason: str = ""
 
 
+def price_text(price: float | None) -> str:
+    """A price as the shopper sees it."""
+    return f"${price:.2f}" if price is not None else "price not listed"
+
+
 class Understood(BaseModel):
     kind: Literal["understood"] = "understood"
     understanding: Understanding

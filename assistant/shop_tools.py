@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from assistant import store
-from assistant.events import ProductCard
+from assistant.events import ProductCard, price_text
 from assistant.guardrails import fence
 from assistant.session import Deps, PendingReturn
 from assistant.tools import Tool, ToolError, tool
@@ -24,7 +24,7 @@ class ProductList(BaseModel):
     def as_text(self) -> str:
         if not self.products:
             return "No matching products." + (f" {self.note}" if self.note else "")
-        lines = [f"{i}. {p.title} — {_price(p.price)} ({p.reason})" for i, p in enumerate(self.products, 1)]
+        lines = [f"{i}. {p.title} — {price_text(p.price)} ({p.reason})" for i, p in enumerate(self.products, 1)]
         return fence("products", "\n".join(lines)) + (f"\n{self.note}" if self.note else "")
 
 
@@ -34,10 +34,6 @@ class TextResult(BaseModel):
 
     def as_text(self) -> str:
         return self.text
-
-
-def _price(price: float | None) -> str:
-    return f"${price:.2f}" if price is not None else "price not listed"
 
 
 _RANK_NOTE = re.compile(r"\s*\((?:keyword|semantic) rank \d+\)")

@@ -28,15 +28,6 @@ def schema_sql() -> str:
     return resources.files("assistant").joinpath("sql/store_schema.sql").read_text()
 
 
-def table_columns() -> dict[str, list[str]]:
-    """Column names of each schema table, in schema order (read from the schema itself)."""
-    con = duckdb.connect()
-    con.execute(schema_sql())
-    columns = {t: [r[0] for r in con.execute(f"DESCRIBE {t}").fetchall()] for t in (*TABLES, "store_meta")}
-    con.close()
-    return columns
-
-
 def write_store(path: Path, fill: Callable[[duckdb.DuckDBPyConnection], dict[str, str]]) -> None:
     """Create a fresh store at ``path`` atomically. ``fill`` loads the tables and returns metadata to record."""
     path.parent.mkdir(parents=True, exist_ok=True)
