@@ -1,4 +1,4 @@
-"""Time behaviour features + RFM on SYNTHETIC scale-ups of the demo store, against the same RFM in plain pandas.
+"""Time behaviour features + RFM + clustering on SYNTHETIC scale-ups of the demo store; RFM also in plain pandas.
 
 The data is synthetic (labelled so in the output): each synthetic customer copies a randomly chosen real demo-store
 customer (Complete Journey) - their orders, each kept with a fixed probability so the store reaches about
@@ -13,8 +13,13 @@ Each measured step runs in its own process so its peak memory (max RSS) is its o
   pandas_rfm  the same RFM (same definitions, same tie-break, same algorithm) in plain pandas, timed after loading
               the two tables (the load is timed separately); its output is checked against the DuckDB result.
               Also timed: the straightforward pandas version that totals every order first (per_order_variant).
-Prints one JSON object. Clustering is timed by its own step if a module registers one in ``EXTRA_STEPS``
-(name -> function(db_path) -> dict), e.g. ``EXTRA_STEPS["clusters"] = lambda db: {...}``.
+  clusters    segmentation.clusters.cluster_store on the features the first step wrote: taste vectors (sparse
+              customers x products matrix times the product title embeddings), scaler + taste PCA + k-means with
+              k by silhouette and bootstrap ARI on a seeded sample, every customer assigned to its nearest centroid
+              and written to customer_clusters. Title embeddings are cached per product (as `kefu segment fit`
+              does); embedding titles missing from the cache is timed apart (title_embedding) - it is a one-off
+              per product, not per customer. The cache starts from the demo fit's when there is one.
+Prints one JSON object.
 
     .venv/bin/python bench/segmentation.py --customers 100000,1000000
 """
@@ -34,8 +39,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-
-EXTRA_STEPS: dict[str, Callable[[Path], dict]] = {}
 
 GENERATE_SQL = """
 ATTACH '{real}' AS real (READ_ONLY);
@@ -231,7 +234,45 @@ def step_pandas_rfm(db: Path) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
-STEPS: dict[str, Callable[[Path], dict]] = {"features": step_features, "rfm": step_rfm, "pandas_rfm": step_pandas_rfm}
+def step_clusters(db: Path) -> dict:
+    import shutil
+
+    import duckdb
+
+    from assistant.settings import Settings
+    from retrieval.embedder import Embedder
+    from segmentation import clusters
+    from segmentation.workspace import segments_dir
+
+    cache_path = db.with_name("title_embeddings.npz")
+    fitted = segments_dir(Settings(data_dir=REPO / ".kefu")) / "title_embeddings.npz"
+    if not cache_path.exists() and fitted.is_file():
+        shutil.copy(fitted, cache_path)
+    cache = clusters.TitleEmbeddingCache(cache_path)
+    embedder = Embedder()
+    con = duckdb.connect(str(db))
+    start = time.perf_counter()
+    products = con.execute("""SELECT DISTINCT product_id, title FROM products JOIN order_items USING (product_id)
+                              WHERE title IS NOT NULL""").df()
+    cached_before = len(cache.vectors)
+    cache.embed(products, embedder)
+    embedding = {"seconds": round(time.perf_counter() - start, 2), "titles": len(products),
+                 "embedded_now": len(cache.vectors) - cached_before}
+    features = con.execute("SELECT * FROM customer_features ORDER BY customer_id").df()
+    start, cpu = time.perf_counter(), cpu_seconds()
+    model = clusters.cluster_store(con, features, embedder, cache)
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    assigned, k = con.execute("SELECT count(*), count(DISTINCT cluster) FROM customer_clusters").fetchall()[0]
+    report = model.report
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "customers": assigned,
+            "fit_sample": report["fit_sample"], "k": k, "silhouette": round(report["silhouette"], 3),
+            "silhouette_by_k": {str(a): round(b, 3) for a, b in report["silhouette_by_k"].items()},
+            "stability_ari": round(report["stability_ari"], 3), "title_embedding": embedding,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+STEPS: dict[str, Callable[[Path], dict]] = {"features": step_features, "rfm": step_rfm, "pandas_rfm": step_pandas_rfm,
+                                            "clusters": step_clusters}
 
 
 def run_step(name: str, db: Path) -> dict:
@@ -251,12 +292,14 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
     if done.returncode != 0:
         return {"customers": customers, "error": done.stderr.strip().splitlines()[-3:]}
     result = {"customers": customers, "generate": json.loads(done.stdout.strip().splitlines()[-1])}
-    for name in [*STEPS, *EXTRA_STEPS]:
+    for name in STEPS:
         result[name] = run_step(name, db)
     try:
         features, rfm, pandas = result["features"], result["rfm"], result["pandas_rfm"]
         duck = features["seconds"] + rfm["seconds"]
         result["features_plus_rfm_seconds"] = round(duck, 2)
+        if "seconds" in result["clusters"]:
+            result["features_plus_rfm_plus_clusters_seconds"] = round(duck + result["clusters"]["seconds"], 2)
         result["ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["seconds"] / rfm["seconds"], 2)
         result["ratio_pandas_rfm_over_duckdb_features_plus_rfm"] = round(pandas["seconds"] / duck, 2)
         result["cpu_ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["cpu_seconds"] / rfm["cpu_seconds"], 2)
@@ -264,7 +307,7 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
             pandas["per_order_variant"]["seconds"] / rfm["seconds"], 2)
     except (KeyError, ZeroDivisionError):
         pass
-    for path in (db, db.with_name("rfm_duckdb.parquet"), Path(str(db) + ".wal")):
+    for path in (db, db.with_name("rfm_duckdb.parquet"), Path(str(db) + ".wal")):  # the title cache is kept
         path.unlink(missing_ok=True)
     return result
 
@@ -281,7 +324,7 @@ def main() -> None:
         print(json.dumps(generate(args.db, int(args.customers), args.lines_per_customer)))
         return
     if args.step:
-        print(json.dumps({**STEPS, **EXTRA_STEPS}[args.step](args.db), default=str))
+        print(json.dumps(STEPS[args.step](args.db), default=str))
         return
     import os
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from assistant.errors import StoreError
 
@@ -90,22 +91,52 @@ def purchased_titles(con: duckdb.DuckDBPyConnection, customer_ids: list[str] | N
     return frame.reset_index(drop=True)
 
 
+def purchase_matrix(con: duckdb.DuckDBPyConnection, customer_ids: list[str]) -> tuple[sparse.csr_matrix, pd.DataFrame]:
+    """(customers x products sparse matrix of order lines bought (returns excluded; rows in ``customer_ids``
+    order), the products of its columns: product_id, title). Only products with a title count. One scan of the
+    order lines in DuckDB; nothing per line passes through Python."""
+    ids = pd.DataFrame({"customer_id": customer_ids, "row": np.arange(len(customer_ids), dtype=np.int64)})
+    con.register("_taste_ids", ids)
+    try:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _bought AS
+            SELECT c.row, i.product_id, count(*) AS n
+            FROM orders o JOIN _taste_ids c USING (customer_id) JOIN order_items i USING (order_id)
+                 JOIN products p USING (product_id)
+            WHERE NOT i.is_return AND p.title IS NOT NULL
+            GROUP BY ALL
+        """)
+    finally:
+        con.unregister("_taste_ids")
+    products = con.execute("""
+        SELECT product_id, title FROM products WHERE product_id IN (SELECT product_id FROM _bought)
+        ORDER BY product_id
+    """).df()
+    cells = con.execute("""
+        SELECT b.row, p.col, b.n
+        FROM _bought b JOIN (SELECT product_id, row_number() OVER (ORDER BY product_id) - 1 AS col
+                             FROM (SELECT DISTINCT product_id FROM _bought)) p USING (product_id)
+    """).fetchnumpy()
+    con.execute("DROP TABLE _bought")
+    matrix = sparse.csr_matrix((cells["n"].astype(np.float32), (cells["row"], cells["col"])),
+                               shape=(len(customer_ids), len(products)))
+    return matrix, products
+
+
+def normalized_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 def taste_vectors(con: duckdb.DuckDBPyConnection, customer_ids: list[str], embedder,
                   cache: TitleEmbeddingCache) -> np.ndarray:
     """(len(customer_ids), dim): each customer's purchase-count weighted mean title embedding, unit length;
     zeros for a customer with no purchased product that has a title."""
-    bought = purchased_titles(con, customer_ids)
-    products = bought[["product_id", "title"]].drop_duplicates("product_id").reset_index(drop=True)
+    matrix, products = purchase_matrix(con, customer_ids)
     vectors = cache.embed(products, embedder)
-    row_of_product = {p: i for i, p in enumerate(products["product_id"])}
-    row_of_customer = {c: i for i, c in enumerate(customer_ids)}
-    dim = vectors.shape[1] if len(vectors) else embedder.dim
-    taste = np.zeros((len(customer_ids), dim), dtype=np.float64)
-    rows = bought["customer_id"].map(row_of_customer).to_numpy()
-    np.add.at(taste, rows, vectors[bought["product_id"].map(row_of_product).to_numpy()]
-              * bought["n"].to_numpy()[:, None])
-    norms = np.linalg.norm(taste, axis=1, keepdims=True)
-    return (taste / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    if not len(products):
+        return np.zeros((len(customer_ids), embedder.dim), dtype=np.float32)
+    return normalized_rows(np.asarray(matrix @ vectors))
 
 
 # -- the model --------------------------------------------------------------------------------------------
@@ -150,7 +181,10 @@ class ClusterModel:
         return np.hstack([self.numeric_block(frame), self.project_taste(taste, len(frame))])
 
     def nearest(self, space: np.ndarray) -> np.ndarray:
-        return ((space[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        """Index of the nearest centroid per row (squared distances via the dot-product expansion: (n, k)
+        memory, not (n, k, dim))."""
+        distance = (self.centroids ** 2).sum(axis=1)[None, :] - 2.0 * space @ self.centroids.T
+        return distance.argmin(axis=1)
 
     def assign(self, frame: pd.DataFrame, taste: np.ndarray | None) -> np.ndarray:
         """Nearest centroid for each row."""
@@ -252,3 +286,52 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
         },
     )
     return model, labels
+
+
+def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedder, cache: TitleEmbeddingCache, *,
+                  k_range: range = range(3, 9), taste_customers: list[str] | None = None, fit_sample: int = 50_000,
+                  chunk: int = 100_000, seed: int = 0, progress=lambda _: None) -> ClusterModel:
+    """Cluster every customer of ``features`` and write table ``customer_clusters`` (customer_id, cluster, x, y
+    of the 2-D map, in_fit, taste = the projected taste block); returns the fitted model.
+
+    Taste vectors come from purchased product titles (``taste_customers``: only these; the rest are placed with an
+    unknown taste, i.e. the population centre). The scaler, taste PCA and k-means are fitted on a seeded random
+    sample of at most ``fit_sample`` customers (k-means centroids and silhouette are stable long before a
+    million rows); every customer is then assigned to the nearest centroid, ``chunk`` customers at a time, so
+    memory grows with the sample and the chunk, not with the whole (customers x 384) taste matrix."""
+    ids = features["customer_id"].tolist()
+    with_taste = ids if taste_customers is None else [c for c in ids if c in set(taste_customers)]
+    progress(f"clusters: purchases of {len(with_taste):,} customers")
+    matrix, products = purchase_matrix(con, with_taste)
+    progress(f"clusters: embedding {len(products):,} product titles (cached ones are reused)")
+    vectors = cache.embed(products, embedder)
+    rng = np.random.default_rng(seed)
+    fit_rows = np.sort(rng.choice(len(with_taste), size=min(fit_sample, len(with_taste)), replace=False))
+    row_of = pd.Series(np.arange(len(ids)), index=features["customer_id"])
+    taste_row = row_of.loc[with_taste].to_numpy()  # features row of each matrix row
+    sample = features.iloc[taste_row[fit_rows]].reset_index(drop=True)
+    progress(f"clusters: k-means over k={k_range.start}..{k_range.stop - 1} on {len(sample):,} customers")
+    model, _ = fit(sample, normalized_rows(np.asarray(matrix[fit_rows] @ vectors)), k_range=k_range, seed=seed)
+    model.report["fit_sample"] = len(sample)
+
+    n_taste = model.taste_components.shape[0]
+    taste_block = model.project_taste(None, len(ids))  # the population centre for customers without taste
+    for start in range(0, len(with_taste), chunk):
+        part = normalized_rows(np.asarray(matrix[start:start + chunk] @ vectors))
+        taste_block[taste_row[start:start + chunk]] = model.project_taste(part, len(part))
+    space = np.hstack([model.numeric_block(features), taste_block])
+    xy = model.map_2d(space)
+    in_fit = np.zeros(len(ids), dtype=bool)
+    in_fit[taste_row[fit_rows]] = True
+    assigned = pd.DataFrame({"customer_id": ids, "cluster": model.nearest(space).astype(np.int32), "x": xy[:, 0],
+                             "y": xy[:, 1], "in_fit": in_fit})
+    for j in range(n_taste):
+        assigned[f"t{j}"] = taste_block[:, j]
+    con.register("_assigned", assigned)
+    try:
+        taste_list = ", ".join(f"t{j}" for j in range(n_taste))
+        con.execute(f"""CREATE OR REPLACE TABLE customer_clusters AS
+                        SELECT customer_id, cluster, x, y, in_fit, [{taste_list}]::DOUBLE[] AS taste FROM _assigned""")
+    finally:
+        con.unregister("_assigned")
+    return model

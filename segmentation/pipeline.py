@@ -85,24 +85,16 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
         edges = rfm.score_edges(con)
         report["rfm"] = {"segments": rfm_report.segments, "edges": edges}
 
-        progress("clusters: taste vectors (embedding purchased product titles)")
-        sample = features
-        if cluster_customers is not None:
-            sample = features[features["customer_id"].isin(set(cluster_customers))].reset_index(drop=True)
-        ids = sample["customer_id"].tolist()
         cache = clusters.TitleEmbeddingCache(out_dir / "title_embeddings.npz")
-        taste = clusters.taste_vectors(con, ids, embedder, cache)
-        progress(f"clusters: k-means over k={k_range.start}..{k_range.stop - 1}")
-        model, labels = clusters.fit(sample, taste, k_range=k_range)
+        model = clusters.cluster_store(con, features, embedder, cache, k_range=k_range,
+                                       taste_customers=cluster_customers, progress=progress)
         model.save(out_dir)
-        rest = features[~features["customer_id"].isin(set(ids))].reset_index(drop=True)
-        space = np.vstack([model.embed(sample, taste), model.embed(rest, None)])  # rest: taste unknown
-        labels_all = np.concatenate([labels, model.nearest(space[len(sample):])]).astype(int)
-        xy = model.map_2d(space)
-        assigned = pd.DataFrame({"customer_id": ids + rest["customer_id"].tolist(), "cluster": labels_all,
-                                 "x": xy[:, 0], "y": xy[:, 1], "in_fit": np.arange(len(space)) < len(sample)})
-        assigned["taste"] = [row.tolist() for row in space[:, len(model.features):]]
-        save_frame(con, "customer_clusters", assigned)
+        # Personas describe the customers whose taste is known (everyone, unless the fit was limited).
+        described = features.merge(con.execute("SELECT customer_id, cluster FROM customer_clusters").df(),
+                                   on="customer_id")
+        if cluster_customers is not None:
+            described = described[described["customer_id"].isin(set(cluster_customers))].reset_index(drop=True)
+        labels, ids = described["cluster"].to_numpy(), described["customer_id"].tolist()
         report["clusters"] = model.report
 
         progress("personas")
@@ -115,7 +107,7 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
         vocabulary = {v for (v,) in con.execute(
             "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
             "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL").fetchall()}
-        stats = personas.cluster_stats(sample, model.numeric_block(sample), model.features, labels, purchases)
+        stats = personas.cluster_stats(described, model.numeric_block(described), model.features, labels, purchases)
         cards = personas.write_personas(llm, stats, vocabulary)
         (out_dir / "personas.json").write_text(json.dumps([c.model_dump() for c in cards], indent=2))
         report["personas"] = [{"cluster": c.cluster, "name": c.name, "source": c.source, "size": c.stats.size,
