@@ -21,7 +21,7 @@ intents: setup    ## fine-tune the fast intent classifier (skipped when trained 
 	@$(PY) -c "from assistant.intents import ensure_trained; from assistant.settings import Settings; ensure_trained(Settings())"
 
 segments: store   ## fit customer segments, personas, CLV and propensity (skipped when fitted)
-	@test -f "$${KEFU_DATA_DIR:-.kefu}/segments.duckdb" || $(KEFU) segment fit --no-transformer
+	@$(KEFU) segment fit --no-transformer --if-stale
 
 demo: model index intents segments ## start vLLM, the chat page and the API; open the printed URL
 	@$(KEFU) serve

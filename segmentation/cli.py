@@ -65,15 +65,20 @@ def fit_command(
     epochs: int = typer.Option(1, min=1, max=5, help="Fine-tuning epochs."),
     llm: bool = typer.Option(True, help="Let the LLM name personas (template names when it is down)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
+    if_stale: bool = typer.Option(False, "--if-stale", help="Only fit when there is no fit, or one made by an "
+                                  "older version of Kefu (`make demo` uses this)."),
 ) -> None:
     """Re-fit everything from the store: features, RFM, clusters, personas, CLV, propensity, profiles."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from assistant.cli import console, print_json, settings_of
     from assistant.llm import LLM
-    from segmentation.pipeline import fit_all
+    from segmentation.pipeline import fit_all, fit_is_current
 
     settings = settings_of(ctx)
+    if if_stale and fit_is_current(settings):
+        console.print("Segments are fitted and current; `kefu segment fit` re-fits them.")
+        return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("starting", total=None)
         report = fit_all(settings, llm=LLM.from_settings(settings) if llm else None, with_transformer=transformer,

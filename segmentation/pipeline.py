@@ -24,7 +24,7 @@ from assistant.errors import KefuError
 from assistant.settings import Settings
 from segmentation import clusters, personas, propensity
 from segmentation.features import build_features, default_as_of
-from segmentation.workspace import segments_db, segments_dir, workspace
+from segmentation.workspace import FIT_FORMAT, segments_db, segments_dir, workspace
 
 CLV_HORIZON_DAYS = 90
 Progress = Callable[[str], None]
@@ -46,12 +46,19 @@ WHERE o.ordered_at < $as_of AND o.status <> 'cancelled'
 GROUP BY o.customer_id
 """
 
+CATEGORY_SPEND_SQL = """
+-- Gross spend per customer and (department, category) on purchase lines of counted orders (products known):
+-- what the profile's top categories come from and what live updates add an order's lines to.
+SELECT o.customer_id, p.department, p.category, sum(i.amount) AS spend
+FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
+WHERE o.ordered_at < $as_of AND o.status <> 'cancelled' AND NOT i.is_return AND i.amount >= 0
+GROUP BY ALL
+"""
+
 TOP_CATEGORIES_SQL = """
 SELECT customer_id, list(category ORDER BY spend DESC, category)[1:3] AS top_categories
-FROM (SELECT o.customer_id, p.category, sum(i.amount) AS spend
-      FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
-      WHERE o.ordered_at < $as_of AND o.status <> 'cancelled' AND NOT i.is_return AND p.category IS NOT NULL
-      GROUP BY ALL)
+FROM (SELECT customer_id, category, sum(spend) AS spend FROM customer_category_spend
+      WHERE category IS NOT NULL GROUP BY ALL)
 GROUP BY customer_id
 """
 
@@ -130,14 +137,17 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
 
         progress("profiles")
         con.execute("CREATE OR REPLACE TABLE customer_aggregates AS " + AGGREGATES_SQL, {"as_of": as_of})
-        con.execute("CREATE OR REPLACE TABLE customer_top_categories AS " + TOP_CATEGORIES_SQL, {"as_of": as_of})
+        con.execute("CREATE OR REPLACE TABLE customer_category_spend AS " + CATEGORY_SPEND_SQL, {"as_of": as_of})
+        con.execute("CREATE OR REPLACE TABLE customer_top_categories AS " + TOP_CATEGORIES_SQL)
         basket_size = features["avg_basket_size"].where(features["avg_basket_size"] > 0)
         item_price = features["avg_basket_value"] / basket_size
         price_edges = [float(v) for v in np.nanquantile(item_price, [1 / 3, 2 / 3])]
         shares = {k: v / rfm_report.customers_scored for k, v in rfm_report.segments.items()}
-        meta = {"as_of": as_of.isoformat(), "rfm_edges": edges, "segment_shares": shares,
+        meta = {"format": FIT_FORMAT, "as_of": as_of.isoformat(), "rfm_edges": edges, "segment_shares": shares,
                 "price_edges": price_edges, "cluster_names": {c.cluster: c.name for c in cards},
-                "propensity_served": prop_report["served"], "clv_horizon_days": CLV_HORIZON_DAYS}
+                "propensity_served": prop_report["served"], "clv_horizon_days": CLV_HORIZON_DAYS,
+                "clv_params": report["clv"].get("params"),
+                "dept_columns": [c for c in features.columns if c.startswith("dept_")]}
         (out_dir / "fit.json").write_text(json.dumps({**meta, "report": report}, indent=2, default=str))
         con.execute("CHECKPOINT")
     tmp_db.replace(db_path)
@@ -146,6 +156,15 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
     if log.is_file():  # live events applied to the previous fit: kept beside it, not replayed on the new one
         shutil.move(log, out_dir / f"profile_events.{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
     return report
+
+
+def fit_is_current(settings: Settings) -> bool:
+    """A fit exists and was written in this version's format."""
+    path = segments_dir(settings) / "fit.json"
+    try:
+        return segments_db(settings).is_file() and json.loads(path.read_text()).get("format") == FIT_FORMAT
+    except (OSError, ValueError):
+        return False
 
 
 def save_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -171,12 +190,22 @@ def fit_clv(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict:
         gg = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
     except KefuError as exc:
         con.execute("CREATE OR REPLACE TABLE customer_clv (customer_id VARCHAR, p_alive DOUBLE, "
-                    "expected_purchases DOUBLE, expected_value DOUBLE)")
+                    "expected_purchases DOUBLE, expected_value DOUBLE, first_day DATE, last_day DATE, "
+                    "frequency BIGINT, monetary_value DOUBLE)")
         return {"error": str(exc)}
-    value = clv.customer_value(bgnbd, gg, summary, CLV_HORIZON_DAYS).reset_index()
-    value = value[["customer_id", "p_alive", "expected_purchases", "expected_value"]]
+    value = clv.customer_value(bgnbd, gg, summary, CLV_HORIZON_DAYS)
+    # The model's inputs per customer too: live updates (segmentation/profile_update.py) continue from them.
+    calibration_end = pd.Timestamp(as_of.date() - timedelta(days=1))
+    value["first_day"] = calibration_end - pd.to_timedelta(summary["T"], unit="D")
+    value["last_day"] = value["first_day"] + pd.to_timedelta(summary["recency"], unit="D")
+    value["frequency"], value["monetary_value"] = summary["frequency"], summary["monetary_value"]
+    value = value.reset_index()[["customer_id", "p_alive", "expected_purchases", "expected_value", "first_day",
+                                 "last_day", "frequency", "monetary_value"]]
     save_frame(con, "customer_clv", value)
-    return {"horizon_days": CLV_HORIZON_DAYS, "customers": len(value), "bgnbd_converged": bgnbd.converged,
+    params = {"bgnbd": {"r": bgnbd.r, "alpha": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b},
+              "gamma_gamma": {"p": gg.p, "q": gg.q, "v": gg.v}}
+    return {"horizon_days": CLV_HORIZON_DAYS, "customers": len(value), "params": params,
+            "bgnbd_converged": bgnbd.converged,
             "gamma_gamma_converged": gg.converged,
             "mean_expected_value": round(float(np.nanmean(value["expected_value"])), 2),
             "mean_p_alive": round(float(np.nanmean(value["p_alive"])), 3)}

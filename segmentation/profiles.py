@@ -7,6 +7,12 @@ memory once; ``get`` is then a dictionary lookup (microseconds). ``record(event)
   frequency, monetary, tenure, basket value/size, inter-purchase interval, discount and coupon shares;
 - RFM r/f/m against the fit-time bin edges (``rfm.score_value``) and the segment from the rule table;
 - the cluster: nearest centroid of the fitted model (a new customer's taste is unknown: population centre);
+- an order given with its lines (product ids and amounts): department shares, private-label share, top
+  department/category and the profile's top categories (each line's product looked up in the store; a product
+  the catalogue does not know counts in spend and is reported back, as in the feature SQL); an order given as
+  totals only dilutes the shares;
+- CLV (P(alive), expected purchases and value) re-scored from the fitted BG/NBD + Gamma-Gamma parameters and
+  the customer's purchase days, on every event (time passing lowers P(alive));
 - propensity re-scored with the GBM when the GBM is the served model (else the fit-time score is kept);
 - drift: total variation distance and PSI between fit-time and current segment shares, flagged above
   ``settings.segment_drift_threshold``.
@@ -15,7 +21,8 @@ Nothing else is recomputed: other customers keep their values (including recency
 update). Events are appended to ``segments/profile_events.jsonl`` and replayed on load, so live updates survive a
 restart without writing to a database another process may hold; ``kefu segment fit`` starts a fresh log.
 Thread-safe: updates hold a lock and replace a customer's profile object whole; reads take no lock.
-Left out: taste (product text) updates from live events; CLV is not refitted live.
+Left out: taste (product text) vectors are not updated live (the customer keeps the fit-time taste; a new
+customer has the population centre); the CLV and cluster models are not refitted live.
 """
 
 from __future__ import annotations
@@ -31,20 +38,30 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from assistant.errors import StoreError
 from assistant.settings import Settings
+from segmentation import profile_update as update
 from segmentation import rfm
 from segmentation.clusters import ClusterModel
-from segmentation.workspace import segments_db, segments_dir
+from segmentation.workspace import FIT_FORMAT, segments_db, segments_dir
 
 AGGREGATE_FIELDS = ("first_order", "last_order", "n_orders", "net_spend", "n_lines", "gross_spend",
                     "discount_total", "n_purchase_lines", "n_coupon_lines")
 
 
+class OrderLine(BaseModel):
+    """One line of an order: the product and what was paid (negative: a return)."""
+    product_id: str = Field(min_length=1, max_length=200)
+    amount: float
+    discount: float = Field(0.0, ge=0)
+    coupon: bool = False
+
+
 class ProfileEvent(BaseModel):
-    """Something a customer did. An order carries its lines' totals (amount is net: returns negative)."""
+    """Something a customer did. An order is given either with its ``items`` or as totals (amount is net: returns
+    negative; return_amount is the returned part). With items, the totals are derived from them."""
     customer_id: str = Field(min_length=1, max_length=200)
     ts: datetime
     type: Literal["order", "view", "cart"]
@@ -53,6 +70,25 @@ class ProfileEvent(BaseModel):
     discount: float = Field(0.0, ge=0)
     coupon_lines: int = Field(0, ge=0)
     return_amount: float = Field(0.0, le=0, description="negative: returned value inside the order")
+    items: list[OrderLine] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _totals_from_items(self) -> ProfileEvent:
+        if not self.items:
+            return self
+        if self.type != "order":
+            raise ValueError(f"items belong to orders, not to a {self.type!r} event")
+        derived = {"amount": round(sum(i.amount for i in self.items), 6), "lines": len(self.items),
+                   "discount": round(sum(i.discount for i in self.items if i.amount >= 0), 6),
+                   "coupon_lines": sum(1 for i in self.items if i.coupon and i.amount >= 0),
+                   "return_amount": round(sum(i.amount for i in self.items if i.amount < 0), 6)}
+        for name, value in derived.items():
+            given = getattr(self, name)
+            if name in self.model_fields_set and abs(given - value) > 0.005:
+                raise ValueError(f"{name}={given} disagrees with the items ({value}); give the order either as "
+                                 "items or as totals")
+            setattr(self, name, value)
+        return self
 
     @field_validator("ts")
     @classmethod
@@ -102,6 +138,7 @@ class RecordResult(BaseModel):
     new_customer: bool
     segment_before: str | None
     drift: Drift
+    unknown_products: list[str] = Field(default_factory=list)  # order lines whose product the store lacks
 
 
 def alive_band(p: float | None) -> str | None:
@@ -130,14 +167,19 @@ class ProfileStore:
 
     def __init__(self, profiles: dict[str, CustomerProfile], totals: dict[str, dict], taste: dict[str, list],
                  meta: dict, model: ClusterModel, rules: list[rfm.SegmentRule], drift_threshold: float = 0.1,
-                 log_path: Path | None = None, model_dir: Path | None = None) -> None:
+                 log_path: Path | None = None, model_dir: Path | None = None, clv: dict | None = None,
+                 store_path: Path | None = None, segments_path: Path | None = None) -> None:
         self._profiles = profiles
         self._totals = totals        # customer_id -> running totals (AGGREGATE_FIELDS)
         self._taste = taste          # customer_id -> projected taste block (list of floats)
+        self._clv: dict[str, update.CLVState | None] = clv or {}  # customer_id -> purchase days for CLV
+        self._category_spend: dict[str, dict] = {}  # customer_id -> {(department, category): spend}, on demand
         self.meta = meta
         self.model = model
         self.rules = rules
         self.model_dir = model_dir
+        self.store_path = store_path        # the shop store: products of order lines
+        self.segments_path = segments_path  # segments.duckdb: fit-time category spend
         self._gbm: tuple | None = None  # (model, columns), loaded on the first update (sklearn is slow to import)
         self.drift_threshold = drift_threshold
         self.log_path = log_path
@@ -151,6 +193,9 @@ class ProfileStore:
         if not (directory / "fit.json").is_file() or not db_path.is_file():
             raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
         meta = json.loads((directory / "fit.json").read_text())
+        if meta.get("format") != FIT_FORMAT:
+            raise StoreError(f"The segmentation in {settings.data_dir} was fitted by an older version of Kefu; "
+                             "run `kefu segment fit` again.")
         model = ClusterModel.load(directory)
         con = duckdb.connect(str(db_path), read_only=True)
         try:
@@ -161,7 +206,8 @@ class ProfileStore:
         finally:
             con.close()
         store = cls({}, {}, {}, meta, model, rfm.load_rules(), settings.segment_drift_threshold,
-                    directory / "profile_events.jsonl", directory)
+                    directory / "profile_events.jsonl", directory, store_path=settings.store_path,
+                    segments_path=db_path)
         store._fill(frame)
         if replay and store.log_path.is_file():
             for line in store.log_path.read_text().splitlines():
@@ -193,6 +239,7 @@ class ProfileStore:
             )
             self._totals[cid] = {k: _none(row[k]) for k in AGGREGATE_FIELDS}
             self._taste[cid] = _none(row["taste"]) or []
+            self._clv[cid] = update.CLVState.from_fit({k: _none(row[k]) for k in CLV_FIELDS})
         self._segments = Counter(p.segment for p in self._profiles.values() if p.segment)
 
     # -- reading ------------------------------------------------------------------------------------------------
@@ -230,16 +277,31 @@ class ProfileStore:
         totals = dict(self._totals.get(cid) or {k: 0 for k in AGGREGATE_FIELDS} | {"first_order": None,
                                                                                     "last_order": None})
         features = dict(before.features) if before else {}
+        top_categories = list(before.top_categories) if before else []
+        unknown: list[str] = []
         if event.type == "order":
-            _add_order(totals, event)
+            lines = self._bought_lines(event)
+            unknown = sorted({line.product_id for line in lines if line.department is None})
+            gross_before, orders_before = totals["gross_spend"], totals["n_orders"]
+            features.update(update.time_features(features, orders_before, event.ts))
+            update.add_order(totals, event.ts, _order_totals(event, lines))
+            features.update(update.share_features(features, self._dept_columns(), gross_before,
+                                                  totals["gross_spend"], lines))
+            if lines:
+                spend = self._spend_by_category(cid)
+                update.add_category_spend(spend, lines)
+                tops = update.top_lists(spend)
+                top_categories = tops.pop("top_categories")
+                features.update(tops)
+            self._clv[cid] = update.clv_after_order(self._clv.get(cid), event.ts.date(), event.amount)
         else:
             key = "n_views" if event.type == "view" else "n_carts"
             features[key] = (features.get(key) or 0) + 1
         fit_as_of = datetime.fromisoformat(self.meta["as_of"])
         as_of = max(fit_as_of, datetime.combine(event.ts.date() + timedelta(days=1), datetime.min.time()))
         if totals["n_orders"]:
-            features.update(_features_from_totals(totals, as_of))
-        profile = self._score(cid, features, totals, as_of, before)
+            features.update(update.features_from_totals(totals, as_of))
+        profile = self._score(cid, features, totals, as_of, before, top_categories)
         self._totals[cid] = totals
         if before is not None and before.segment:
             self._segments[before.segment] -= 1
@@ -248,7 +310,43 @@ class ProfileStore:
         self._profiles[cid] = profile  # one assignment: readers see the old or the new profile, never a mix
         return RecordResult(profile=profile, new_customer=before is None,
                             segment_before=before.segment if before else None,
-                            drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold))
+                            drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold),
+                            unknown_products=unknown)
+
+    def _dept_columns(self) -> list[str]:
+        return self.meta.get("dept_columns") or sorted(
+            {c for p in list(self._profiles.values())[:1] for c in p.features if c.startswith("dept_")})
+
+    def _bought_lines(self, event: ProfileEvent) -> list[update.BoughtLine]:
+        """The event's order lines with their products' department, category and store-brand flag."""
+        if not event.items:
+            return []
+        ids = sorted({i.product_id for i in event.items})
+        known = {}
+        if self.store_path is not None:
+            with duckdb.connect(str(self.store_path), read_only=True) as con:
+                known = {pid: (dept, cat, private) for pid, dept, cat, private in con.execute(
+                    "SELECT product_id, department, category, coalesce(brand = 'Private', false) FROM products "
+                    "WHERE product_id IN (SELECT unnest($ids))", {"ids": ids}).fetchall()}
+        return [update.BoughtLine(i.product_id, i.amount, i.discount, i.coupon, *known.get(i.product_id,
+                                                                                           (None, None, False)))
+                for i in event.items]
+
+    def _spend_by_category(self, cid: str) -> dict:
+        """The customer's fit-time spend per (department, category), read once, then kept up to date here."""
+        if cid not in self._category_spend:
+            spend: dict = {}
+            if self.segments_path is not None and cid in self._totals:
+                with duckdb.connect(str(self.segments_path), read_only=True) as con:
+                    try:
+                        rows = con.execute("SELECT department, category, spend FROM customer_category_spend "
+                                           "WHERE customer_id = $c", {"c": cid}).fetchall()
+                    except duckdb.CatalogException as exc:
+                        raise StoreError("This segmentation was fitted by an older version (no category spend); "
+                                         "run `kefu segment fit` again.") from exc
+                spend = {(d, c): float(v) for d, c, v in rows}
+            self._category_spend[cid] = spend
+        return self._category_spend[cid]
 
     def _served_gbm(self) -> tuple:
         """(GBM, its columns) when the GBM is the served propensity model, else (None, [])."""
@@ -259,8 +357,8 @@ class ProfileStore:
             self._gbm = load_gbm(self.model_dir) if served else (None, [])
         return self._gbm
 
-    def _score(self, cid: str, features: dict, totals: dict, as_of: datetime,
-               before: CustomerProfile | None) -> CustomerProfile:
+    def _score(self, cid: str, features: dict, totals: dict, as_of: datetime, before: CustomerProfile | None,
+               top_categories: list[str]) -> CustomerProfile:
         edges = self.meta["rfm_edges"]
         r = f = m = segment = None
         if totals["n_orders"]:
@@ -281,44 +379,27 @@ class ProfileStore:
             with threadpool_limits(1):  # OpenMP threads for one row only cost time
                 propensity, model_name = float(gbm.predict_proba(row)[0, 1]), "gbm"
         names = {int(k): v for k, v in self.meta["cluster_names"].items()}
-        keep = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive", "alive_band",
-                                          "top_categories"}) if before else {}
+        value = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive"}) \
+            if before else {}
+        state, params = self._clv.get(cid), self.meta.get("clv_params")
+        if state is not None and params:
+            value = update.clv_scores(state, as_of.date() - timedelta(days=1), params, self.meta["clv_horizon_days"])
         return CustomerProfile(
             customer_id=cid, as_of=as_of, features=features, r=r, f=f, m=m, segment=segment, cluster=cluster,
             persona=names.get(cluster), propensity=propensity, propensity_model=model_name,
-            price_band=price_band(_item_price(features), self.meta["price_edges"]), updated="live", **keep)
+            alive_band=alive_band(value.get("p_alive")), top_categories=top_categories,
+            price_band=price_band(_item_price(features), self.meta["price_edges"]), updated="live", **value)
 
 
-def _add_order(totals: dict, event: ProfileEvent) -> None:
-    """Fold one order into the running totals (definitions as in segmentation/sql/features.sql)."""
-    purchase = event.amount - event.return_amount  # the bought part; return_amount is <= 0
-    totals["n_orders"] += 1
-    totals["net_spend"] += event.amount
-    totals["n_lines"] += event.lines
-    totals["gross_spend"] += purchase
-    totals["discount_total"] += event.discount
-    totals["n_purchase_lines"] += event.lines
-    totals["n_coupon_lines"] += event.coupon_lines
-    ts = pd.Timestamp(event.ts).to_pydatetime()
-    totals["first_order"] = min(filter(None, [totals["first_order"], ts]))
-    totals["last_order"] = max(filter(None, [totals["last_order"], ts]))
-
-
-def _features_from_totals(t: dict, as_of: datetime) -> dict:
-    first, last = pd.Timestamp(t["first_order"]), pd.Timestamp(t["last_order"])
-    n = t["n_orders"]
-    return {
-        "recency_days": (as_of.date() - last.date()).days,
-        "frequency": n,
-        "monetary": round(t["net_spend"], 2),
-        "tenure_days": (as_of.date() - first.date()).days,
-        "avg_basket_value": t["net_spend"] / n,
-        "avg_basket_size": t["n_lines"] / n,
-        "interpurchase_days": (last - first).total_seconds() / 86400 / (n - 1) if n > 1 else None,
-        "discount_share": t["discount_total"] / (t["gross_spend"] + t["discount_total"])
-        if t["gross_spend"] + t["discount_total"] else 0.0,
-        "coupon_share": t["n_coupon_lines"] / t["n_purchase_lines"] if t["n_purchase_lines"] else 0.0,
-    }
+def _order_totals(event: ProfileEvent, lines: list[update.BoughtLine]) -> update.OrderTotals:
+    if lines:  # exact, from the lines
+        bought = [line for line in lines if line.is_purchase]
+        return update.OrderTotals(net=event.amount, gross=sum(line.amount for line in bought),
+                                  discount=sum(line.discount for line in bought), lines=len(lines),
+                                  purchase_lines=len(bought), coupon_lines=sum(line.coupon for line in bought))
+    # totals only: every line counts as a purchase line (the event does not say which lines were returns)
+    return update.OrderTotals(net=event.amount, gross=event.amount - event.return_amount, discount=event.discount,
+                              lines=event.lines, purchase_lines=event.lines, coupon_lines=event.coupon_lines)
 
 
 def _item_price(features: dict) -> float | None:
@@ -341,12 +422,15 @@ def drift(fit_shares: dict[str, float], counts: dict[str, int], threshold: float
                  current_shares={n: round(float(v), 4) for n, v in zip(names, q, strict=True)})
 
 
+CLV_FIELDS = ("clv_first_day", "clv_last_day", "clv_frequency", "clv_monetary_value")
 NOT_FEATURES = ("customer_id", "as_of", "r", "f", "m", "segment", "cluster", "taste", "expected_value",
-                "expected_purchases", "p_alive", "propensity", "top_categories", *AGGREGATE_FIELDS)
+                "expected_purchases", "p_alive", "propensity", "top_categories", *AGGREGATE_FIELDS, *CLV_FIELDS)
 
 PROFILE_SQL = """
 SELECT f.*, r.r, r.f, r.m, r.segment, c.cluster, c.taste,
        v.expected_value, v.expected_purchases, v.p_alive, p.propensity, t.top_categories,
+       v.first_day AS clv_first_day, v.last_day AS clv_last_day, v.frequency AS clv_frequency,
+       v.monetary_value AS clv_monetary_value,
        a.* EXCLUDE (customer_id)
 FROM customer_features f
 LEFT JOIN customer_rfm r USING (customer_id)

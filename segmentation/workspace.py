@@ -18,6 +18,8 @@ from assistant.errors import StoreError
 from assistant.settings import Settings
 from assistant.store import TABLES
 
+FIT_FORMAT = 2  # of segments.duckdb + fit.json; bump when they change shape (older fits are refused: "re-fit")
+
 
 def segments_dir(settings: Settings) -> Path:
     return settings.data_dir / "segments"

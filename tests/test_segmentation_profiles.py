@@ -3,15 +3,17 @@ customers get a cluster and a segment, events survive a reload, the segment mix 
 
 from __future__ import annotations
 
+import shutil
 import threading
 from datetime import datetime, timedelta
 
+import duckdb
 import pytest
 from pydantic import ValidationError
 
 from assistant.errors import StoreError
 from assistant.settings import Settings
-from segmentation.profiles import ProfileEvent, ProfileStore
+from segmentation.profiles import OrderLine, ProfileEvent, ProfileStore
 from tests.segmentation_fit import copy_of_fit, fitted_data_dir
 
 
@@ -136,3 +138,121 @@ def test_bad_input_is_refused(store, tmp_path):
 def test_the_shared_fit_is_untouched(demo_store, tmp_path_factory):
     data_dir, _ = fitted_data_dir(demo_store, tmp_path_factory.getbasetemp())
     assert not (data_dir / "segments" / "profile_events.jsonl").exists()
+
+
+def _lines_for(store_path, customer_id: str) -> list[OrderLine]:
+    """Real products for a test order: a store-brand one in a department with a share column, one from a
+    category the customer never bought, a product the catalogue does not know, and a returned line."""
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        private = con.execute("SELECT product_id FROM products WHERE brand = 'Private' AND department = 'GROCERY' "
+                              "ORDER BY product_id LIMIT 1").fetchall()[0][0]
+        novel = con.execute("""
+            SELECT product_id FROM products
+            WHERE category IS NOT NULL AND department IN ('GROCERY', 'DRUG GM', 'PRODUCE') AND category NOT IN (
+                SELECT p.category FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
+                WHERE o.customer_id = $c AND p.category IS NOT NULL)
+            ORDER BY product_id LIMIT 1""", {"c": customer_id}).fetchall()[0][0]
+    return [OrderLine(product_id=private, amount=40.0, discount=4.0),
+            OrderLine(product_id=novel, amount=900.0, discount=1.5, coupon=True),
+            OrderLine(product_id="no-such-product", amount=3.0),
+            OrderLine(product_id=private, amount=-2.0)]
+
+
+def _refit_with_order(settings, tmp_path, cid: str, ts: datetime, items: list[OrderLine]):
+    """The same order written into a copy of the store, features and the CLV summary recomputed from scratch."""
+    from segmentation.clv import calibration_summary
+    from segmentation.features import build_features
+
+    path = tmp_path / "refit.duckdb"
+    shutil.copy(settings.store_path, path)
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO orders VALUES ('live-1', $c, $ts, 'completed', NULL)", {"c": cid, "ts": ts})
+    for n, item in enumerate(items, start=1):
+        con.execute("INSERT INTO order_items VALUES ('live-1', $n, $p, 1, $a, $d, $cd, 0, $r)",
+                    {"n": n, "p": item.product_id, "a": item.amount, "d": 0.0 if item.coupon else item.discount,
+                     "cd": item.discount if item.coupon else 0.0, "r": item.amount < 0})
+    as_of = datetime.combine(ts.date() + timedelta(days=1), datetime.min.time())
+    build_features(con, as_of)
+    features = con.execute("SELECT * FROM customer_features WHERE customer_id = $c", {"c": cid}).df()
+    con.execute("CREATE TEMP VIEW transactions AS SELECT o.customer_id, o.ordered_at AS ts, i.amount "
+                "FROM orders o JOIN order_items i USING (order_id) WHERE o.status <> 'cancelled'")
+    summary, _ = calibration_summary(con, ts.date())
+    top = con.execute("""
+        SELECT p.category FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
+        WHERE o.customer_id = $c AND NOT i.is_return AND i.amount >= 0 AND p.category IS NOT NULL
+        GROUP BY 1 ORDER BY sum(i.amount) DESC, 1 LIMIT 3""", {"c": cid}).fetchall()
+    con.close()
+    return features.iloc[0].to_dict(), summary.loc[cid], [t[0] for t in top]
+
+
+def test_an_order_with_lines_lands_where_a_refit_does(settings, store, tmp_path):
+    """Live update vs the feature SQL and the CLV summary re-run on a store that holds the same order."""
+    from segmentation import clv
+
+    cid = "2261"
+    before = store.get(cid)
+    ts = datetime.combine(before.as_of.date(), datetime.min.time()) + timedelta(days=3, hours=18, minutes=30)
+    items = _lines_for(settings.store_path, cid)
+    result = store.record(ProfileEvent(customer_id=cid, ts=ts, type="order", items=items))
+    live = result.profile
+    assert result.unknown_products == ["no-such-product"]
+    refit, summary, top = _refit_with_order(settings, tmp_path, cid, ts, items)
+
+    compared = ["recency_days", "frequency", "monetary", "tenure_days", "avg_basket_value", "avg_basket_size",
+                "interpurchase_days", "discount_share", "coupon_share", "private_label_share", "weekend_share",
+                "evening_share", "hour_mean", *[c for c in refit if c.startswith("dept_")]]
+    for name in compared:
+        assert live.features[name] == pytest.approx(refit[name], rel=1e-9, abs=1e-9), name
+    assert (live.features["top_department"], live.features["top_category"]) == (refit["top_department"],
+                                                                                refit["top_category"])
+    assert live.top_categories == top and live.top_categories != before.top_categories  # the $900 line leads
+
+    # CLV: the fitted parameters applied to the re-computed purchase days give the live values.
+    params = store.meta["clv_params"]
+    bgnbd = clv.BGNBD(**params["bgnbd"], log_likelihood=0, converged=True)
+    x, tx, big_t = summary["frequency"], summary["recency"], summary["T"]
+    assert live.p_alive == pytest.approx(float(clv.p_alive(bgnbd, [x], [tx], [big_t])[0]), rel=1e-9)
+    assert live.clv_expected_purchases == pytest.approx(
+        float(clv.expected_purchases(bgnbd, store.meta["clv_horizon_days"], [x], [tx], [big_t])[0]), rel=1e-9)
+    assert live.p_alive > 0.5 and live.alive_band != "likely lapsed"
+    # Time passing without a purchase lowers P(alive).
+    later = store.record(ProfileEvent(customer_id=cid, ts=ts + timedelta(days=300), type="view")).profile
+    assert later.p_alive < live.p_alive and later.top_categories == live.top_categories
+
+
+def test_a_lapsed_customer_comes_back_alive(store):
+    cid = next(c for c in sorted(store._profiles) if store.get(c).alive_band == "likely lapsed"
+               and store.get(c).features["frequency"] > 3)
+    before = store.get(cid)
+    after = store.record(ProfileEvent(customer_id=cid, ts=before.as_of + timedelta(hours=9), type="order",
+                                      amount=25.0, lines=3)).profile
+    assert after.p_alive > before.p_alive and after.alive_band != "likely lapsed"
+    assert after.clv_expected_value > before.clv_expected_value
+
+
+def test_order_items_and_totals_must_agree():
+    line = OrderLine(product_id="1", amount=5.0)
+    event = ProfileEvent(customer_id="2261", ts=datetime(2018, 1, 1), type="order", items=[line, line])
+    assert (event.amount, event.lines) == (10.0, 2)
+    # A logged event (items and the derived totals) validates again on replay.
+    assert ProfileEvent.model_validate_json(event.model_dump_json()) == event
+    with pytest.raises(ValidationError, match="disagrees with the items"):
+        ProfileEvent(customer_id="2261", ts=datetime(2018, 1, 1), type="order", amount=3.0, items=[line])
+    with pytest.raises(ValidationError, match="items belong to orders"):
+        ProfileEvent(customer_id="2261", ts=datetime(2018, 1, 1), type="view", items=[line])
+
+
+def test_a_fit_from_an_older_version_is_refused_and_refitted_by_make_demo(settings):
+    import json
+
+    from segmentation.pipeline import fit_is_current
+    from segmentation.workspace import segments_dir
+
+    assert fit_is_current(settings)
+    path = segments_dir(settings) / "fit.json"
+    meta = json.loads(path.read_text())
+    del meta["format"]
+    path.write_text(json.dumps(meta))
+    assert not fit_is_current(settings)  # `kefu segment fit --if-stale` (make demo) fits again
+    with pytest.raises(StoreError, match="older version of Kefu; run `kefu segment fit`"):
+        ProfileStore.load(settings)
