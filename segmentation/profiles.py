@@ -174,6 +174,8 @@ class ProfileStore:
         self._taste = taste          # customer_id -> projected taste block (list of floats)
         self._clv: dict[str, update.CLVState | None] = clv or {}  # customer_id -> purchase days for CLV
         self._category_spend: dict[str, dict] = {}  # customer_id -> {(department, category): spend}, on demand
+        self._products: dict[str, tuple] | None = None  # product_id -> (department, category, store brand)
+        self._segments_con: duckdb.DuckDBPyConnection | None = None
         self.meta = meta
         self.model = model
         self.rules = rules
@@ -321,29 +323,31 @@ class ProfileStore:
         """The event's order lines with their products' department, category and store-brand flag."""
         if not event.items:
             return []
-        ids = sorted({i.product_id for i in event.items})
-        known = {}
-        if self.store_path is not None:
+        products = self._product_groups()
+        return [update.BoughtLine(i.product_id, i.amount, i.discount, i.coupon,
+                                  *products.get(i.product_id, (None, None, False))) for i in event.items]
+
+    def _product_groups(self) -> dict[str, tuple]:
+        """product_id -> (department, category, store brand), read from the store on the first order with lines."""
+        if self._products is None:
+            if self.store_path is None or not self.store_path.is_file():
+                raise StoreError(f"No shop store at {self.store_path} to look up the order's products; build or "
+                                 "import it (`kefu store build`), or record the order as totals without items.")
             with duckdb.connect(str(self.store_path), read_only=True) as con:
-                known = {pid: (dept, cat, private) for pid, dept, cat, private in con.execute(
-                    "SELECT product_id, department, category, coalesce(brand = 'Private', false) FROM products "
-                    "WHERE product_id IN (SELECT unnest($ids))", {"ids": ids}).fetchall()}
-        return [update.BoughtLine(i.product_id, i.amount, i.discount, i.coupon, *known.get(i.product_id,
-                                                                                           (None, None, False)))
-                for i in event.items]
+                rows = con.execute("SELECT product_id, department, category, coalesce(brand = 'Private', false) "
+                                   "FROM products").fetchall()
+            self._products = {pid: (dept, cat, private) for pid, dept, cat, private in rows}
+        return self._products
 
     def _spend_by_category(self, cid: str) -> dict:
         """The customer's fit-time spend per (department, category), read once, then kept up to date here."""
         if cid not in self._category_spend:
             spend: dict = {}
             if self.segments_path is not None and cid in self._totals:
-                with duckdb.connect(str(self.segments_path), read_only=True) as con:
-                    try:
-                        rows = con.execute("SELECT department, category, spend FROM customer_category_spend "
-                                           "WHERE customer_id = $c", {"c": cid}).fetchall()
-                    except duckdb.CatalogException as exc:
-                        raise StoreError("This segmentation was fitted by an older version (no category spend); "
-                                         "run `kefu segment fit` again.") from exc
+                if self._segments_con is None:  # used under the update lock only; the fit replaces the file
+                    self._segments_con = duckdb.connect(str(self.segments_path), read_only=True)
+                rows = self._segments_con.execute("SELECT department, category, spend FROM customer_category_spend "
+                                                  "WHERE customer_id = $c", {"c": cid}).fetchall()
                 spend = {(d, c): float(v) for d, c, v in rows}
             self._category_spend[cid] = spend
         return self._category_spend[cid]
