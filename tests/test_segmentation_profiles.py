@@ -256,3 +256,14 @@ def test_a_fit_from_an_older_version_is_refused_and_refitted_by_make_demo(settin
     assert not fit_is_current(settings)  # `kefu segment fit --if-stale` (make demo) fits again
     with pytest.raises(StoreError, match="older version of Kefu; run `kefu segment fit`"):
         ProfileStore.load(settings)
+
+
+def test_order_lines_without_a_store_are_refused_and_nothing_changes(settings):
+    store = ProfileStore.load(settings)
+    settings.store_path.unlink()
+    before = store.get("2261")
+    event = ProfileEvent(customer_id="2261", ts=datetime(2018, 1, 4), type="order",
+                         items=[OrderLine(product_id="1", amount=2.0)])
+    with pytest.raises(StoreError, match="kefu store build"):
+        store.record(event)
+    assert store.get("2261") is before and not store.log_path.exists()
