@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         0.1, description="Total variation distance between fit-time and live segment shares that counts as drift."
     )
     propensity_horizon_days: int = Field(30, description="Purchase propensity: buys within this many days.")
+    segment_cluster_method: Literal["kmeans", "gmm"] = Field(
+        "kmeans", description="Behavioural clusters: k-means (k by silhouette) or a Gaussian mixture (k by BIC)."
+    )
+    segment_fit_sample: int = Field(50_000, ge=100, description="Clusters are fitted on at most this many customers, "
+                                    "then every customer is assigned.")
 
     # The assistant.
     planner: Literal["structured", "native"] = Field(

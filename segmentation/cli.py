@@ -65,6 +65,8 @@ def fit_command(
     epochs: int = typer.Option(1, min=1, max=5, help="Fine-tuning epochs."),
     llm: bool = typer.Option(True, help="Let the LLM name personas (template names when it is down)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
+    clusters: str | None = typer.Option(None, "--clusters", help="kmeans (k by silhouette) or gmm (Gaussian "
+                                        "mixture, k by BIC); default: KEFU_SEGMENT_CLUSTER_METHOD or kmeans."),
     if_stale: bool = typer.Option(False, "--if-stale", help="Only fit when there is no fit, or one made by an "
                                   "older version of Kefu (`make demo` uses this)."),
 ) -> None:
@@ -76,6 +78,10 @@ def fit_command(
     from segmentation.pipeline import fit_all, fit_is_current
 
     settings = settings_of(ctx)
+    if clusters is not None:
+        if clusters not in ("kmeans", "gmm"):
+            raise typer.BadParameter(f"--clusters must be kmeans or gmm, not {clusters!r}")
+        settings = settings.model_copy(update={"segment_cluster_method": clusters})
     if if_stale and fit_is_current(settings):
         console.print("Segments are fitted and current; `kefu segment fit` re-fits them.")
         return
@@ -87,7 +93,7 @@ def fit_command(
         print_json(report)
         return
     c, p = report["clusters"], report["propensity"]
-    console.print(f"{report['customers']} customers as of {report['as_of']}; k={c['k']} "
+    console.print(f"{report['customers']} customers as of {report['as_of']}; {c['method']} k={c['k']} "
                   f"(silhouette {c['silhouette']:.3f}, stability ARI {c['stability_ari']:.3f})")
     for persona in report["personas"]:
         console.print(f"  cluster {persona['cluster']}: {persona['name']} ({persona['size']}, {persona['source']})")

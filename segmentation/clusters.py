@@ -7,10 +7,12 @@ The space a customer lives in has two blocks:
   once with the project's embedder and cached per product), reduced by PCA and scaled so that the whole block
   carries ``taste_weight`` times the numeric block's variance.
 
-k is chosen by silhouette over a range; stability is the mean adjusted Rand index between the chosen clustering
-and k-means fits on bootstrap samples with other seeds (each fit predicting every customer). The fitted model is
-plain arrays and a JSON header (no pickle), so new customers can be assigned to the nearest centroid later.
-Left out: Gaussian mixtures / BIC, and any non-linear 2-D map (the report's map is the first two principal axes).
+Two methods: k-means with k chosen by silhouette (default), or a Gaussian mixture (diagonal covariances) with k
+chosen by BIC; both report silhouette and, for the mixture, BIC per k. Stability is the mean adjusted Rand index
+between the chosen clustering and fits of the same method on bootstrap samples with other seeds (each fit
+predicting every customer). The fitted model is plain arrays and a JSON header (no pickle), so new customers can
+be assigned later (nearest centroid, or the most likely mixture component). Left out: any non-linear 2-D map
+(the report's map is the first two principal axes).
 """
 
 from __future__ import annotations
@@ -150,10 +152,13 @@ class ClusterModel:
     taste_mean: np.ndarray         # (dim,) PCA centre of taste vectors
     taste_components: np.ndarray   # (n_taste, dim) PCA axes
     taste_scale: float             # multiplies projected taste so the block carries taste_weight of the variance
-    centroids: np.ndarray          # (k, n_features + n_taste)
+    centroids: np.ndarray          # (k, n_features + n_taste); the component means for a mixture
     map_axes: np.ndarray           # (2, n_features + n_taste) first two principal axes of the joint space
     map_mean: np.ndarray           # (n_features + n_taste,)
     report: dict = field(default_factory=dict)  # k, silhouette_by_k, stability_ari, ...
+    method: str = "kmeans"         # or "gmm"
+    variances: np.ndarray | None = None  # (k, n_features + n_taste) diagonal covariances of a mixture
+    weights: np.ndarray | None = None    # (k,) mixture weights
 
     @property
     def k(self) -> int:
@@ -180,15 +185,21 @@ class ClusterModel:
         """The joint space: (n, n_features + n_taste)."""
         return np.hstack([self.numeric_block(frame), self.project_taste(taste, len(frame))])
 
-    def nearest(self, space: np.ndarray) -> np.ndarray:
-        """Index of the nearest centroid per row (squared distances via the dot-product expansion: (n, k)
-        memory, not (n, k, dim))."""
+    def predict(self, space: np.ndarray) -> np.ndarray:
+        """Cluster of each row: the nearest centroid, or for a mixture the component with the highest posterior
+        (what sklearn's GaussianMixture.predict gives). (n, k) memory, not (n, k, dim)."""
+        if self.method == "gmm":
+            precision = 1.0 / self.variances
+            log_density = (np.log(self.weights) - 0.5 * np.log(2 * np.pi * self.variances).sum(axis=1))[None, :] \
+                - 0.5 * ((space ** 2) @ precision.T - 2.0 * space @ (self.centroids * precision).T
+                         + (self.centroids ** 2 * precision).sum(axis=1)[None, :])
+            return log_density.argmax(axis=1)
         distance = (self.centroids ** 2).sum(axis=1)[None, :] - 2.0 * space @ self.centroids.T
         return distance.argmin(axis=1)
 
     def assign(self, frame: pd.DataFrame, taste: np.ndarray | None) -> np.ndarray:
-        """Nearest centroid for each row."""
-        return self.nearest(self.embed(frame, taste))
+        """The cluster of each row."""
+        return self.predict(self.embed(frame, taste))
 
     def map_2d(self, space: np.ndarray) -> np.ndarray:
         return (space - self.map_mean) @ self.map_axes.T
@@ -197,9 +208,11 @@ class ClusterModel:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in ARRAYS}
+        if self.method == "gmm":
+            arrays |= {"variances": self.variances, "weights": self.weights}
         np.savez(directory / "clusters.npz", **arrays)
         header = {"features": self.features, "log_features": self.log_features, "taste_scale": self.taste_scale,
-                  "report": self.report}
+                  "method": self.method, "report": self.report}
         (directory / "clusters.json").write_text(json.dumps(header, indent=2, default=float))
 
     @classmethod
@@ -209,29 +222,35 @@ class ClusterModel:
         header = json.loads((directory / "clusters.json").read_text())
         with np.load(directory / "clusters.npz", allow_pickle=False) as data:
             arrays = {name: data[name] for name in ARRAYS}
+            if header["method"] == "gmm":
+                arrays |= {"variances": data["variances"], "weights": data["weights"]}
         return cls(features=header["features"], log_features=header["log_features"],
-                   taste_scale=float(header["taste_scale"]), report=header["report"], **arrays)
+                   taste_scale=float(header["taste_scale"]), report=header["report"], method=header["method"],
+                   **arrays)
 
 
 ARRAYS = ("medians", "mean", "scale", "taste_mean", "taste_components", "centroids", "map_axes", "map_mean")
 
 
 def fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range = range(3, 9), n_taste: int = 8,
-        taste_weight: float = 0.5, n_bootstrap: int = 5, seed: int = 0) -> tuple[ClusterModel, np.ndarray]:
-    """Fit the scaler, taste PCA and k-means (k by silhouette); returns the model and each row's cluster."""
+        taste_weight: float = 0.5, n_bootstrap: int = 5, seed: int = 0,
+        method: str = "kmeans") -> tuple[ClusterModel, np.ndarray]:
+    """Fit the scaler, taste PCA and the clusters (k-means with k by silhouette, or "gmm": a diagonal Gaussian
+    mixture with k by BIC); returns the model and each row's cluster."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # OpenMP threads on busy shared cores thrash; one thread is faster here
         return _fit(frame, taste, k_range=k_range, n_taste=n_taste, taste_weight=taste_weight,
-                    n_bootstrap=n_bootstrap, seed=seed)
+                    n_bootstrap=n_bootstrap, seed=seed, method=method)
 
 
 def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int, taste_weight: float,
-         n_bootstrap: int, seed: int) -> tuple[ClusterModel, np.ndarray]:
-    from sklearn.cluster import KMeans
+         n_bootstrap: int, seed: int, method: str) -> tuple[ClusterModel, np.ndarray]:
     from sklearn.decomposition import PCA
     from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+    if method not in METHODS:
+        raise ValueError(f"unknown cluster method {method!r}; use one of {METHODS}")
     if len(frame) != len(taste):
         raise ValueError("frame and taste must have one row per customer, in the same order")
     if len(frame) < 3 * max(k_range):
@@ -257,30 +276,37 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
     space = np.hstack([numeric, projected * taste_scale])
 
     silhouette_by_k: dict[int, float] = {}
+    bic_by_k: dict[int, float] = {}
     fits = {}
     for k in k_range:
-        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(space)
-        fits[k] = km
-        silhouette_by_k[k] = float(silhouette_score(space, km.labels_, sample_size=min(3000, len(space)),
-                                                    random_state=seed))
-    best_k = max(silhouette_by_k, key=silhouette_by_k.get)
-    labels = fits[best_k].labels_
+        fits[k] = _one_fit(method, k, space, seed=seed, n_init=4 if method == "kmeans" else 2)
+        labels = fits[k].predict(space)
+        if method == "gmm":
+            bic_by_k[k] = float(fits[k].bic(space))
+        silhouette_by_k[k] = float(silhouette_score(space, labels, sample_size=min(3000, len(space)),
+                                                    random_state=seed)) if len(set(labels)) > 1 else -1.0
+    best_k = min(bic_by_k, key=bic_by_k.get) if method == "gmm" else max(silhouette_by_k, key=silhouette_by_k.get)
+    labels = fits[best_k].predict(space)
 
     rng = np.random.default_rng(seed)
     aris = []
     for b in range(n_bootstrap):
         sample = rng.choice(len(space), size=len(space), replace=True)
-        km = KMeans(n_clusters=best_k, n_init=1, random_state=seed + 1 + b).fit(space[sample])
-        aris.append(float(adjusted_rand_score(labels, km.predict(space))))
+        refit = _one_fit(method, best_k, space[sample], seed=seed + 1 + b, n_init=1)
+        aris.append(float(adjusted_rand_score(labels, refit.predict(space))))
 
     map_pca = PCA(n_components=2, random_state=seed).fit(space)
     model = ClusterModel(
         features=features, log_features=log_features, medians=medians[keep], mean=raw[:, keep].mean(axis=0),
         scale=scale[keep], taste_mean=pca.mean_, taste_components=pca.components_, taste_scale=taste_scale,
-        centroids=fits[best_k].cluster_centers_, map_axes=map_pca.components_, map_mean=map_pca.mean_,
+        centroids=fits[best_k].means_ if method == "gmm" else fits[best_k].cluster_centers_,
+        map_axes=map_pca.components_, map_mean=map_pca.mean_, method=method,
+        variances=fits[best_k].covariances_ if method == "gmm" else None,
+        weights=fits[best_k].weights_ if method == "gmm" else None,
         report={
-            "customers": len(frame), "k": int(best_k), "silhouette": silhouette_by_k[best_k],
-            "silhouette_by_k": silhouette_by_k, "stability_ari": float(np.mean(aris)),
+            "customers": len(frame), "method": method, "k": int(best_k), "silhouette": silhouette_by_k[best_k],
+            "silhouette_by_k": silhouette_by_k, **({"bic_by_k": bic_by_k} if method == "gmm" else {}),
+            "stability_ari": float(np.mean(aris)),
             "stability_ari_runs": aris, "numeric_features": features, "taste_components": int(n_taste),
             "taste_weight": taste_weight, "taste_explained_variance": float(pca.explained_variance_ratio_.sum()),
         },
@@ -288,16 +314,30 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
     return model, labels
 
 
+METHODS = ("kmeans", "gmm")
+
+
+def _one_fit(method: str, k: int, space: np.ndarray, *, seed: int, n_init: int):
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    if method == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="diag", n_init=n_init, reg_covar=1e-4,
+                               random_state=seed).fit(space)
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(space)
+
+
 def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedder, cache: TitleEmbeddingCache, *,
                   k_range: range = range(3, 9), taste_customers: list[str] | None = None, fit_sample: int = 50_000,
-                  chunk: int = 100_000, seed: int = 0, progress=lambda _: None) -> ClusterModel:
+                  chunk: int = 100_000, seed: int = 0, method: str = "kmeans",
+                  progress=lambda _: None) -> ClusterModel:
     """Cluster every customer of ``features`` and write table ``customer_clusters`` (customer_id, cluster, x, y
     of the 2-D map, in_fit, taste = the projected taste block); returns the fitted model.
 
     Taste vectors come from purchased product titles (``taste_customers``: only these; the rest are placed with an
     unknown taste, i.e. the population centre). The scaler, taste PCA and k-means are fitted on a seeded random
     sample of at most ``fit_sample`` customers (k-means centroids and silhouette are stable long before a
-    million rows); every customer is then assigned to the nearest centroid, ``chunk`` customers at a time, so
+    million rows); every customer is then assigned to its cluster, ``chunk`` customers at a time, so
     memory grows with the sample and the chunk, not with the whole (customers x 384) taste matrix."""
     ids = features["customer_id"].tolist()
     with_taste = ids if taste_customers is None else [c for c in ids if c in set(taste_customers)]
@@ -310,8 +350,9 @@ def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedd
     row_of = pd.Series(np.arange(len(ids)), index=features["customer_id"])
     taste_row = row_of.loc[with_taste].to_numpy()  # features row of each matrix row
     sample = features.iloc[taste_row[fit_rows]].reset_index(drop=True)
-    progress(f"clusters: k-means over k={k_range.start}..{k_range.stop - 1} on {len(sample):,} customers")
-    model, _ = fit(sample, normalized_rows(np.asarray(matrix[fit_rows] @ vectors)), k_range=k_range, seed=seed)
+    progress(f"clusters: {method} over k={k_range.start}..{k_range.stop - 1} on {len(sample):,} customers")
+    model, _ = fit(sample, normalized_rows(np.asarray(matrix[fit_rows] @ vectors)), k_range=k_range, seed=seed,
+                   method=method)
     model.report["fit_sample"] = len(sample)
 
     n_taste = model.taste_components.shape[0]
@@ -323,7 +364,7 @@ def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedd
     xy = model.map_2d(space)
     in_fit = np.zeros(len(ids), dtype=bool)
     in_fit[taste_row[fit_rows]] = True
-    assigned = pd.DataFrame({"customer_id": ids, "cluster": model.nearest(space).astype(np.int32), "x": xy[:, 0],
+    assigned = pd.DataFrame({"customer_id": ids, "cluster": model.predict(space).astype(np.int32), "x": xy[:, 0],
                              "y": xy[:, 1], "in_fit": in_fit})
     for j in range(n_taste):
         assigned[f"t{j}"] = taste_block[:, j]

@@ -94,7 +94,8 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
 
         cache = clusters.TitleEmbeddingCache(out_dir / "title_embeddings.npz")
         model = clusters.cluster_store(con, features, embedder, cache, k_range=k_range,
-                                       taste_customers=cluster_customers, progress=progress)
+                                       taste_customers=cluster_customers, method=settings.segment_cluster_method,
+                                       fit_sample=settings.segment_fit_sample, progress=progress)
         model.save(out_dir)
         # Personas describe the customers whose taste is known (everyone, unless the fit was limited).
         described = features.merge(con.execute("SELECT customer_id, cluster FROM customer_clusters").df(),

@@ -6,7 +6,8 @@ memory once; ``get`` is then a dictionary lookup (microseconds). ``record(event)
 - running totals (orders, net and gross spend, lines, discounts, coupon lines, first/last order) -> recency,
   frequency, monetary, tenure, basket value/size, inter-purchase interval, discount and coupon shares;
 - RFM r/f/m against the fit-time bin edges (``rfm.score_value``) and the segment from the rule table;
-- the cluster: nearest centroid of the fitted model (a new customer's taste is unknown: population centre);
+- the cluster: nearest centroid (or most likely mixture component) of the fitted model (a new customer's taste
+  is unknown: the population centre);
 - an order given with its lines (product ids and amounts): department shares, private-label share, top
   department/category and the profile's top categories (each line's product looked up in the store; a product
   the catalogue does not know counts in spend and is reported back, as in the feature SQL); an order given as
@@ -373,7 +374,7 @@ class ProfileStore:
         frame = pd.DataFrame([{c: features.get(c) for c in self.model.features}], dtype="float64")
         taste = self._taste.get(cid)
         taste_block = np.asarray([taste]) if taste else self.model.project_taste(None, 1)
-        cluster = int(self.model.nearest(np.hstack([self.model.numeric_block(frame), taste_block]))[0])
+        cluster = int(self.model.predict(np.hstack([self.model.numeric_block(frame), taste_block]))[0])
         propensity, model_name = (before.propensity, before.propensity_model) if before else (None, None)
         gbm, columns = self._served_gbm()
         if gbm is not None:

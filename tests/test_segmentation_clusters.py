@@ -100,6 +100,35 @@ def test_fit_picks_k_by_silhouette_reports_stability_and_round_trips(sample, tas
     assert 0 <= loaded.assign(newcomer, None)[0] < model.k
 
 
+def test_gaussian_mixture_picks_k_by_bic_and_assigns_like_sklearn(sample, taste, tmp_path):
+    frame, _ = sample
+    model, labels = clusters.fit(frame, taste, k_range=range(2, 5), method="gmm", n_bootstrap=2)
+    report = model.report
+    assert report["method"] == "gmm" and report["k"] == min(report["bic_by_k"], key=report["bic_by_k"].get)
+    assert set(report["silhouette_by_k"]) == set(report["bic_by_k"]) == {2, 3, 4}
+    model.save(tmp_path / "g")
+    loaded = clusters.ClusterModel.load(tmp_path / "g")
+    assert loaded.method == "gmm" and loaded.weights.sum() == pytest.approx(1.0)
+    # The saved arrays reproduce sklearn's GaussianMixture.predict (what fit returned) in plain numpy.
+    assert (loaded.assign(frame, taste) == labels).all()
+
+
+def test_mixture_assignment_is_sklearns_where_nearest_centroid_is_not():
+    """SYNTHETIC points (a tight and a wide blob): the saved mixture must assign by posterior, not by distance."""
+    rng = np.random.default_rng(0)
+    space = np.vstack([rng.normal(0, 0.3, (300, 4)), rng.normal(1.5, 3.0, (300, 4))])
+    gm = clusters._one_fit("gmm", 2, space, seed=0, n_init=1)
+    empty = np.zeros(0)
+    model = clusters.ClusterModel(
+        features=[], log_features=[], medians=empty, mean=empty, scale=empty, taste_mean=empty,
+        taste_components=np.zeros((0, 0)), taste_scale=1.0, centroids=gm.means_, map_axes=np.zeros((2, 4)),
+        map_mean=np.zeros(4), method="gmm", variances=gm.covariances_, weights=gm.weights_)
+    points = rng.normal(0.8, 2.0, (2000, 4))
+    assert (model.predict(points) == gm.predict(points)).all()
+    nearest = ((points[:, None, :] - gm.means_[None]) ** 2).sum(axis=2).argmin(axis=1)
+    assert (nearest != gm.predict(points)).sum() > 100  # the two rules really differ here
+
+
 def test_fit_refuses_too_few_customers(sample):
     frame, _ = sample
     with pytest.raises(StoreError, match="too few"):
