@@ -95,6 +95,9 @@ def fit_command(
     c, p = report["clusters"], report["propensity"]
     console.print(f"{report['customers']} customers as of {report['as_of']}; {c['method']} k={c['k']} "
                   f"(silhouette {c['silhouette']:.3f}, stability ARI {c['stability_ari']:.3f})")
+    if c.get("k_at_range_edge"):
+        console.print(f"[yellow]note:[/yellow] k={c['k']} is at the edge of the range tried; the data may want "
+                      "fewer or more clusters than the range allows.")
     for persona in report["personas"]:
         console.print(f"  cluster {persona['cluster']}: {persona['name']} ({persona['size']}, {persona['source']})")
     for name in ("gbm", "minilm"):

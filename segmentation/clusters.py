@@ -306,6 +306,7 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
         report={
             "customers": len(frame), "method": method, "k": int(best_k), "silhouette": silhouette_by_k[best_k],
             "silhouette_by_k": silhouette_by_k, **({"bic_by_k": bic_by_k} if method == "gmm" else {}),
+            "k_at_range_edge": best_k in (min(k_range), max(k_range)) and len(k_range) > 1,  # widen the range?
             "stability_ari": float(np.mean(aris)),
             "stability_ari_runs": aris, "numeric_features": features, "taste_components": int(n_taste),
             "taste_weight": taste_weight, "taste_explained_variance": float(pca.explained_variance_ratio_.sum()),
