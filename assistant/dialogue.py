@@ -33,7 +33,7 @@ from assistant.events import (
 )
 from assistant.grounding import SentenceGate, allowed_facts
 from assistant.guardrails import RateLimiter, fence, looks_like_injection
-from assistant.llm import LLM
+from assistant.llm import LLM, Usage
 from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, find_coupon, load_rules, treatment_for
 from assistant.session import Deps, Services, Session
 from assistant.shop_tools import TOOLS
@@ -88,13 +88,14 @@ class Assistant:
             yield self._finish(session, message, None, "", [], [], refusal.message, timings, started, refused=refusal)
             return
 
-        understanding, source, tokens = self._understand(session, message, timings)
+        usage = Usage()  # this turn's tokens, over every request to the model
+        understanding, source = self._understand(session, message, timings, usage)
         yield Understood(understanding=understanding, source=source)
         deps = Deps(self.services, session)
         treatment = self._treatment(session)
         calls, fixed = self._plan(understanding, session, treatment, message)
         if self.mode == "native" and understanding.intent in SHOPPING | {"order_status", "return_refund"}:
-            calls = self._plan_native(session, message) or calls
+            calls = self._plan_native(session, message, usage) or calls
 
         tool_events, cards = [], []
         t0 = time.perf_counter()
@@ -127,7 +128,7 @@ class Assistant:
         t0 = time.perf_counter()
         reply, repairs = "", []
         for chunk in self._reply(
-            message, understanding, session, tool_events, cards, fixed, coupon, treatment, repairs
+            message, understanding, session, tool_events, cards, fixed, coupon, treatment, repairs, usage
         ):
             if not reply:
                 timings["first_token_ms"] = _ms(started)
@@ -152,7 +153,7 @@ class Assistant:
             timings,
             started,
             repairs=len(repairs),
-            tokens=tokens,
+            tokens={"prompt": usage.prompt_tokens, "completion": usage.completion_tokens},
             case=case,
         )
 
@@ -167,17 +168,17 @@ class Assistant:
             return Refused(reason="too_long", message=m["too_long"].format(n=len(message), limit=self.max_chars))
         return None
 
-    def _understand(self, session: Session, message: str, timings: dict) -> tuple[Understanding, str, dict]:
+    def _understand(self, session: Session, message: str, timings: dict, usage: Usage) -> tuple[Understanding, str]:
         t0 = time.perf_counter()
         prior = self.classifier.predict([message])[0] if self.classifier is not None else None
         reading = None
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
-            reading = understand_with_llm(self.llm, message, session.slots, self.reads_slots)
+            reading = understand_with_llm(self.llm, message, session.slots, self.reads_slots, usage)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
         if looks_like_injection(message) and understanding.intent in SHOPPING:
             source += "+injection"
         timings["understand_ms"] = _ms(t0)
-        return understanding, source, {"prompt": 0, "completion": 0}
+        return understanding, source
 
     def _treatment(self, session: Session) -> Treatment:
         segment, price_sensitive = None, False
@@ -245,7 +246,7 @@ class Assistant:
             return [("search_products", {"query": s.query, **args})], ""
         return [("recommend_for_me", {k: v for k, v in args.items() if k in ("k", "max_price")})], ""
 
-    def _plan_native(self, session: Session, message: str) -> list[Call]:
+    def _plan_native(self, session: Session, message: str, usage: Usage) -> list[Call]:
         tools = [t.schema() for t in TOOLS.values()]
         history = [
             {"role": "system", "content": _prompt("native_system.md")},
@@ -253,7 +254,8 @@ class Assistant:
             {"role": "user", "content": message},
         ]
         try:
-            calls, _ = self.llm.tool_calls(history, tools, tool_choice=self.tool_choice, temperature=0)
+            calls, reply = self.llm.tool_calls(history, tools, tool_choice=self.tool_choice, temperature=0)
+            usage.add(reply.usage)
         except LLMError:
             return []
         return [(c.name, c.arguments) for c in calls if c.name in TOOLS][:3]
@@ -275,6 +277,7 @@ class Assistant:
         coupon: dict | None,
         treatment: Treatment,
         repairs: list[str],
+        usage: Usage,
     ) -> Iterator[str]:
         if fixed:
             yield fixed
@@ -290,7 +293,7 @@ class Assistant:
         gate = SentenceGate(prices, ids)
         intro = ""
         try:
-            for chunk in self.llm.stream(msgs, max_tokens=80, temperature=0.2):
+            for chunk in self.llm.stream(msgs, max_tokens=80, temperature=0.2, usage=usage):
                 passed = gate.feed(chunk)
                 if passed:
                     intro += passed

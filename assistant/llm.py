@@ -31,6 +31,11 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def add(self, other: Usage | Any) -> None:
+        """Count another request's usage (a Usage or the OpenAI object) into this one."""
+        self.prompt_tokens += getattr(other, "prompt_tokens", 0) or 0
+        self.completion_tokens += getattr(other, "completion_tokens", 0) or 0
+
 
 @dataclass
 class Reply:
@@ -80,11 +85,17 @@ class LLM:
         choice = self._first_choice(response)
         return Reply(text=choice.message.content or "", usage=self._usage(response))
 
-    def stream(self, messages: list[Message], *, max_tokens: int = 256, **extra: Any) -> Iterator[str]:
-        """Yield text chunks as the server produces them."""
+    def stream(self, messages: list[Message], *, max_tokens: int = 256, usage: Usage | None = None,
+               **extra: Any) -> Iterator[str]:
+        """Yield text chunks as the server produces them; with ``usage``, the server's token counts are added to
+        it when the stream ends."""
+        if usage is not None:
+            extra["stream_options"] = {"include_usage": True}
         chunks = self._create(messages=messages, max_tokens=max_tokens, stream=True, **extra)
         try:
             for chunk in chunks:
+                if usage is not None and getattr(chunk, "usage", None) is not None:
+                    usage.add(chunk.usage)
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
         except openai.APIError as exc:
@@ -94,13 +105,17 @@ class LLM:
                 f"The LLM server at {self.base_url} streamed something that is not JSON ({exc.msg})."
             ) from exc
 
-    def structured(self, messages: list[Message], schema: type[T], *, max_tokens: int = 512, **extra: Any) -> T:
-        """Ask for JSON constrained by ``schema``'s JSON schema and return the validated object."""
+    def structured(self, messages: list[Message], schema: type[T], *, max_tokens: int = 512,
+                   usage: Usage | None = None, **extra: Any) -> T:
+        """Ask for JSON constrained by ``schema``'s JSON schema and return the validated object (with ``usage``,
+        the request's token counts are added to it)."""
         response_format = {
             "type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
         }
         reply = self.chat(messages, max_tokens=max_tokens, response_format=response_format, **extra)
+        if usage is not None:
+            usage.add(reply.usage)
         try:
             return schema.model_validate_json(reply.text)
         except ValidationError as exc:

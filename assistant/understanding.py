@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from assistant.llm import LLM
+from assistant.llm import LLM, Usage
 
 Intent = Literal[
     "product_search", "recommendation", "comparison", "product_question", "order_status", "return_refund",
@@ -80,13 +80,15 @@ def prompt(slots: bool) -> str:
     return resources.files("assistant").joinpath(name).read_text()
 
 
-def understand_with_llm(llm: LLM, text: str, previous: Slots | None = None, slots: bool = False) -> LLMReading:
+def understand_with_llm(llm: LLM, text: str, previous: Slots | None = None, slots: bool = False,
+                        usage: Usage | None = None) -> LLMReading:
     context = f"Previous request: {previous.model_dump_json(exclude_defaults=True)}\n" if previous else ""
     messages = [
         {"role": "system", "content": prompt(slots)},
         {"role": "user", "content": f"{context}Shopper: {text}"},
     ]
-    reading = llm.structured(messages, LLMReading if slots else IntentReading, max_tokens=120, temperature=0)
+    reading = llm.structured(messages, LLMReading if slots else IntentReading, max_tokens=120, temperature=0,
+                             usage=usage)
     return LLMReading(**reading.model_dump())
 
 

@@ -72,6 +72,20 @@ def test_full_turn_finds_grounded_products(assistant):
     for p in done.products:
         assert f"{p.title} — ${p.price:.2f}" in done.reply
     assert "first_token_ms" in done.timings_ms
+    # The turn's tokens as the server counted them (understanding request + streamed reply), also in the log.
+    assert done.tokens["prompt"] > 100 and 0 < done.tokens["completion"] <= 120 + 80
+
+
+def test_the_log_holds_the_servers_token_counts(assistant, tmp_path):
+    from assistant.conversation_log import ConversationLog
+
+    log = ConversationLog(tmp_path / "conversations.sqlite")
+    logged = Assistant(assistant.services, assistant.llm, log=log)
+    _, done = turn(logged, Session(customer_id=CUSTOMER), "pasta under $3")
+    row = log.turns(done.conversation_id)[0]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (done.tokens["prompt"], done.tokens["completion"])
+    assert row["prompt_tokens"] > 100 and row["completion_tokens"] > 0
+    log.close()
 
 
 @pytest.mark.parametrize("attack", MESSAGE_ATTACKS)

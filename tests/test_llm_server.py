@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from assistant import vllm_server
 from assistant.cli import app
 from assistant.errors import LLMError
-from assistant.llm import LLM
+from assistant.llm import LLM, Usage
 
 pytestmark = pytest.mark.llm
 
@@ -36,6 +36,18 @@ def test_streaming_yields_several_chunks(llm_settings):
     )
     assert len(chunks) > 3
     assert "".join(chunks).strip()
+
+
+def test_token_counts_come_back_from_the_server(llm_settings):
+    llm, usage = LLM.from_settings(llm_settings), Usage()
+    chunks = list(llm.stream([{"role": "user", "content": "Count from one to ten in words."}], max_tokens=12,
+                             temperature=0, usage=usage, extra_body={"ignore_eos": True}))
+    assert chunks and usage.completion_tokens == 12 and usage.prompt_tokens > 5
+    streamed = usage.prompt_tokens
+    llm.structured([{"role": "system", "content": "Extract the shopper's request as JSON."},
+                    {"role": "user", "content": "I want running shoes under $100"}], ShopperRequest,
+                   temperature=0, usage=usage)
+    assert usage.prompt_tokens > streamed and usage.completion_tokens > 12
 
 
 def test_structured_output_validates(llm_settings):
