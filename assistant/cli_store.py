@@ -59,6 +59,35 @@ def import_(
         console.print(f"Imported into {settings.store_path}: {summary['rows']}; handled: {summary['handled']}")
 
 
+@app.command("from-transactions")
+def from_transactions(
+    ctx: typer.Context,
+    transactions: Path = typer.Argument(..., help="CSV or Parquet file, one row per transaction (or order line)."),
+    customer_col: str = typer.Option(..., help="Customer id column."),
+    date_col: str = typer.Option(..., help="Transaction date column."),
+    amount_col: str = typer.Option(..., help="Amount column (negative = a return)."),
+    order_col: str | None = typer.Option(None, help="Order id column; without it every row is one order."),
+    date_format: str | None = typer.Option(None, help="strptime format of the date column, e.g. %Y%m%d."),
+    drop_duplicates: bool = typer.Option(False, help="Drop rows identical in every column (default: keep them "
+                                         "as repeat purchases)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Replace the store with one built from a bare transaction file (no catalogue), e.g. to run
+    `kefu segment fit` on it. A failed build leaves the old store intact."""
+    from segmentation.transactions import TransactionColumns, store_from_transactions
+
+    settings = settings_of(ctx)
+    report = store_from_transactions(transactions, TransactionColumns(customer_col, date_col, amount_col, order_col),
+                                     settings.store_path, date_format=date_format, drop_duplicates=drop_duplicates)
+    if as_json:
+        print_json({"store": str(settings.store_path), **report.as_dict()})
+        return
+    kept = "dropped" if drop_duplicates else "kept as repeat purchases"
+    console.print(f"Built {settings.store_path} from {report.rows} rows: {report.customers} customers, "
+                  f"{report.duplicate_rows} duplicate rows ({kept}), {report.negative_amount_rows} returns, "
+                  f"{report.zero_amount_rows} zero-amount rows. Products are not known ('unspecified').")
+
+
 @app.command()
 def info(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Row counts per table and notes on the store."""

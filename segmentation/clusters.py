@@ -270,9 +270,16 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
     numeric = np.clip((raw[:, keep] - raw[:, keep].mean(axis=0)) / scale[keep], -CLIP, CLIP)
 
     n_taste = min(n_taste, taste.shape[1], len(frame) - 1)
-    pca = PCA(n_components=n_taste, random_state=seed).fit(taste.astype(np.float64))
-    projected = pca.transform(taste.astype(np.float64))
-    taste_scale = float(np.sqrt(taste_weight * numeric.shape[1] / max(projected.var(axis=0).sum(), 1e-12)))
+    if taste.var(axis=0).sum() < 1e-12:  # no product texts (e.g. a store built from a bare transaction file)
+        n_taste = 0
+    taste_mean, components, explained = taste.mean(axis=0).astype(np.float64), np.zeros((0, taste.shape[1])), 0.0
+    if n_taste:
+        pca = PCA(n_components=n_taste, random_state=seed).fit(taste.astype(np.float64))
+        taste_mean, components = pca.mean_, pca.components_
+        explained = float(pca.explained_variance_ratio_.sum())
+    projected = (taste.astype(np.float64) - taste_mean) @ components.T
+    taste_scale = float(np.sqrt(taste_weight * numeric.shape[1] / max(projected.var(axis=0).sum(), 1e-12))) \
+        if n_taste else 1.0
     space = np.hstack([numeric, projected * taste_scale])
 
     silhouette_by_k: dict[int, float] = {}
@@ -298,7 +305,7 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
     map_pca = PCA(n_components=2, random_state=seed).fit(space)
     model = ClusterModel(
         features=features, log_features=log_features, medians=medians[keep], mean=raw[:, keep].mean(axis=0),
-        scale=scale[keep], taste_mean=pca.mean_, taste_components=pca.components_, taste_scale=taste_scale,
+        scale=scale[keep], taste_mean=taste_mean, taste_components=components, taste_scale=taste_scale,
         centroids=fits[best_k].means_ if method == "gmm" else fits[best_k].cluster_centers_,
         map_axes=map_pca.components_, map_mean=map_pca.mean_, method=method,
         variances=fits[best_k].covariances_ if method == "gmm" else None,
@@ -309,7 +316,7 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
             "k_at_range_edge": best_k in (min(k_range), max(k_range)) and len(k_range) > 1,  # widen the range?
             "stability_ari": float(np.mean(aris)),
             "stability_ari_runs": aris, "numeric_features": features, "taste_components": int(n_taste),
-            "taste_weight": taste_weight, "taste_explained_variance": float(pca.explained_variance_ratio_.sum()),
+            "taste_weight": taste_weight, "taste_explained_variance": explained,
         },
     )
     return model, labels

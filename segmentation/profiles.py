@@ -111,7 +111,7 @@ class CustomerProfile(BaseModel):
     clv_expected_value: float | None = None
     clv_expected_purchases: float | None = None
     p_alive: float | None = None
-    alive_band: str | None = None  # likely active (>= 0.7) / uncertain / likely lapsed (< 0.3)
+    alive_band: str | None = None  # likely active (>= 0.7) / uncertain / likely lapsed (< 0.3) / one purchase day
     propensity: float | None = None
     propensity_model: str | None = None
     top_categories: list[str] = Field(default_factory=list)
@@ -142,9 +142,13 @@ class RecordResult(BaseModel):
     unknown_products: list[str] = Field(default_factory=list)  # order lines whose product the store lacks
 
 
-def alive_band(p: float | None) -> str | None:
+def alive_band(p: float | None, repeat_days: int | None = None) -> str | None:
+    """BG/NBD gives P(alive) = 1 to anyone without a repeat purchase day, however long ago they bought; such a
+    customer is banded "one purchase day" rather than "likely active"."""
     if p is None or math.isnan(p):
         return None
+    if repeat_days == 0:
+        return "one purchase day"
     return "likely active" if p >= 0.7 else "likely lapsed" if p < 0.3 else "uncertain"
 
 
@@ -236,7 +240,8 @@ class ProfileStore:
                 persona=None if cluster is None else names.get(int(cluster)),
                 clv_expected_value=_none(row["expected_value"]),
                 clv_expected_purchases=_none(row["expected_purchases"]), p_alive=_none(row["p_alive"]),
-                alive_band=alive_band(_none(row["p_alive"])), propensity=_none(row["propensity"]),
+                alive_band=alive_band(_none(row["p_alive"]), _none(row["clv_frequency"])),
+                propensity=_none(row["propensity"]),
                 propensity_model=served, top_categories=_none(row["top_categories"]) or [],
                 price_band=price_band(_item_price(features), self.meta["price_edges"]),
             )
@@ -392,7 +397,8 @@ class ProfileStore:
         return CustomerProfile(
             customer_id=cid, as_of=as_of, features=features, r=r, f=f, m=m, segment=segment, cluster=cluster,
             persona=names.get(cluster), propensity=propensity, propensity_model=model_name,
-            alive_band=alive_band(value.get("p_alive")), top_categories=top_categories,
+            alive_band=alive_band(value.get("p_alive"), state.frequency if state else None),
+            top_categories=top_categories,
             price_band=price_band(_item_price(features), self.meta["price_edges"]), updated="live", **value)
 
 

@@ -183,3 +183,39 @@ def check_rows(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionC
         if clash:
             raise StoreError(f"{path}: order '{clash[0][0]}' (column '{columns.order}') belongs to more than one "
                              f"customer (first at row {clash[0][1]}). An order id must name one customer's order.")
+
+
+UNSPECIFIED_PRODUCT = "unspecified"  # the product of every order line built from a plain transaction file
+
+
+def store_from_transactions(path: Path, columns: TransactionColumns, store_path: Path, *,
+                            date_format: str | None = None, drop_duplicates: bool = False) -> LoadReport:
+    """Build a shop store (atomically replacing ``store_path``) from a transaction file without a catalogue, so
+    ``kefu segment fit`` can run on it: a customer per customer id, an order per order id (per row without an
+    order column; its time is its first row's), one order line per row naming the product ``"unspecified"``
+    (not in ``products``), a negative amount as a returned line, and one purchase event per line. Validation and
+    the counts are those of ``load_transactions``."""
+    from assistant.store import write_store
+
+    report: list[LoadReport] = []
+
+    def fill(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        report.append(load_transactions(con, path, columns, date_format=date_format,
+                                        drop_duplicates=drop_duplicates))
+        con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM transactions")
+        con.execute("""INSERT INTO orders SELECT order_key, any_value(customer_id), min(ts), 'completed', NULL
+                       FROM transactions GROUP BY order_key""")
+        con.execute("""
+            INSERT INTO order_items (order_id, line_no, product_id, quantity, amount, is_return)
+            SELECT order_key, row_number() OVER (PARTITION BY order_key ORDER BY row_no), $p,
+                   CASE WHEN amount < 0 THEN -1 ELSE 1 END, amount, amount < 0
+            FROM transactions
+        """, {"p": UNSPECIFIED_PRODUCT})
+        con.execute("INSERT INTO events SELECT customer_id, ts, 'purchase', $p, order_key FROM transactions",
+                    {"p": UNSPECIFIED_PRODUCT})
+        con.execute("DROP TABLE transactions")
+        return {"source": f"transactions file {path}", "note": "no catalogue: every line's product is "
+                f"'{UNSPECIFIED_PRODUCT}'"}
+
+    write_store(store_path, fill)
+    return report[0]
