@@ -50,21 +50,32 @@ def figures(tables: dict[str, pd.DataFrame], personas: list[dict]) -> list[tuple
     heat.update_layout(title="RFM grid: customers and mean monetary per (R, F) cell (5 = best)")
     out.append(("RFM heat map", heat))
     names = {p["cluster"]: p["name"] for p in personas}
-    points = tables["clusters"].sort_values("cluster")
+    points, note = sample(tables["clusters"], MAP_POINTS)
+    points = points.sort_values("cluster")
     points = points.assign(persona=points["cluster"].map(lambda c: f"{c}: {names.get(c, '?')}"))
     out.append(("Cluster map", px.scatter(points, x="x", y="y", color="persona", opacity=0.6,
                                           hover_data=["customer_id"],
                                           title="Customers on the first two principal axes of the clustering "
-                                                "space, coloured by cluster")))
-    clv = tables["clv"].dropna(subset=["expected_value"])
+                                                "space, coloured by cluster" + note)))
+    clv, note = sample(tables["clv"].dropna(subset=["expected_value"]), HISTOGRAM_VALUES)
     if not clv.empty:
-        title = "Expected value over the CLV horizon (BG/NBD x Gamma-Gamma)"
+        title = "Expected value over the CLV horizon (BG/NBD x Gamma-Gamma)" + note
         out.append(("CLV distribution", px.histogram(clv, x="expected_value", nbins=60, title=title)))
-    prop = tables["propensity"]
+    prop, note = sample(tables["propensity"], HISTOGRAM_VALUES)
     if not prop.empty:
         out.append(("Purchase propensity", px.histogram(prop, x="propensity", nbins=40,
-                                                        title="Purchase propensity (served model)")))
+                                                        title="Purchase propensity (served model)" + note)))
     return out
+
+
+MAP_POINTS, HISTOGRAM_VALUES = 5_000, 50_000  # a page a browser opens quickly, however many customers
+
+
+def sample(frame: pd.DataFrame, n: int) -> tuple[pd.DataFrame, str]:
+    """At most ``n`` rows (a seeded random sample) and a title note saying so when rows were left out."""
+    if len(frame) <= n:
+        return frame, ""
+    return frame.sample(n, random_state=0), f"<br><sub>a random sample of {n:,} of {len(frame):,} customers</sub>"
 
 
 def persona_cards(personas: list[dict]) -> str:

@@ -90,3 +90,14 @@ def test_a_bad_file_leaves_the_built_store_alone(cdnow, tmp_path, monkeypatch, c
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert exc.value.code == 2 and "column 'date' cannot be parsed as a date" in err and "first at row 2" in err
     assert "Traceback" not in err and settings.store_path.stat().st_mtime_ns == before
+
+
+def test_the_report_samples_large_populations_and_says_so(cdnow, tmp_path):
+    settings, _ = cdnow
+    out = tmp_path / "report.html"
+    done = CliRunner().invoke(app, ["segment", "report", "--html", str(out)],
+                              env={"KEFU_DATA_DIR": str(settings.data_dir)})
+    assert done.exit_code == 0, done.output
+    text = out.read_text()
+    assert "a random sample of 5,000 of 23,570 customers" in text  # the cluster map
+    assert text.count("customer_id") < 20_000 and len(text) < 7_000_000  # plotly.js ~4.6 MB + the sampled data
