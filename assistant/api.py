@@ -1,11 +1,14 @@
-"""The HTTP API (FastAPI): ``POST /v1/chat`` answered as server-sent events, ``GET /v1/customers/{id}/profile``.
+"""The HTTP API (FastAPI): ``POST /v1/chat`` answered as server-sent events, ``GET /v1/customers/{id}/profile``,
+and ``POST /v1/events`` for the shop's backend (orders, views, carts -> live profile updates).
 
 The customer comes from the ``Authorization: Bearer <token>`` header (``kefu token CUSTOMER`` makes a demo
 token); without one the shopper is a guest. Conversations live in memory per process, bound to their customer.
+``/v1/events`` takes the shop's key instead (``KEFU_EVENTS_KEY``; the endpoint is off without one).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 from collections import OrderedDict
@@ -17,9 +20,11 @@ from pydantic import BaseModel, Field
 
 from assistant import auth
 from assistant.dialogue import Assistant
+from assistant.errors import StoreError
 from assistant.session import Deps, Session
 from assistant.shop_tools import get_my_profile
 from assistant.tools import run_tool
+from segmentation.profiles import ProfileEvent
 
 MAX_SESSIONS = 10_000
 
@@ -78,6 +83,22 @@ def create_app(assistant: Assistant) -> FastAPI:
         if not result.ok:
             raise HTTPException(404, result.text)
         return json.loads(json.dumps(result.value.data, default=str))
+
+    @app.post("/v1/events")
+    def record_event(event: ProfileEvent, authorization: str | None = Header(None)) -> dict:
+        """One customer event from the shop's backend: updates that customer's live profile, reports drift."""
+        key = assistant.services.settings.events_key
+        if not key:
+            raise HTTPException(503, "Live profile events are off; set KEFU_EVENTS_KEY and send it as a Bearer token.")
+        if not hmac.compare_digest((authorization or "").encode(), f"Bearer {key}".encode()):
+            raise HTTPException(401, "Wrong or missing events key (Authorization: Bearer $KEFU_EVENTS_KEY).")
+        profiles = assistant.services.profiles
+        if profiles is None:
+            raise HTTPException(503, "No fitted segmentation; run `kefu segment fit`, then restart `kefu serve`.")
+        try:
+            return profiles.record(event).model_dump(mode="json")
+        except StoreError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.get("/health")
     def health() -> dict:

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
     rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
     auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")
+    events_key: str | None = Field(None, description="Key the shop's backend sends (Authorization: Bearer) with "
+                                   "POST /v1/events to update live profiles; unset = the endpoint is off.")
 
     # Other services.
     ui_host: str = "127.0.0.1"

@@ -81,3 +81,35 @@ def test_profile_is_readable_only_by_its_owner(services):
     assert r.status_code == 200 and r.json()["customer_id"] == "1111"
     assert client.get("/v1/customers/42/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 403
     assert client.get("/v1/customers/1111/profile").status_code == 403
+
+
+def test_shop_events_update_live_profiles_with_the_shops_key(demo_store, tmp_path_factory, tmp_path):
+    from segmentation.profiles import ProfileStore
+    from tests.segmentation_fit import copy_of_fit
+
+    settings = copy_of_fit(demo_store, tmp_path_factory.getbasetemp(), tmp_path)
+    profiles = ProfileStore.load(settings)
+    before = profiles.get("2261")
+    order = {"customer_id": "2261", "ts": "2018-01-03T10:00:00", "type": "order",
+             "items": [{"product_id": "no-such-product", "amount": 12.5}]}
+
+    off = TestClient(create_app(Assistant(Services(settings=settings, profiles=profiles), ScriptedLLM())))
+    assert off.post("/v1/events", json=order).status_code == 503  # no key set: the endpoint is off
+
+    on = settings.model_copy(update={"events_key": "shop-key"})
+    client = TestClient(create_app(Assistant(Services(settings=on, profiles=profiles), ScriptedLLM())))
+    assert client.post("/v1/events", json=order).status_code == 401
+    assert client.post("/v1/events", json=order, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    token = auth.sign("2261", on.auth_secret)  # a shopper's token is not the shop's key
+    assert client.post("/v1/events", json=order, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert profiles.get("2261") is before  # nothing changed so far
+
+    key = {"Authorization": "Bearer shop-key"}
+    r = client.post("/v1/events", json=order, headers=key)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["unknown_products"] == ["no-such-product"] and body["profile"]["updated"] == "live"
+    assert profiles.get("2261").features["frequency"] == before.features["frequency"] + 1
+    bad = client.post("/v1/events", json={**order, "type": "refund"}, headers=key)
+    assert bad.status_code == 422 and "type" in bad.text
+    assert profiles.get("2261").features["frequency"] == before.features["frequency"] + 1
