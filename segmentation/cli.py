@@ -103,7 +103,8 @@ def fit_command(
     for name in ("gbm", "minilm"):
         if name in p:
             console.print(f"  propensity {name}: ROC-AUC {p[name]['roc_auc']}, PR-AUC {p[name]['pr_auc']}")
-    console.print(f"  serving {p['served']}; CLV: {report['clv']}")
+    clv = {k: v for k, v in report["clv"].items() if k != "params"}  # parameters: in segments/fit.json
+    console.print(f"  serving {p['served']}; CLV: {clv}")
 
 
 @app.command("show")
