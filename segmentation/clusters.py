@@ -343,12 +343,13 @@ def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedd
     of the 2-D map, in_fit, taste = the projected taste block); returns the fitted model.
 
     Taste vectors come from purchased product titles (``taste_customers``: only these; the rest are placed with an
-    unknown taste, i.e. the population centre). The scaler, taste PCA and k-means are fitted on a seeded random
-    sample of at most ``fit_sample`` customers (k-means centroids and silhouette are stable long before a
-    million rows); every customer is then assigned to its cluster, ``chunk`` customers at a time, so
+    unknown taste, i.e. the population centre). The scaler, taste PCA and the clusters are fitted on a seeded
+    random sample of at most ``fit_sample`` customers (centroids and silhouette are stable long before a million
+    rows); every customer is then assigned to its cluster, ``chunk`` customers at a time, so
     memory grows with the sample and the chunk, not with the whole (customers x 384) taste matrix."""
     ids = features["customer_id"].tolist()
-    with_taste = ids if taste_customers is None else [c for c in ids if c in set(taste_customers)]
+    chosen = set(taste_customers or ())
+    with_taste = ids if taste_customers is None else [c for c in ids if c in chosen]
     progress(f"clusters: purchases of {len(with_taste):,} customers")
     matrix, products = purchase_matrix(con, with_taste)
     progress(f"clusters: embedding {len(products):,} product titles (cached ones are reused)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import numpy as np
@@ -21,11 +21,12 @@ from segmentation.features import column_name
 
 @dataclass(frozen=True)
 class BoughtLine:
-    """One order line with what the catalogue says about its product (department None: unknown product)."""
+    """One order line with what the catalogue says about its product (known False: not in the catalogue)."""
     product_id: str
     amount: float
     discount: float
     coupon: bool
+    known: bool
     department: str | None
     category: str | None
     private_label: bool
@@ -133,14 +134,13 @@ def top_lists(spend: dict[tuple[str | None, str | None], float], n: int = 3) -> 
 
 
 # -- CLV ------------------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class CLVState:
     """A customer's BG/NBD + Gamma-Gamma inputs: purchase days (first, last, repeat count) and repeat-day spend."""
     first_day: date
     last_day: date
     frequency: int          # purchase days after the first
     repeat_total: float     # spend on those days (monetary_value = repeat_total / frequency)
-    last_day_value: float   # spend on last_day so far (to tell a same-day return from a purchase day)
 
     @classmethod
     def from_fit(cls, row: dict) -> CLVState | None:
@@ -148,23 +148,20 @@ class CLVState:
             return None
         frequency = int(row["clv_frequency"])
         return cls(first_day=_date(row["clv_first_day"]), last_day=_date(row["clv_last_day"]), frequency=frequency,
-                   repeat_total=float(row["clv_monetary_value"]) * frequency, last_day_value=0.0)
+                   repeat_total=float(row["clv_monetary_value"]) * frequency)
 
 
 def clv_after_order(state: CLVState | None, day: date, amount: float) -> CLVState | None:
     """The state after an order of net ``amount`` on ``day``. A new day with a negative total is a return day (not
-    a purchase, as in clv.calibration_summary); an order dated before the last purchase day changes nothing here
-    (which earlier days already hold purchases is not kept)."""
+    a purchase, as in clv.calibration_summary); a return on an already counted purchase day lowers that day's
+    spend but does not uncount the day; an order dated before the last purchase day changes nothing here (which
+    earlier days already hold purchases is not kept)."""
     if state is None:
-        return CLVState(day, day, 0, 0.0, amount) if amount >= 0 else None
-    if day == state.last_day:
-        state.last_day_value += amount
-        if day > state.first_day:
-            state.repeat_total += amount
-    elif day > state.last_day and amount >= 0:
-        state.frequency += 1
-        state.repeat_total += amount
-        state.last_day, state.last_day_value = day, amount
+        return CLVState(day, day, 0, 0.0) if amount >= 0 else None
+    if day == state.last_day and day > state.first_day:
+        return replace(state, repeat_total=state.repeat_total + amount)
+    if day > state.last_day and amount >= 0:
+        return replace(state, last_day=day, frequency=state.frequency + 1, repeat_total=state.repeat_total + amount)
     return state
 
 

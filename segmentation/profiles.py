@@ -289,7 +289,7 @@ class ProfileStore:
         unknown: list[str] = []
         if event.type == "order":
             lines = self._bought_lines(event)
-            unknown = sorted({line.product_id for line in lines if line.department is None})
+            unknown = sorted({line.product_id for line in lines if not line.known})
             gross_before, orders_before = totals["gross_spend"], totals["n_orders"]
             features.update(update.time_features(features, orders_before, event.ts))
             update.add_order(totals, event.ts, _order_totals(event, lines))
@@ -330,7 +330,7 @@ class ProfileStore:
         if not event.items:
             return []
         products = self._product_groups()
-        return [update.BoughtLine(i.product_id, i.amount, i.discount, i.coupon,
+        return [update.BoughtLine(i.product_id, i.amount, i.discount, i.coupon, i.product_id in products,
                                   *products.get(i.product_id, (None, None, False))) for i in event.items]
 
     def _product_groups(self) -> dict[str, tuple]:

@@ -267,3 +267,19 @@ def test_order_lines_without_a_store_are_refused_and_nothing_changes(settings):
     with pytest.raises(StoreError, match="kefu store build"):
         store.record(event)
     assert store.get("2261") is before and not store.log_path.exists()
+
+
+def test_clv_state_counts_purchase_days_like_the_calibration_summary():
+    from datetime import date
+
+    from segmentation.profile_update import CLVState, clv_after_order
+
+    assert clv_after_order(None, date(2018, 1, 1), -5.0) is None  # a return is not a first purchase
+    state = clv_after_order(None, date(2018, 1, 1), 10.0)
+    assert state == CLVState(date(2018, 1, 1), date(2018, 1, 1), 0, 0.0)
+    assert clv_after_order(state, date(2018, 1, 1), 4.0) == state  # the first day is not a repeat
+    state = clv_after_order(state, date(2018, 1, 5), 6.0)
+    state = clv_after_order(state, date(2018, 1, 5), 3.0)  # same day: one purchase day, its spend grows
+    assert (state.frequency, state.repeat_total, state.last_day) == (1, 9.0, date(2018, 1, 5))
+    assert clv_after_order(state, date(2018, 1, 9), -2.0) == state  # a return day is not a purchase day
+    assert clv_after_order(state, date(2018, 1, 3), 8.0) == state  # older than the last purchase day
