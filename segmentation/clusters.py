@@ -222,11 +222,11 @@ class ClusterModel:
         header = json.loads((directory / "clusters.json").read_text())
         with np.load(directory / "clusters.npz", allow_pickle=False) as data:
             arrays = {name: data[name] for name in ARRAYS}
-            if header["method"] == "gmm":
+            if header.get("method") == "gmm":
                 arrays |= {"variances": data["variances"], "weights": data["weights"]}
         return cls(features=header["features"], log_features=header["log_features"],
-                   taste_scale=float(header["taste_scale"]), report=header["report"], method=header["method"],
-                   **arrays)
+                   taste_scale=float(header["taste_scale"]), report=header["report"],
+                   method=header.get("method", "kmeans"), **arrays)
 
 
 ARRAYS = ("medians", "mean", "scale", "taste_mean", "taste_components", "centroids", "map_axes", "map_mean")
