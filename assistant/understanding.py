@@ -330,24 +330,3 @@ def combine(
         intent=intent, stage=stage, slots=slots, purchase_intent=purchase, confirm=bool(rules.get("confirm"))
     )
     return understanding, "+".join(dict.fromkeys(sources))
-
-
-def understand(
-    text: str,
-    llm: LLM | None = None,
-    classifier=None,
-    previous: Slots | None = None,
-    vocabulary: frozenset[str] = frozenset(),
-    slots: bool = False,
-) -> Understanding:
-    """One turn's Understanding from all available sources (the LLM may be None or down)."""
-    from assistant.errors import LLMError
-
-    prior = classifier.predict([text])[0] if classifier is not None else None
-    reading = None
-    if llm is not None:
-        try:
-            reading = understand_with_llm(llm, text, previous, slots)
-        except LLMError:
-            reading = None
-    return combine(text, reading, prior, previous, vocabulary)[0]

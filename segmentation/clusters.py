@@ -79,20 +79,6 @@ class TitleEmbeddingCache:
         tmp.replace(self.path)
 
 
-def purchased_titles(con: duckdb.DuckDBPyConnection, customer_ids: list[str] | None = None) -> pd.DataFrame:
-    """customer_id, product_id, title, n (order lines bought, returns excluded)."""
-    sql = """
-        SELECT o.customer_id, i.product_id, p.title, count(*) AS n
-        FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
-        WHERE NOT i.is_return AND p.title IS NOT NULL
-        GROUP BY ALL
-    """
-    frame = con.execute(sql).df()
-    if customer_ids is not None:
-        frame = frame[frame["customer_id"].isin(set(customer_ids))]
-    return frame.reset_index(drop=True)
-
-
 def purchase_matrix(con: duckdb.DuckDBPyConnection, customer_ids: list[str]) -> tuple[sparse.csr_matrix, pd.DataFrame]:
     """(customers x products sparse matrix of order lines bought (returns excluded; rows in ``customer_ids``
     order), the products of its columns: product_id, title). Only products with a title count. One scan of the
@@ -125,20 +111,19 @@ def purchase_matrix(con: duckdb.DuckDBPyConnection, customer_ids: list[str]) -> 
     return matrix, products
 
 
-def normalized_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+def taste_of(counts: sparse.csr_matrix, vectors: np.ndarray) -> np.ndarray:
+    """(rows of counts, dim): each row's purchase-count weighted mean title embedding, unit length; zeros for a
+    row with no purchased product that has a title."""
+    taste = np.asarray(counts @ vectors)
+    norms = np.linalg.norm(taste, axis=1, keepdims=True)
+    return (taste / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def taste_vectors(con: duckdb.DuckDBPyConnection, customer_ids: list[str], embedder,
                   cache: TitleEmbeddingCache) -> np.ndarray:
-    """(len(customer_ids), dim): each customer's purchase-count weighted mean title embedding, unit length;
-    zeros for a customer with no purchased product that has a title."""
+    """(len(customer_ids), dim): ``taste_of`` each customer's purchases."""
     matrix, products = purchase_matrix(con, customer_ids)
-    vectors = cache.embed(products, embedder)
-    if not len(products):
-        return np.zeros((len(customer_ids), embedder.dim), dtype=np.float32)
-    return normalized_rows(np.asarray(matrix @ vectors))
+    return taste_of(matrix, cache.embed(products, embedder))
 
 
 # -- the model --------------------------------------------------------------------------------------------
@@ -360,14 +345,13 @@ def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedd
     taste_row = row_of.loc[with_taste].to_numpy()  # features row of each matrix row
     sample = features.iloc[taste_row[fit_rows]].reset_index(drop=True)
     progress(f"clusters: {method} over k={k_range.start}..{k_range.stop - 1} on {len(sample):,} customers")
-    model, _ = fit(sample, normalized_rows(np.asarray(matrix[fit_rows] @ vectors)), k_range=k_range, seed=seed,
-                   method=method)
+    model, _ = fit(sample, taste_of(matrix[fit_rows], vectors), k_range=k_range, seed=seed, method=method)
     model.report["fit_sample"] = len(sample)
 
     n_taste = model.taste_components.shape[0]
     taste_block = model.project_taste(None, len(ids))  # the population centre for customers without taste
     for start in range(0, len(with_taste), chunk):
-        part = normalized_rows(np.asarray(matrix[start:start + chunk] @ vectors))
+        part = taste_of(matrix[start:start + chunk], vectors)
         taste_block[taste_row[start:start + chunk]] = model.project_taste(part, len(part))
     space = np.hstack([model.numeric_block(features), taste_block])
     xy = model.map_2d(space)

@@ -112,9 +112,7 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
             WHERE NOT i.is_return AND o.ordered_at < $as_of GROUP BY ALL
         """, {"as_of": as_of}).df()
         purchases = purchases[purchases["customer_id"].isin(set(ids))]
-        vocabulary = {v for (v,) in con.execute(
-            "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
-            "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL").fetchall()}
+        vocabulary = catalogue_names(con)
         stats = personas.cluster_stats(described, model.numeric_block(described), model.features, labels, purchases)
         cards = personas.write_personas(llm, stats, vocabulary)
         (out_dir / "personas.json").write_text(json.dumps([c.model_dump() for c in cards], indent=2))
@@ -157,6 +155,13 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
     if log.is_file():  # live events applied to the previous fit: kept beside it, not replayed on the new one
         shutil.move(log, out_dir / f"profile_events.{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
     return report
+
+
+def catalogue_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every department and category name of the shop (what persona text may name, when the stats list it)."""
+    return {v for (v,) in con.execute(
+        "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
+        "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL").fetchall()}
 
 
 def fit_is_current(settings: Settings) -> bool:
@@ -221,9 +226,7 @@ def rename_personas(settings: Settings, llm) -> list[personas.Persona]:
         raise KefuError(f"No fitted personas in {out_dir}; run `kefu segment fit` first.")
     stats = [personas.Persona.model_validate(p).stats for p in json.loads(path.read_text())]
     with duckdb.connect(str(settings.store_path), read_only=True) as con:
-        vocabulary = {v for (v,) in con.execute(
-            "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
-            "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL").fetchall()}
+        vocabulary = catalogue_names(con)
     cards = personas.write_personas(llm, stats, vocabulary)
     path.write_text(json.dumps([c.model_dump() for c in cards], indent=2))
     fit = json.loads(fit_path.read_text())

@@ -24,8 +24,6 @@ class BoughtLine:
     """One order line with what the catalogue says about its product (known False: not in the catalogue)."""
     product_id: str
     amount: float
-    discount: float
-    coupon: bool
     known: bool
     department: str | None
     category: str | None

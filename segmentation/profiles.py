@@ -182,6 +182,7 @@ class ProfileStore:
         self._products: dict[str, tuple] | None = None  # product_id -> (department, category, store brand)
         self._segments_con: duckdb.DuckDBPyConnection | None = None
         self.meta = meta
+        self.cluster_names = {int(k): v for k, v in meta["cluster_names"].items()}
         self.model = model
         self.rules = rules
         self.model_dir = model_dir
@@ -226,7 +227,6 @@ class ProfileStore:
 
     def _fill(self, frame: pd.DataFrame) -> None:
         as_of = datetime.fromisoformat(self.meta["as_of"])
-        names = {int(k): v for k, v in self.meta["cluster_names"].items()}
         feature_cols = [c for c in frame.columns if c not in NOT_FEATURES]
         served = self.meta["propensity_served"]
         for row in frame.to_dict("records"):
@@ -237,7 +237,7 @@ class ProfileStore:
                 customer_id=cid, as_of=as_of, features=features, r=_none(row["r"]), f=_none(row["f"]),
                 m=_none(row["m"]), segment=_none(row["segment"]),
                 cluster=None if cluster is None else int(cluster),
-                persona=None if cluster is None else names.get(int(cluster)),
+                persona=None if cluster is None else self.cluster_names.get(int(cluster)),
                 clv_expected_value=_none(row["expected_value"]),
                 clv_expected_purchases=_none(row["expected_purchases"]), p_alive=_none(row["p_alive"]),
                 alive_band=alive_band(_none(row["p_alive"]), _none(row["clv_frequency"])),
@@ -292,8 +292,8 @@ class ProfileStore:
             unknown = sorted({line.product_id for line in lines if not line.known})
             gross_before, orders_before = totals["gross_spend"], totals["n_orders"]
             features.update(update.time_features(features, orders_before, event.ts))
-            update.add_order(totals, event.ts, _order_totals(event, lines))
-            features.update(update.share_features(features, self._dept_columns(), gross_before,
+            update.add_order(totals, event.ts, _order_totals(event))
+            features.update(update.share_features(features, self.meta["dept_columns"], gross_before,
                                                   totals["gross_spend"], lines))
             if lines:
                 spend = self._spend_by_category(cid)
@@ -321,16 +321,12 @@ class ProfileStore:
                             drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold),
                             unknown_products=unknown)
 
-    def _dept_columns(self) -> list[str]:
-        return self.meta.get("dept_columns") or sorted(
-            {c for p in list(self._profiles.values())[:1] for c in p.features if c.startswith("dept_")})
-
     def _bought_lines(self, event: ProfileEvent) -> list[update.BoughtLine]:
         """The event's order lines with their products' department, category and store-brand flag."""
         if not event.items:
             return []
         products = self._product_groups()
-        return [update.BoughtLine(i.product_id, i.amount, i.discount, i.coupon, i.product_id in products,
+        return [update.BoughtLine(i.product_id, i.amount, i.product_id in products,
                                   *products.get(i.product_id, (None, None, False))) for i in event.items]
 
     def _product_groups(self) -> dict[str, tuple]:
@@ -388,7 +384,6 @@ class ProfileStore:
             row = pd.DataFrame([{c: features.get(c) for c in columns}], dtype="float64")
             with threadpool_limits(1):  # OpenMP threads for one row only cost time
                 propensity, model_name = float(gbm.predict_proba(row)[0, 1]), "gbm"
-        names = {int(k): v for k, v in self.meta["cluster_names"].items()}
         value = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive"}) \
             if before else {}
         state, params = self._clv.get(cid), self.meta.get("clv_params")
@@ -396,21 +391,18 @@ class ProfileStore:
             value = update.clv_scores(state, as_of.date() - timedelta(days=1), params, self.meta["clv_horizon_days"])
         return CustomerProfile(
             customer_id=cid, as_of=as_of, features=features, r=r, f=f, m=m, segment=segment, cluster=cluster,
-            persona=names.get(cluster), propensity=propensity, propensity_model=model_name,
+            persona=self.cluster_names.get(cluster), propensity=propensity, propensity_model=model_name,
             alive_band=alive_band(value.get("p_alive"), state.frequency if state else None),
             top_categories=top_categories,
             price_band=price_band(_item_price(features), self.meta["price_edges"]), updated="live", **value)
 
 
-def _order_totals(event: ProfileEvent, lines: list[update.BoughtLine]) -> update.OrderTotals:
-    if lines:  # exact, from the lines
-        bought = [line for line in lines if line.is_purchase]
-        return update.OrderTotals(net=event.amount, gross=sum(line.amount for line in bought),
-                                  discount=sum(line.discount for line in bought), lines=len(lines),
-                                  purchase_lines=len(bought), coupon_lines=sum(line.coupon for line in bought))
-    # totals only: every line counts as a purchase line (the event does not say which lines were returns)
+def _order_totals(event: ProfileEvent) -> update.OrderTotals:
+    """The event's totals (with items, ProfileEvent derived them from the lines). Given as totals only, every
+    line counts as a purchase line: the event does not say which lines were returns."""
+    purchase_lines = sum(1 for i in event.items if i.amount >= 0) if event.items else event.lines
     return update.OrderTotals(net=event.amount, gross=event.amount - event.return_amount, discount=event.discount,
-                              lines=event.lines, purchase_lines=event.lines, coupon_lines=event.coupon_lines)
+                              lines=event.lines, purchase_lines=purchase_lines, coupon_lines=event.coupon_lines)
 
 
 def _item_price(features: dict) -> float | None:

@@ -15,6 +15,17 @@ from segmentation.workspace import workspace
 from tests.segmentation_fit import cluster_sample, fitted_data_dir
 
 
+def purchased_titles(con, customer_ids: list[str]) -> pd.DataFrame:
+    """The reference: customer_id, product_id, title, n (order lines bought, returns excluded), in pandas."""
+    frame = con.execute("""
+        SELECT o.customer_id, i.product_id, p.title, count(*) AS n
+        FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
+        WHERE NOT i.is_return AND p.title IS NOT NULL
+        GROUP BY ALL
+    """).df()
+    return frame[frame["customer_id"].isin(set(customer_ids))].reset_index(drop=True)
+
+
 class CountingEmbedder:
     """The real embedder, counting the titles it is asked to encode."""
 
@@ -69,7 +80,7 @@ def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tm
     cache = clusters.TitleEmbeddingCache(tmp_path / "titles.npz")
     start = embedder.encoded
     taste = clusters.taste_vectors(con, ids, embedder, cache)
-    bought = clusters.purchased_titles(con, ids)
+    bought = purchased_titles(con, ids)
     assert taste.shape == (len(ids), 384)
     assert embedder.encoded - start == bought["product_id"].nunique()
     np.testing.assert_allclose(np.linalg.norm(taste, axis=1), 1.0, atol=1e-5)
