@@ -18,7 +18,7 @@ index: store      ## embed the catalogue into Chroma + BM25 (only changed produc
 	@$(KEFU) index
 
 intents: setup    ## fine-tune the fast intent classifier (skipped when trained on the current data)
-	@$(PY) -c "from assistant.intents import ensure_trained; from assistant.settings import Settings; ensure_trained(Settings())"
+	@$(PY) -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
 
 segments: store   ## fit customer segments, personas, CLV and propensity (skipped when fitted)
 	@$(KEFU) segment fit --no-transformer --if-stale

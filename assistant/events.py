@@ -22,6 +22,7 @@ class ProductCard(BaseModel):
     department: str | None = None
     category: str | None = None
     brand: str | None = None
+    size: str | None = None
     reason: str = ""
 
 
@@ -42,7 +43,9 @@ class ToolCalled(BaseModel):
     arguments: dict[str, Any]
     ok: bool
     product_ids: list[str] = Field(default_factory=list)
+    products: list[ProductCard] = Field(default_factory=list)
     summary: str = ""  # what the model sees (or the error text it gets back)
+    data: dict[str, Any] = Field(default_factory=dict)  # the typed result: case id, order, return id …
     latency_ms: float = 0.0
 
 
@@ -74,6 +77,7 @@ class TurnDone(BaseModel):
     reply: str
     products: list[ProductCard] = Field(default_factory=list)
     handoff_case: str | None = None
+    return_id: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     tokens: dict[str, int] = Field(default_factory=dict)
     repairs: int = 0

@@ -1,64 +1,72 @@
-"""Build the assistant's shared services from settings, once per process. Optional parts (the fast intent
-classifier, fitted customer profiles) are used when they have been trained/fitted and skipped otherwise."""
+"""Build the assistant from settings, once per process: the real services (``assistant/shop.py``), the model
+client, the records database. Optional parts (the fast intent classifier, fitted customer profiles) are used
+when they have been trained/fitted and skipped otherwise."""
 
 from __future__ import annotations
 
 import logging
 
-from assistant.cases import CaseBook
-from assistant.conversation_log import ConversationLog
-from assistant.dialogue import Assistant
 from assistant.guardrails import RateLimiter
-from assistant.llm import LLM
-from assistant.session import Services
-from assistant.settings import Settings
+from assistant.loop import Assistant, LoopConfig
+from assistant.services import Services
+from assistant.shop import StoreCatalogue, StoreOrders
+from assistant.understanding.intents import IntentClassifier
+from kefu.errors import KefuError
+from kefu.llm.client import LLM
+from kefu.records.cases import CaseBook
+from kefu.records.conversations import ConversationLog
+from kefu.records.db import Records
+from kefu.settings import Settings
+from retrieval.hybrid import ProductSearch
+from segmentation.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
 
 
-def load_profiles(settings: Settings):
+def load_profiles(settings: Settings) -> ProfileStore | None:
     """Fitted customer profiles (``kefu segment fit``), or None when not fitted yet."""
     try:
-        from segmentation.profiles import ProfileStore
-    except ImportError:
-        return None
-    try:
         return ProfileStore.load(settings)
-    except Exception as exc:  # noqa: BLE001 - not fitted yet: the assistant runs without segments
+    except KefuError as exc:  # not fitted yet: the assistant runs without segments
         log.info("customer profiles unavailable (%s); run `kefu segment fit`", exc)
         return None
 
 
-def load_classifier(settings: Settings):
+def load_classifier(settings: Settings) -> IntentClassifier | None:
     """The fast intent classifier (``kefu intents train``), or None when not trained yet."""
     try:
-        from assistant.intents import IntentClassifier
-    except ImportError:
-        return None
-    try:
         return IntentClassifier.load(settings)
-    except Exception as exc:  # noqa: BLE001 - not trained yet: understanding uses the LLM and rules only
+    except KefuError as exc:  # not trained yet: understanding uses the LLM and rules only
         log.info("intent classifier unavailable (%s); run `kefu intents train`", exc)
         return None
 
 
-def build_assistant(settings: Settings) -> Assistant:
-    from retrieval.hybrid import ProductSearch
-
-    services = Services(
-        settings=settings,
-        search=ProductSearch.open(settings),
+def build_services(settings: Settings, records: Records) -> Services:
+    return Services(
+        catalogue=StoreCatalogue(ProductSearch.open(settings), settings.store_path),
+        orders=StoreOrders(settings.store_path),
+        cases=CaseBook(records),
         profiles=load_profiles(settings),
-        cases=CaseBook(settings.data_dir / "cases.sqlite"),
     )
-    return Assistant(
-        services,
-        LLM.from_settings(settings),
+
+
+def loop_config(settings: Settings) -> LoopConfig:
+    return LoopConfig(
         mode=settings.planner,
         tool_choice=settings.native_tool_choice,
+        native_max_steps=settings.native_max_steps,
         reads_slots=settings.llm_reads_slots,
-        classifier=load_classifier(settings),
-        log=ConversationLog(settings.logs_dir / "conversations.sqlite"),
         max_chars=settings.max_message_chars,
+    )
+
+
+def build_assistant(settings: Settings) -> Assistant:
+    records = Records(settings.records_path)
+    return Assistant(
+        build_services(settings, records),
+        LLM.from_settings(settings),
+        loop_config(settings),
+        classifier=load_classifier(settings),
+        log=ConversationLog(records),
         rate=RateLimiter(settings.rate_limit_per_minute, 60.0),
     )

@@ -13,32 +13,13 @@ import threading
 import time
 from collections import deque
 
-PII_PATTERNS = [
-    ("email", re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")),
-    ("card", re.compile(r"\b(?:\d[ -]?){13,19}\b")),
-    ("phone", re.compile(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}\b")),
-    (
-        "address",
-        re.compile(
-            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|"
-            r"Court|Ct|Place|Pl)\b\.?",
-            re.I,
-        ),
-    ),
-]
+
 INJECTION = re.compile(
     r"ignore (?:all |your |the )?(?:previous |prior )?(?:instructions|rules)|system prompt|you are now|"
     r"developer mode|100% off|free of charge|customer\s*#?\s*\d+'?s? (?:orders|profile|data)|"
     r"act as (?:an? )?(?:admin|administrator)|reveal|jailbreak",
     re.I,
 )
-
-
-def redact(text: str) -> str:
-    """Replace emails, card numbers, phone numbers and street addresses with [EMAIL] etc."""
-    for name, pattern in PII_PATTERNS:
-        text = pattern.sub(f"[{name.upper()}]", text)
-    return text
 
 
 def looks_like_injection(text: str) -> bool:

@@ -1,14 +1,13 @@
 """Per-session state and the typed dependencies object tools receive. No globals: each conversation has its
-own Session; shared services (search index, store path, profiles) are read-only or thread-safe."""
+own Session; the shared services (``assistant/services.py``) are read-only or thread-safe."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from assistant.events import ProductCard
-from assistant.settings import Settings
+from assistant.services import Services
 from assistant.understanding import Slots
 
 
@@ -49,27 +48,15 @@ class Session:
         return out
 
 
-@dataclass
-class Services:
-    """Shared, thread-safe services, created once per process (lazily where heavy)."""
-
-    settings: Settings
-    search: Any = None  # retrieval.hybrid.ProductSearch
-    profiles: Any = None  # segmentation profiles, when fitted
-    cases: Any = None  # assistant.cases.CaseBook
-
-
-@dataclass
 class Deps:
-    """What a tool may use: the shared services and this session. The customer id comes from here only."""
+    """What a tool may use: the shared services and this session. The customer id comes from here only.
+    (A plain class, not a dataclass: the tool schemas check it by isinstance and never look inside.)"""
 
-    services: Services
-    session: Session
+    __slots__ = ("services", "session")
+
+    def __init__(self, services: Services, session: Session) -> None:
+        self.services, self.session = services, session
 
     @property
     def customer_id(self) -> str | None:
         return self.session.customer_id
-
-    @property
-    def settings(self) -> Settings:
-        return self.services.settings

@@ -8,18 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-# bench/retrieval.py and bench/segmentation.py would shadow the packages of the same names
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from assistant.events import TurnDone  # noqa: E402
 from assistant.factory import build_assistant  # noqa: E402
 from assistant.session import Session  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
+from kefu.settings import Settings  # noqa: E402
 
 TURNS = [
     "cheap pasta under $3", "something cheaper", "crackers for the kids", "compare the first two",

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
+from datetime import date
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 CDNOW = REPO / "data" / "cdnow" / "cdnow_master.csv"
@@ -25,8 +28,6 @@ CAL_END, HOLDOUT_END = "1997-09-30", "1998-06-30"
 
 
 def metrics(predicted, actual) -> dict:
-    import numpy as np
-
     predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
     error = predicted - actual
     return {"mae_purchases": float(np.abs(error).mean()), "rmse_purchases": float(np.sqrt((error**2).mean())),
@@ -36,11 +37,9 @@ def metrics(predicted, actual) -> dict:
 
 def lifetimes_side(path: Path) -> dict:
     """Runs under the interpreter that has lifetimes."""
-    import lifetimes
-    import numpy as np
-    import pandas as pd
-    from lifetimes import BetaGeoFitter, GammaGammaFitter
-    from lifetimes.utils import calibration_and_holdout_data
+    import lifetimes  # deferred: only in the lifetimes interpreter (not a project dependency)
+    from lifetimes import BetaGeoFitter, GammaGammaFitter  # deferred: as above
+    from lifetimes.utils import calibration_and_holdout_data  # deferred: as above
 
     tx = pd.read_csv(path, dtype={"customer_id": str}, parse_dates=["date"])
     start = time.perf_counter()
@@ -70,12 +69,10 @@ def lifetimes_side(path: Path) -> dict:
 
 
 def kefu_side(path: Path) -> dict:
-    from datetime import date
+    import duckdb  # deferred: this file also runs under the lifetimes interpreter, which has no duckdb
 
-    import duckdb
-
-    from eval.clv import evaluate
-    from segmentation.transactions import TransactionColumns, load_transactions
+    from eval.clv import evaluate  # deferred: the lifetimes interpreter has no Kefu either
+    from segmentation.transactions import TransactionColumns, load_transactions  # deferred: as above
 
     start = time.perf_counter()
     con = duckdb.connect()
@@ -96,7 +93,6 @@ def main() -> None:
     if args.side == "lifetimes":
         print(json.dumps(lifetimes_side(args.transactions)))
         return
-    sys.path.insert(0, str(REPO))
     out = {"data": f"CDNOW (real), calibration to {CAL_END}, holdout to {HOLDOUT_END}, purchases = customer-days",
            "kefu": kefu_side(args.transactions)}
     if args.lifetimes_python:

@@ -14,9 +14,9 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from assistant import vllm_server
-from assistant.llm import LLM
-from assistant.settings import Settings
+from kefu.llm import server as vllm_server
+from kefu.llm.client import LLM
+from kefu.settings import Settings
 
 PROMPT = [{"role": "user", "content": "Describe a good breakfast for a busy family, in detail."}]
 

@@ -13,18 +13,16 @@ import argparse
 import json
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from assistant.settings import Settings  # noqa: E402
+from kefu.settings import Settings  # noqa: E402
 from segmentation.profiles import OrderLine, ProfileEvent, ProfileStore  # noqa: E402
 
 
@@ -68,8 +66,6 @@ def main() -> None:
             t = time.perf_counter()
             store.record(event)
             updates.append(time.perf_counter() - t)
-        import duckdb
-
         with duckdb.connect(str(settings.store_path), read_only=True) as con:
             products = [r[0] for r in con.execute("SELECT product_id FROM products WHERE price IS NOT NULL").fetchall()]
         with_lines = []

@@ -13,12 +13,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import typer
+
+from kefu.console import console, print_json
+from kefu.errors import KefuError
+from segmentation import clv
+from segmentation.transactions import TransactionColumns, load_transactions
 
 
 def scores(predicted, actual) -> dict[str, float]:
-    import numpy as np
-
     predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
     error = predicted - actual
     corr = float(np.corrcoef(predicted, actual)[0, 1]) if predicted.std() > 0 and actual.std() > 0 else float("nan")
@@ -28,10 +33,6 @@ def scores(predicted, actual) -> dict[str, float]:
 
 def evaluate(con, calibration_end: date, holdout_end: date) -> tuple[dict, dict]:
     """(the result JSON, extra details: fitted parameters and counts) for the ``transactions`` table in ``con``."""
-    import numpy as np
-
-    from segmentation import clv
-
     summary, report = clv.calibration_summary(con, calibration_end, holdout_end)
     horizon = (holdout_end - calibration_end).days
     x, tx, big_t = summary["frequency"], summary["recency"], summary["T"]
@@ -58,8 +59,6 @@ def parse_day(text: str, option: str) -> date:
     try:
         return datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
-        from assistant.errors import KefuError
-
         raise KefuError(f"{option} must be a date like 1997-09-30, got {text!r}.") from None
 
 
@@ -74,11 +73,6 @@ def clv_command(
     json_out: bool = typer.Option(False, "--json", help="Print only the JSON result on stdout."),
 ) -> None:
     """Fit BG/NBD + Gamma-Gamma on the calibration period and score it and a naive model on the holdout."""
-    import duckdb
-
-    from assistant.cli import console, print_json
-    from segmentation.transactions import TransactionColumns, load_transactions
-
     cal_end, hold_end = parse_day(calibration_end, "--calibration-end"), parse_day(holdout_end, "--holdout-end")
     con = duckdb.connect()
     loaded = load_transactions(con, transactions, TransactionColumns(customer_col, date_col, amount_col),

@@ -19,16 +19,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import typer
 
-from assistant.errors import IntentError
+from assistant import understanding
+from assistant.understanding.intent_data import load_intent_map
+from assistant.understanding.intents import IntentClassifier, read_manifest, scores
+from assistant.understanding.intents import model_dir as default_model_dir
+from assistant.understanding.schema import INTENTS
+from kefu.console import console, print_json, settings_of
+from kefu.errors import IntentError
+from kefu.llm.client import LLM
+from kefu.store import connect
 
 
 def read_table(path: Path, text_col: str, label_col: str):
     """The two columns as a DataFrame of strings; clear errors for missing, empty, non-UTF-8 or malformed
     files."""
-    import pandas as pd
-
     if not path.is_file():
         raise IntentError(f"No such file: {path}")
     suffix = path.suffix.lower()
@@ -67,10 +74,7 @@ def read_table(path: Path, text_col: str, label_col: str):
 
 def label_table(extra_map: Path | None = None) -> dict[str, str]:
     """Label -> assistant intent: the intents themselves, the package map, then ``extra_map``'s [labels]."""
-    from assistant.intent_data import load_intent_map
-    from assistant.intents import Intent
-
-    table = {intent.value: intent.value for intent in Intent} | load_intent_map().flat()
+    table = {intent: intent for intent in INTENTS} | load_intent_map().flat()
     if extra_map is not None:
         try:
             extra = tomllib.loads(extra_map.read_text(encoding="utf-8")).get("labels")
@@ -78,7 +82,7 @@ def label_table(extra_map: Path | None = None) -> dict[str, str]:
             raise IntentError(f"Cannot read the label map {extra_map}: {exc}") from exc
         if not isinstance(extra, dict):
             raise IntentError(f'{extra_map} needs a [labels] table of label = "intent" pairs.')
-        wrong = {label: target for label, target in extra.items() if target not in {i.value for i in Intent}}
+        wrong = {label: target for label, target in extra.items() if target not in set(INTENTS)}
         if wrong:
             raise IntentError(f"{extra_map}: not assistant intents: {wrong}.")
         table |= extra
@@ -86,29 +90,15 @@ def label_table(extra_map: Path | None = None) -> dict[str, str]:
 
 
 def _understand_fn(settings, model_dir: Path | None):
-    """A function text -> intent from the assistant's understanding, imported only when asked for: the LLM's
-    structured reading combined with the rules and, when a trained model exists, the classifier prior — as the
-    dialogue loop does. The LLM must be up: a failed request is an error here, not a silent fallback."""
-    try:
-        from assistant import understanding
-        from assistant.llm import LLM
-
-        read, combine = understanding.understand_with_llm, understanding.combine
-    except (ImportError, AttributeError) as exc:
-        raise IntentError(
-            "--mode assistant needs assistant.understanding (understand_with_llm and combine), which this "
-            f"build lacks ({exc}); use --mode classifier."
-        ) from exc
-    from assistant.intents import IntentClassifier, read_manifest
-    from assistant.intents import model_dir as default_dir
-
+    """A function text -> intent from the assistant's understanding: the LLM's structured reading combined with
+    the rules and, when a trained model exists, the classifier prior — as the dialogue loop does. The LLM must be
+    up: a failed request is an error here, not a silent fallback."""
+    read, combine = understanding.understand_with_llm, understanding.combine
     llm = LLM.from_settings(settings)
-    folder = model_dir or default_dir(settings)
+    folder = model_dir or default_model_dir(settings)
     classifier = IntentClassifier.load(directory=folder) if read_manifest(folder) else None
     vocabulary: frozenset[str] = frozenset()
     if settings.store_path.is_file():  # catalogue words, as the dialogue loop uses them
-        from assistant.store import connect
-
         with connect(settings.store_path) as con:
             vocabulary = understanding.catalogue_vocabulary(con)
 
@@ -131,8 +121,6 @@ def evaluate_file(
     model_dir: Path | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    from assistant.intents import IntentClassifier, scores
-
     if mode not in {"classifier", "assistant"}:
         raise IntentError(f"Unknown --mode {mode!r}; use classifier or assistant.")
     frame = read_table(data, text_col, label_col)
@@ -197,8 +185,6 @@ def intents_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Intent accuracy and macro-F1 of the fast classifier or the LLM understanding on a labelled file."""
-    from assistant.cli import console, print_json, settings_of
-
     result = evaluate_file(
         settings_of(ctx),
         data,

@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from assistant.errors import StoreError
+from kefu.console import console, print_json, settings_of
+from kefu.embedder import Embedder
+from kefu.errors import StoreError
+from retrieval.catalog import catalog_from_records
+from retrieval.hybrid import FusionConfig, ProductSearch
+from retrieval.indexer import IndexLocation, build_index
 
 DEPTH = 100
 CATALOG_FIELDS = ("price", "department", "category", "brand", "in_stock", "rating")
@@ -63,8 +68,6 @@ def read_qrels(path: Path) -> dict[str, dict[str, float]]:
 
 def load_beir(folder: Path):
     """(catalogue DataFrame, {query id: text}, qrels) from a BEIR folder."""
-    from retrieval.catalog import catalog_from_records
-
     records = []
     for doc in read_jsonl(folder / "corpus.jsonl"):
         title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
@@ -119,10 +122,6 @@ def evaluate(search, queries: dict[str, str], qrels: dict[str, dict[str, float]]
 
 
 def run(folder: Path, systems: list[str], k: int, settings, index_dir: Path | None = None) -> dict:
-    from retrieval.embedder import Embedder
-    from retrieval.hybrid import FusionConfig, ProductSearch
-    from retrieval.indexer import IndexLocation, build_index
-
     catalog, queries, qrels = load_beir(folder)
     ids = set(catalog["product_id"])
     unknown_docs = sum(1 for docs in qrels.values() for d in docs if d not in ids)
@@ -149,8 +148,6 @@ def retrieval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Compare BM25, dense and hybrid retrieval on a BEIR folder (nDCG, Recall@100, MRR, latency)."""
-    from assistant.cli import console, print_json, settings_of
-
     chosen = [s.strip() for s in systems.split(",") if s.strip()]
     bad = [s for s in chosen if s not in ("bm25", "dense", "hybrid")]
     if bad or not chosen:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 
 COLUMNS = ("product_id", "title", "text", "text_hash", "price", "department", "category", "brand",
            "in_stock", "rating", "popularity")  # fmt: skip

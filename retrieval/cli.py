@@ -4,6 +4,14 @@ from the store and query them."""
 from __future__ import annotations
 
 import typer
+from rich.table import Table
+
+from kefu.console import console, print_json, settings_of
+from kefu.store import connect
+from retrieval import related
+from retrieval.hybrid import ProductSearch, SearchQueryError
+from retrieval.indexer import index_store
+from retrieval.rerank import profile_from_store
 
 
 def register(app: typer.Typer) -> None:
@@ -20,9 +28,6 @@ def index(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Build or update the product indexes (Chroma + BM25) from the store; only changed products are embedded."""
-    from assistant.cli import console, print_json, settings_of
-    from retrieval.indexer import index_store
-
     settings = settings_of(ctx)
     console.print(f"Indexing products from {settings.store_path} …")
     report = index_store(settings, rebuild=rebuild, progress=True)
@@ -52,9 +57,6 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Search the product index with hard filters and optional personal re-ranking."""
-    from assistant.cli import console, print_json, settings_of
-    from retrieval.hybrid import ProductSearch, SearchQueryError
-
     settings = settings_of(ctx)
     if system not in ("hybrid", "bm25", "dense"):
         raise SearchQueryError(f"--system must be hybrid, bm25 or dense, not {system!r}.")
@@ -80,11 +82,7 @@ def similar(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Products whose descriptions are closest in meaning to the given one."""
-    from assistant.cli import print_json, settings_of
-    from retrieval.hybrid import ProductSearch
-    from retrieval.related import similar_items
-
-    results = similar_items(ProductSearch.open(settings_of(ctx)), product_id, k=k)
+    results = related.similar_items(ProductSearch.open(settings_of(ctx)), product_id, k=k)
     if as_json:
         print_json([r.model_dump() for r in results])
     else:
@@ -99,12 +97,8 @@ def bought_together(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Products most often in the same baskets as the given one."""
-    from assistant.cli import console, print_json, settings_of
-    from assistant.store import connect
-    from retrieval.related import bought_together as find
-
     with connect(settings_of(ctx).store_path) as con:
-        rows = find(con, product_id, k=k, min_support=min_support)
+        rows = related.bought_together(con, product_id, k=k, min_support=min_support)
     if as_json:
         print_json([r.model_dump() for r in rows])
         return
@@ -115,18 +109,11 @@ def bought_together(
 
 
 def _profile(settings, customer_id: str):
-    from assistant.store import connect
-    from retrieval.rerank import profile_from_store
-
     with connect(settings.store_path) as con:
         return profile_from_store(con, customer_id)
 
 
 def _print_results(results) -> None:
-    from rich.table import Table
-
-    from assistant.cli import console
-
     if not results:
         console.print("No products match.")
         return

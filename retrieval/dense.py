@@ -14,14 +14,14 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from assistant.errors import SearchIndexError
+from kefu.errors import SearchIndexError
 
 REBUILD = "rebuild the index with `kefu index --rebuild`"
 
 
 def chroma_client(index_dir: Path, chroma_url: str | None):
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+    import chromadb  # deferred: heavy (~0.4-0.9 s), only needed when the index is opened
+    from chromadb.config import Settings as ChromaSettings  # deferred: as above
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if chroma_url:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from assistant.errors import FilterError
+from kefu.errors import FilterError
 from retrieval.catalog import Catalog, key
 
 

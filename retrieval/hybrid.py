@@ -19,10 +19,10 @@ import numpy as np
 from pydantic import BaseModel
 from threadpoolctl import ThreadpoolController
 
-from assistant.errors import KefuError, SearchIndexError
+from kefu.embedder import Embedder
+from kefu.errors import KefuError, SearchIndexError
 from retrieval.catalog import Catalog
 from retrieval.dense import DenseIndex, chroma_client
-from retrieval.embedder import Embedder
 from retrieval.filters import Filters
 from retrieval.indexer import REBUILD_HINT, IndexLocation, read_mirror, read_state
 from retrieval.lexical import LexicalIndex, QueryTerms, tokenize

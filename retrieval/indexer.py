@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assistant.errors import SearchIndexError
-from retrieval.catalog import chroma_metadata
+from kefu.embedder import Embedder
+from kefu.errors import SearchIndexError
+from kefu.store import connect
+from retrieval.catalog import catalog_from_store, chroma_metadata
 from retrieval.dense import DenseIndex, chroma_client
-from retrieval.embedder import Embedder
 from retrieval.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,6 @@ def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedd
 
 def index_store(settings, *, rebuild: bool = False, progress: bool = False) -> dict:
     """``kefu index``: index the store's products."""
-    from assistant.store import connect
-    from retrieval.catalog import catalog_from_store
-
     with connect(settings.store_path) as con:
         catalog = catalog_from_store(con)
     embedder = Embedder(settings.embed_model)

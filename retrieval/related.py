@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 from retrieval.filters import Filters
 from retrieval.hybrid import ProductSearch, SearchResult
 

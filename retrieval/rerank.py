@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 
 MAX_BOOST = 0.3
 OFTEN_SHARE = 0.05  # a category this share of the lines is one the shopper "often buys"

@@ -1,10 +1,28 @@
-"""``kefu segment …``: fit segments, show a customer's profile, reports, RFM for analysts."""
+"""``kefu segment …``: fit segments, show a customer's profile, reports, RFM for analysts.
+
+Also ``kefu store from-transactions``, added to ``kefu.store.cli``'s app when this module is imported: it
+builds a store from a bare transaction file with ``segmentation.transactions``, which the platform core
+(``kefu``) may not import."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kefu.console import console, print_json, settings_of
+from kefu.errors import KefuError
+from kefu.llm.client import LLM
+from kefu.store.cli import app as store_app
+from segmentation.pipeline import fit_all, fit_is_current, rename_personas
+from segmentation.profiles import ProfileStore
+from segmentation.report import write_html
+from segmentation.rfm import load_rules, rfm_from_transactions
+from segmentation.transactions import TransactionColumns, load_transactions, store_from_transactions
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -24,15 +42,6 @@ def rfm_command(
     date_format: str | None = typer.Option(None, help="strptime format of the date column, e.g. %Y%m%d."),
 ) -> None:
     """RFM scores (1-5, 5 = best) and named segments per customer of a transaction file."""
-    from datetime import datetime
-
-    import duckdb
-
-    from assistant.cli import console
-    from assistant.errors import KefuError
-    from segmentation.rfm import load_rules, rfm_from_transactions
-    from segmentation.transactions import TransactionColumns, load_transactions
-
     try:
         as_of_day = datetime.strptime(as_of, "%Y-%m-%d")
     except ValueError:
@@ -71,12 +80,6 @@ def fit_command(
                                   "older version of Kefu (`make demo` uses this)."),
 ) -> None:
     """Re-fit everything from the store: features, RFM, clusters, personas, CLV, propensity, profiles."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from assistant.cli import console, print_json, settings_of
-    from assistant.llm import LLM
-    from segmentation.pipeline import fit_all, fit_is_current
-
     settings = settings_of(ctx)
     if clusters is not None:
         if clusters not in ("kmeans", "gmm"):
@@ -114,11 +117,6 @@ def show_command(
     json_out: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
 ) -> None:
     """One customer's profile: features, RFM, segment, cluster persona, CLV, propensity, top categories."""
-    from rich.table import Table
-
-    from assistant.cli import console, print_json, settings_of
-    from segmentation.profiles import ProfileStore
-
     profile = ProfileStore.load(settings_of(ctx)).get(customer_id)
     if json_out:
         print_json(profile.model_dump(mode="json"))
@@ -137,9 +135,6 @@ def report_command(
     html: Path = typer.Option(..., "--html", help="Output HTML file (self-contained, works offline)."),
 ) -> None:
     """An HTML report: segment sizes, RFM heat map, cluster map, CLV distribution, persona cards."""
-    from assistant.cli import console, settings_of
-    from segmentation.report import write_html
-
     result = write_html(settings_of(ctx), html)
     console.print(f"Wrote {result['path']} ({result['bytes'] // 1024} KiB): {', '.join(result['sections'])}")
 
@@ -149,10 +144,6 @@ def personas_command(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print the persona cards as JSON.")
 ) -> None:
     """Name the fitted clusters again with the LLM (template names where it is down or its text is rejected)."""
-    from assistant.cli import console, print_json, settings_of
-    from assistant.llm import LLM
-    from segmentation.pipeline import rename_personas
-
     settings = settings_of(ctx)
     cards = rename_personas(settings, LLM.from_settings(settings))
     if json_out:
@@ -162,3 +153,31 @@ def personas_command(
         console.print(f"cluster {card.cluster} ({card.source}): {card.name} — {card.description}")
         if card.note:
             console.print(f"  [yellow]{card.note}[/yellow]")
+
+
+# -- kefu store from-transactions: a store from a transaction file (see the module docstring) -------------
+@store_app.command("from-transactions")
+def from_transactions(
+    ctx: typer.Context,
+    transactions: Path = typer.Argument(..., help="CSV or Parquet file, one row per transaction (or order line)."),
+    customer_col: str = typer.Option(..., help="Customer id column."),
+    date_col: str = typer.Option(..., help="Transaction date column."),
+    amount_col: str = typer.Option(..., help="Amount column (negative = a return)."),
+    order_col: str | None = typer.Option(None, help="Order id column; without it every row is one order."),
+    date_format: str | None = typer.Option(None, help="strptime format of the date column, e.g. %Y%m%d."),
+    drop_duplicates: bool = typer.Option(False, help="Drop rows identical in every column (default: keep them "
+                                         "as repeat purchases)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Replace the store with one built from a bare transaction file (no catalogue), e.g. to run
+    `kefu segment fit` on it. A failed build leaves the old store intact."""
+    settings = settings_of(ctx)
+    report = store_from_transactions(transactions, TransactionColumns(customer_col, date_col, amount_col, order_col),
+                                     settings.store_path, date_format=date_format, drop_duplicates=drop_duplicates)
+    if as_json:
+        print_json({"store": str(settings.store_path), **report.as_dict()})
+        return
+    kept = "dropped" if drop_duplicates else "kept as repeat purchases"
+    console.print(f"Built {settings.store_path} from {report.rows} rows: {report.customers} customers, "
+                  f"{report.duplicate_rows} duplicate rows ({kept}), {report.negative_amount_rows} returns, "
+                  f"{report.zero_amount_rows} zero-amount rows. Products are not known ('unspecified').")

@@ -26,8 +26,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 
 NUMERIC_FEATURES = (
     "recency_days", "frequency", "monetary", "tenure_days", "avg_basket_value", "avg_basket_size",
@@ -222,8 +223,6 @@ def fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range = range(3, 9),
         method: str = "kmeans") -> tuple[ClusterModel, np.ndarray]:
     """Fit the scaler, taste PCA and the clusters (k-means with k by silhouette, or "gmm": a diagonal Gaussian
     mixture with k by BIC); returns the model and each row's cluster."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(1):  # OpenMP threads on busy shared cores thrash; one thread is faster here
         return _fit(frame, taste, k_range=k_range, n_taste=n_taste, taste_weight=taste_weight,
                     n_bootstrap=n_bootstrap, seed=seed, method=method)
@@ -231,8 +230,8 @@ def fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range = range(3, 9),
 
 def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int, taste_weight: float,
          n_bootstrap: int, seed: int, method: str) -> tuple[ClusterModel, np.ndarray]:
-    from sklearn.decomposition import PCA
-    from sklearn.metrics import adjusted_rand_score, silhouette_score
+    from sklearn.decomposition import PCA  # deferred: sklearn is heavy (~1.4 s); only fitting needs it
+    from sklearn.metrics import adjusted_rand_score, silhouette_score  # deferred: as above
 
     if method not in METHODS:
         raise ValueError(f"unknown cluster method {method!r}; use one of {METHODS}")
@@ -311,8 +310,8 @@ METHODS = ("kmeans", "gmm")
 
 
 def _one_fit(method: str, k: int, space: np.ndarray, *, seed: int, n_init: int):
-    from sklearn.cluster import KMeans
-    from sklearn.mixture import GaussianMixture
+    from sklearn.cluster import KMeans  # deferred: sklearn is heavy (~1.4 s); only fitting needs it
+    from sklearn.mixture import GaussianMixture  # deferred: as above
 
     if method == "gmm":
         return GaussianMixture(n_components=k, covariance_type="diag", n_init=n_init, reg_covar=1e-4,

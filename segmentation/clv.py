@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 
 LOG_BOUND = 12.0  # parameters are searched within exp(+-12)
 

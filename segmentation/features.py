@@ -13,7 +13,7 @@ from importlib import resources
 
 import duckdb
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 
 TOP_DEPARTMENTS = 8
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from assistant.errors import LLMError
+from kefu.errors import LLMError
 
 LABELS = {
     "recency_days": "days since last purchase", "frequency": "orders", "monetary": "total spend",

@@ -20,9 +20,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from assistant.errors import KefuError
-from assistant.settings import Settings
-from segmentation import clusters, personas, propensity
+from kefu.embedder import Embedder, default_model_path
+from kefu.errors import KefuError
+from kefu.settings import Settings
+from segmentation import clusters, clv, personas, propensity, rfm
 from segmentation.features import build_features, default_as_of
 from segmentation.workspace import FIT_FORMAT, segments_db, segments_dir, workspace
 
@@ -70,9 +71,6 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
 
     cluster_customers: fit the clusters on these customers only (the rest are assigned with an unknown taste;
     tests use it to embed few titles); llm None: template personas; embedder None: the project's embedder."""
-    from retrieval.embedder import Embedder, default_model_path
-    from segmentation import rfm
-
     out_dir, db_path = segments_dir(settings), segments_db(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     embedder = embedder or Embedder(settings.embed_model)
@@ -183,8 +181,6 @@ def save_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) 
 
 def fit_clv(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict:
     """BG/NBD + Gamma-Gamma on the store's orders before ``as_of`` into table customer_clv."""
-    from segmentation import clv
-
     con.execute("""
         CREATE OR REPLACE TEMP VIEW transactions AS
         SELECT o.customer_id, o.ordered_at AS ts, i.amount

@@ -16,6 +16,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from segmentation import clv
 from segmentation.features import column_name
 
 
@@ -165,8 +166,6 @@ def clv_after_order(state: CLVState | None, day: date, amount: float) -> CLVStat
 
 def clv_scores(state: CLVState, calibration_end: date, params: dict, horizon_days: float) -> dict:
     """p_alive, expected purchases and expected value over the horizon from the fitted parameters."""
-    from segmentation import clv
-
     bgnbd = clv.BGNBD(**params["bgnbd"], log_likelihood=math.nan, converged=True)
     gg = clv.GammaGamma(**params["gamma_gamma"], log_likelihood=math.nan, converged=True, customers=0)
     x = state.frequency

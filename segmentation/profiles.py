@@ -40,12 +40,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, field_validator, model_validator
+from threadpoolctl import threadpool_limits
 
-from assistant.errors import StoreError
-from assistant.settings import Settings
+from kefu.errors import StoreError
+from kefu.settings import Settings
 from segmentation import profile_update as update
 from segmentation import rfm
 from segmentation.clusters import ClusterModel
+from segmentation.propensity import load_gbm
 from segmentation.workspace import FIT_FORMAT, segments_db, segments_dir
 
 AGGREGATE_FIELDS = ("first_order", "last_order", "n_orders", "net_spend", "n_lines", "gross_spend",
@@ -357,8 +359,6 @@ class ProfileStore:
     def _served_gbm(self) -> tuple:
         """(GBM, its columns) when the GBM is the served propensity model, else (None, [])."""
         if self._gbm is None:
-            from segmentation.propensity import load_gbm
-
             served = self.meta["propensity_served"] == "gbm" and self.model_dir is not None
             self._gbm = load_gbm(self.model_dir) if served else (None, [])
         return self._gbm
@@ -379,8 +379,6 @@ class ProfileStore:
         propensity, model_name = (before.propensity, before.propensity_model) if before else (None, None)
         gbm, columns = self._served_gbm()
         if gbm is not None:
-            from threadpoolctl import threadpool_limits
-
             row = pd.DataFrame([{c: features.get(c) for c in columns}], dtype="float64")
             with threadpool_limits(1):  # OpenMP threads for one row only cost time
                 propensity, model_name = float(gbm.predict_proba(row)[0, 1]), "gbm"

@@ -18,6 +18,7 @@ The better one by ROC-AUC is served: it scores every customer as of ``end``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import joblib
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 from segmentation.features import build_features, default_as_of
 
 NON_FEATURES = ("customer_id", "as_of", "top_department", "top_category")
@@ -90,7 +92,7 @@ def serialize(con: duckdb.DuckDBPyConnection, cutoff: datetime, customer_ids: li
 
 # -- the baseline -----------------------------------------------------------------------------------------------
 def fit_gbm(frame: pd.DataFrame, columns: list[str], seed: int = 0):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier  # deferred: sklearn is heavy (~1.4 s), fit only
 
     model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
                                            l2_regularization=1.0, random_state=seed)
@@ -107,7 +109,7 @@ class Transformer:
 
     def predict(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(label = 1) per text."""
-        import torch
+        import torch  # deferred: heavy, only for the fine-tuned model
 
         self.model.eval()
         scores = []
@@ -125,7 +127,7 @@ class Transformer:
 
     @classmethod
     def load(cls, directory: Path) -> Transformer:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # deferred: heavy
 
         max_length = int((directory / "kefu_max_length.txt").read_text())
         return cls(AutoModelForSequenceClassification.from_pretrained(str(directory)),
@@ -139,12 +141,10 @@ def fine_tune(texts: list[str], labels: np.ndarray, model_path: Path, *, epochs:
 
     The embeddings and the lowest ``freeze_layers`` encoder layers stay frozen (faster, less forgetting).
     Returns the model and the loss of every step. ``on_step(step, total, loss)`` reports progress."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is first imported
+    import torch  # deferred: heavy, only for fine-tuning
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # deferred: heavy
+    from transformers.utils import logging as hf_logging  # deferred: heavy
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -199,7 +199,7 @@ def cutoffs(con: duckdb.DuckDBPyConnection, horizon_days: int) -> tuple[datetime
 
 
 def scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score  # deferred: sklearn is heavy (~1.4 s), fit only
 
     if len(set(labels.tolist())) < 2:
         raise StoreError("The test window has only one class (everyone or no one bought); use a longer store "
@@ -257,8 +257,6 @@ def score_all(con: duckdb.DuckDBPyConnection, report: dict, models: dict, end: d
     if report["served"] == "minilm":
         predicted = models["minilm"].predict(serialize(con, end, frame["customer_id"].tolist()))
     else:
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(1):
             predicted = models["gbm"].predict_proba(frame[models["columns"]].astype("float64"))[:, 1]
     return pd.DataFrame({"customer_id": frame["customer_id"], "propensity": predicted.astype(float)})
@@ -266,8 +264,6 @@ def score_all(con: duckdb.DuckDBPyConnection, report: dict, models: dict, end: d
 
 def save(directory: Path, report: dict, models: dict) -> None:
     """propensity.json (report, served model, feature columns) and the served model's files."""
-    import joblib
-
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(models["gbm"], directory / "propensity_gbm.joblib")
     if report["served"] == "minilm":
@@ -277,8 +273,6 @@ def save(directory: Path, report: dict, models: dict) -> None:
 
 def load_gbm(directory: Path):
     """The GBM and its feature columns, or (None, []) when no propensity model was fitted."""
-    import joblib
-
     path = directory / "propensity_gbm.joblib"
     if not path.is_file():
         return None, []

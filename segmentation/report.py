@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from assistant.errors import StoreError
-from assistant.settings import Settings
+from kefu.errors import StoreError
+from kefu.settings import Settings
 from segmentation.workspace import segments_db, segments_dir
 
 
@@ -33,8 +33,8 @@ def load_tables(settings: Settings) -> dict[str, pd.DataFrame]:
 
 
 def figures(tables: dict[str, pd.DataFrame], personas: list[dict]) -> list[tuple[str, object]]:
-    import plotly.express as px
-    import plotly.graph_objects as go
+    import plotly.express as px  # deferred: plotly is heavy-ish (~0.3 s), only the HTML report uses it
+    import plotly.graph_objects as go  # deferred: as above
 
     rfm = tables["rfm"]
     sizes = rfm["segment"].value_counts().rename_axis("segment").reset_index(name="customers")
@@ -94,7 +94,7 @@ def persona_cards(personas: list[dict]) -> str:
 
 def write_html(settings: Settings, path: Path) -> dict:
     """Write the report; returns what it holds (sections and customer count)."""
-    import plotly.io as pio
+    import plotly.io as pio  # deferred: as above
 
     personas_path = segments_dir(settings) / "personas.json"
     personas = json.loads(personas_path.read_text()) if personas_path.is_file() else []

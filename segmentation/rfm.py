@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
 from segmentation.features import default_as_of
 
 RULE_COLUMNS = ("segment", "r_min", "r_max", "f_min", "f_max")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-from assistant.errors import StoreError
+from kefu.errors import StoreError
+from kefu.store import write_store
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,6 @@ def store_from_transactions(path: Path, columns: TransactionColumns, store_path:
     order column; its time is its first row's), one order line per row naming the product ``"unspecified"``
     (not in ``products``), a negative amount as a returned line, and one purchase event per line. Validation and
     the counts are those of ``load_transactions``."""
-    from assistant.store import write_store
-
     report: list[LoadReport] = []
 
     def fill(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

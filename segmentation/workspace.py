@@ -14,9 +14,9 @@ from pathlib import Path
 
 import duckdb
 
-from assistant.errors import StoreError
-from assistant.settings import Settings
-from assistant.store import TABLES
+from kefu.errors import StoreError
+from kefu.settings import Settings
+from kefu.store import TABLES
 
 FIT_FORMAT = 2  # of segments.duckdb + fit.json; bump when they change shape (older fits are refused: "re-fit")
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant import model_prep, store_demo, vllm_server
-from assistant.settings import Settings
+from kefu.llm import prepare as model_prep
+from kefu.store import demo as store_demo
+from kefu.llm import server as vllm_server
+from kefu.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,3 +91,26 @@ def shop_settings(demo_store, tmp_path_factory) -> Settings:
     con.close()
     index_store(settings)
     return settings
+
+
+def real_services(settings: Settings, records_path: Path, profiles=None):
+    """The assistant's real services over ``settings``' store and index, with a records database of its own."""
+    from assistant.services import Services
+    from assistant.shop import StoreCatalogue, StoreOrders
+    from kefu.records.cases import CaseBook
+    from kefu.records.db import Records
+    from retrieval.hybrid import ProductSearch
+
+    return Services(
+        catalogue=StoreCatalogue(ProductSearch.open(settings), settings.store_path),
+        orders=StoreOrders(settings.store_path),
+        cases=CaseBook(Records(records_path)),
+        profiles=profiles,
+    )
+
+
+def conversation_log(path: Path):
+    from kefu.records.conversations import ConversationLog
+    from kefu.records.db import Records
+
+    return ConversationLog(Records(path))

@@ -1,12 +1,12 @@
-"""A scripted stand-in for ``assistant.llm.LLM`` in unit tests of the dialogue loop (never the only test of a
+"""A scripted stand-in for ``kefu.llm.client.LLM`` in unit tests of the dialogue loop (never the only test of a
 feature: the real vLLM server is exercised in test_llm_server.py and test_assistant_real_llm.py)."""
 
 from __future__ import annotations
 
 import threading
 
-from assistant.errors import LLMError
-from assistant.llm import Reply, ToolCall
+from kefu.errors import LLMError
+from kefu.llm.client import Reply, ToolCall
 
 
 class ScriptedLLM:

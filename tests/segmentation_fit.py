@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from assistant.settings import Settings
+from kefu.settings import Settings
 
 _fitted: dict[Path, tuple[Path, dict]] = {}
 

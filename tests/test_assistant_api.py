@@ -7,19 +7,17 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant import auth
-from assistant.api import create_app
-from assistant.cases import CaseBook
-from assistant.dialogue import Assistant
-from assistant.session import Services
-from retrieval.hybrid import ProductSearch
+from assistant.loop import Assistant
+from tests.conftest import real_services
 from tests.fake_llm import ScriptedLLM, reading
+from tests.fake_services import fake_services
+from ui import auth
+from ui.api import create_app
 
 
 @pytest.fixture(scope="module")
 def services(shop_settings):
-    return Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
-                    cases=CaseBook(shop_settings.data_dir / "api-cases.sqlite"))
+    return real_services(shop_settings, shop_settings.data_dir / "api-records.sqlite")
 
 
 def events_of(response) -> list[tuple[str, dict]]:
@@ -30,14 +28,14 @@ def events_of(response) -> list[tuple[str, dict]]:
     return out
 
 
-def client_for(services, llm) -> TestClient:
-    return TestClient(create_app(Assistant(services, llm)))
+def client_for(services, llm, settings) -> TestClient:
+    return TestClient(create_app(Assistant(services, llm), settings))
 
 
-def test_chat_streams_events_and_keeps_the_conversation(services):
+def test_chat_streams_events_and_keeps_the_conversation(services, shop_settings):
     llm = ScriptedLLM([reading(product="crackers"), reading(product="")], ["Crackers!", "Cheaper ones."])
-    client = client_for(services, llm)
-    token = auth.sign("1111", services.settings.auth_secret)
+    client = client_for(services, llm, shop_settings)
+    token = auth.sign("1111", shop_settings.auth_secret)
     r = client.post("/v1/chat", json={"message": "crackers"}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = events_of(r)
@@ -53,9 +51,9 @@ def test_chat_streams_events_and_keeps_the_conversation(services):
     assert done2["conversation_id"] == done["conversation_id"] and done2["turn"] == 2
 
 
-def test_identity_comes_from_the_token_never_the_body(services):
+def test_identity_comes_from_the_token_never_the_body(services, shop_settings):
     llm = ScriptedLLM([reading(intent="order_status")] * 2)
-    client = client_for(services, llm)
+    client = client_for(services, llm, shop_settings)
     r = client.post("/v1/chat", json={"message": "where is my order?", "customer_id": "1111"})
     assert "sign in" in events_of(r)[-1][1]["reply"]  # guest: the body's customer_id is ignored
     forged = "1111." + "0" * 32
@@ -63,20 +61,20 @@ def test_identity_comes_from_the_token_never_the_body(services):
     assert r.status_code == 401
 
 
-def test_conversation_of_another_customer_is_not_reused(services):
+def test_conversation_of_another_customer_is_not_reused(services, shop_settings):
     llm = ScriptedLLM([reading(product="milk"), reading(intent="order_status")])
-    client = client_for(services, llm)
-    alice = {"Authorization": f"Bearer {auth.sign('1111', services.settings.auth_secret)}"}
+    client = client_for(services, llm, shop_settings)
+    alice = {"Authorization": f"Bearer {auth.sign('1111', shop_settings.auth_secret)}"}
     done = events_of(client.post("/v1/chat", json={"message": "milk"}, headers=alice))[-1][1]
-    bob = {"Authorization": f"Bearer {auth.sign('42', services.settings.auth_secret)}"}
+    bob = {"Authorization": f"Bearer {auth.sign('42', shop_settings.auth_secret)}"}
     r = client.post("/v1/chat", json={"message": "my orders", "conversation_id": done["conversation_id"]},
                     headers=bob)
     assert events_of(r)[-1][1]["conversation_id"] != done["conversation_id"]
 
 
-def test_profile_is_readable_only_by_its_owner(services):
-    client = client_for(services, ScriptedLLM())
-    token = auth.sign("1111", services.settings.auth_secret)
+def test_profile_is_readable_only_by_its_owner(services, shop_settings):
+    client = client_for(services, ScriptedLLM(), shop_settings)
+    token = auth.sign("1111", shop_settings.auth_secret)
     r = client.get("/v1/customers/1111/profile", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.json()["customer_id"] == "1111"
     assert client.get("/v1/customers/42/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 403
@@ -93,11 +91,11 @@ def test_shop_events_update_live_profiles_with_the_shops_key(demo_store, tmp_pat
     order = {"customer_id": "2261", "ts": "2018-01-03T10:00:00", "type": "order",
              "items": [{"product_id": "no-such-product", "amount": 12.5}]}
 
-    off = TestClient(create_app(Assistant(Services(settings=settings, profiles=profiles), ScriptedLLM())))
+    off = TestClient(create_app(Assistant(fake_services(profiles=profiles), ScriptedLLM()), settings))
     assert off.post("/v1/events", json=order).status_code == 503  # no key set: the endpoint is off
 
     on = settings.model_copy(update={"events_key": "shop-key"})
-    client = TestClient(create_app(Assistant(Services(settings=on, profiles=profiles), ScriptedLLM())))
+    client = TestClient(create_app(Assistant(fake_services(profiles=profiles), ScriptedLLM()), on))
     assert client.post("/v1/events", json=order).status_code == 401
     assert client.post("/v1/events", json=order, headers={"Authorization": "Bearer wrong"}).status_code == 401
     token = auth.sign("2261", on.auth_secret)  # a shopper's token is not the shop's key

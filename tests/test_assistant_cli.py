@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from ui.cli import app
 from tests.conftest import free_port
 
 

@@ -8,27 +8,27 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from assistant.cases import CaseBook
-from assistant.conversation_log import MIGRATIONS, ConversationLog
-from assistant.dialogue import Assistant
 from assistant.events import Products, Refused, Repaired, TextChunk, ToolCalled, TurnDone, Understood
 from assistant.guardrails import RateLimiter
-from assistant.session import Services, Session
-from retrieval.hybrid import ProductSearch
+from assistant.loop import Assistant, LoopConfig
+from assistant.session import Session
+from kefu.records.db import MIGRATIONS
+from tests.conftest import conversation_log, real_services
 from tests.fake_llm import ScriptedLLM, reading
+
+NATIVE = LoopConfig(mode="native")
 
 CUSTOMER = "1111"
 
 
 @pytest.fixture(scope="module")
 def services(shop_settings):
-    return Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
-                    cases=CaseBook(shop_settings.data_dir / "cases.sqlite"))
+    return real_services(shop_settings, shop_settings.data_dir / "dialogue-records.sqlite")
 
 
 @pytest.fixture
 def log(tmp_path):
-    return ConversationLog(tmp_path / "conversations.sqlite")
+    return conversation_log(tmp_path / "records.sqlite")
 
 
 def run(assistant, session, text):
@@ -165,14 +165,14 @@ def test_llm_down_still_answers_from_tools(services, log):
 def test_native_mode_runs_the_models_tool_calls(services, log):
     llm = ScriptedLLM([reading(product="cookies")], ["Some cookies."],
                       tool_calls=[[("search_products", {"query": "cookies", "max_price": 4})]])
-    events, done = run(Assistant(services, llm, mode="native", log=log), Session(customer_id=CUSTOMER), "cookies")
+    events, done = run(Assistant(services, llm, NATIVE, log=log), Session(customer_id=CUSTOMER), "cookies")
     assert tools_of(events) == [("search_products", {"query": "cookies", "max_price": 4})]
     assert any(kind == "tool_calls" for kind, _ in llm.calls)
 
 
 def test_bad_tool_arguments_go_back_as_text(services, log):
     llm = ScriptedLLM([reading(product="cookies")], tool_calls=[[("search_products", {"_raw": "cookies"})]])
-    events, done = run(Assistant(services, llm, mode="native", log=log), Session(customer_id=CUSTOMER), "cookies")
+    events, done = run(Assistant(services, llm, NATIVE, log=log), Session(customer_id=CUSTOMER), "cookies")
     failed = next(e for e in events if isinstance(e, ToolCalled))
     assert not failed.ok and "Invalid arguments for search_products" in failed.summary
 
@@ -204,7 +204,7 @@ def test_concurrent_sessions_do_not_leak(services, log, shop_settings):
 
 def test_logs_are_versioned_redacted_and_complete(services, tmp_path):
     path = tmp_path / "log.sqlite"
-    log = ConversationLog(path)
+    log = conversation_log(path)
     llm = ScriptedLLM([reading(product="milk")])
     run(Assistant(services, llm, log=log), Session(customer_id=CUSTOMER),
         "milk please, mail me at jane.doe@example.com or call +1 415 555 0100")

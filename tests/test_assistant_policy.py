@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from assistant import store
-from assistant.cases import CaseBook
-from assistant.dialogue import Assistant
-from assistant.guardrails import RateLimiter, fence, looks_like_injection, redact
+from kefu import store
+from assistant.loop import Assistant
+from assistant.guardrails import RateLimiter, fence, looks_like_injection
+from kefu.records.redact import redact
 from assistant.policy import find_coupon, load_rules, treatment_for
-from assistant.session import Services, Session
-from assistant.tools import ToolError, run_tool, tool
-from retrieval.hybrid import ProductSearch
+from assistant.session import Session
+from assistant.shop_tools import Injected
+from assistant.tools import ToolError, ToolOutput, run_tool, tool
+from tests.conftest import real_services
 from tests.fake_llm import ScriptedLLM, reading
 
 
@@ -47,12 +48,7 @@ class FakeProfiles:
 
 
 def test_at_risk_customer_gets_a_coupon_and_priority_handoff(shop_settings):
-    services = Services(
-        settings=shop_settings,
-        search=ProductSearch.open(shop_settings),
-        profiles=FakeProfiles("At Risk"),
-        cases=CaseBook(shop_settings.data_dir / "p.sqlite"),
-    )
+    services = real_services(shop_settings, shop_settings.data_dir / "p.sqlite", FakeProfiles("At Risk"))
     llm = ScriptedLLM([reading(product="milk"), reading(intent="human_handoff")])
     assistant, session = Assistant(services, llm), Session(customer_id="1111")
     events = list(assistant.turn(session, "fluid milk"))
@@ -67,12 +63,8 @@ def test_at_risk_customer_gets_a_coupon_and_priority_handoff(shop_settings):
 
 
 def test_price_sensitive_customers_see_value_first(shop_settings):
-    services = Services(
-        settings=shop_settings,
-        search=ProductSearch.open(shop_settings),
-        profiles=FakeProfiles("Loyal", private_label_share=0.8),
-        cases=CaseBook(shop_settings.data_dir / "p2.sqlite"),
-    )
+    services = real_services(shop_settings, shop_settings.data_dir / "p2.sqlite",
+                             FakeProfiles("Loyal", private_label_share=0.8))
     done = list(Assistant(services, ScriptedLLM([reading(product="cheese")])).turn(Session("1111"), "cheese"))[-1]
     prices = [p.price for p in done.products]
     assert prices == sorted(prices)
@@ -109,15 +101,25 @@ def test_rate_limiter_sliding_window():
 
 def test_tool_schemas_come_from_signatures_and_errors_go_back_as_text():
     @tool
-    def add(deps, a: int, b: int = 2) -> str:
-        """Add two numbers."""
+    def add(deps: Injected, a: int, b: int = 2) -> ToolOutput:
+        """Add two numbers.
+
+        Args:
+            a: the first number, not negative
+            b: the second number
+        """
         if a < 0:
             raise ToolError("a must not be negative")
-        return str(a + b)
+        return ToolOutput(text=str(a + b), data={"sum": a + b})
 
     params = add.schema()["function"]["parameters"]
     assert params["required"] == ["a"] and params["properties"]["b"]["default"] == 2
+    assert "deps" not in params["properties"]  # injected, never the model's to fill
+    # every argument's description from the docstring reaches the model
+    assert params["properties"]["a"]["description"] == "the first number, not negative"
+    assert params["properties"]["b"]["description"] == "the second number"
     assert add.schema()["function"]["description"] == "Add two numbers."
+    assert run_tool(add, None, {"a": 1}).data == {"sum": 3}
     assert run_tool(add, None, {"a": 1}).text == "3"
     assert "a must not be negative" in run_tool(add, None, {"a": -1}).text
     bad = run_tool(add, None, {"a": "x", "c": 1})
@@ -125,8 +127,18 @@ def test_tool_schemas_come_from_signatures_and_errors_go_back_as_text():
     with pytest.raises(TypeError, match="docstring"):
         tool(lambda deps, a: a)
 
+    with pytest.raises(TypeError, match="describe b"):
+
+        @tool
+        def undocumented(deps: Injected, a: int, b: int) -> ToolOutput:
+            """Two numbers.
+
+            Args:
+                a: the first
+            """
+
     @tool
-    def broken(deps) -> str:
+    def broken(deps: Injected) -> ToolOutput:
         """A bug in our code."""
         raise ZeroDivisionError
 
@@ -146,7 +158,7 @@ def test_grounding_gate_drops_invented_prices_ids_and_loops():
 
 
 def test_shopper_facing_reasons_hide_rank_numbers():
-    from assistant.shop_tools import _reason
+    from assistant.shop import reason_text as _reason
 
     reason = _reason(
         [

@@ -8,14 +8,13 @@ import shutil
 import duckdb
 import pytest
 
-from assistant.cases import CaseBook
-from assistant.dialogue import Assistant
 from assistant.events import ToolCalled, TurnDone, Understood
-from assistant.llm import LLM
-from assistant.session import Services, Session
+from assistant.loop import Assistant, LoopConfig
+from assistant.session import Session
 from assistant.understanding import Understanding
-from retrieval.hybrid import ProductSearch
+from kefu.llm.client import LLM
 from retrieval.indexer import index_store
+from tests.conftest import conversation_log, real_services
 
 pytestmark = pytest.mark.llm
 CUSTOMER = "1111"
@@ -46,8 +45,7 @@ def hostile_shop(shop_settings, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def assistant(llm_settings, hostile_shop):
-    services = Services(settings=hostile_shop, search=ProductSearch.open(hostile_shop),
-                        cases=CaseBook(hostile_shop.data_dir / "cases.sqlite"))
+    services = real_services(hostile_shop, hostile_shop.data_dir / "records.sqlite")
     return Assistant(services, LLM.from_settings(llm_settings))
 
 
@@ -77,15 +75,13 @@ def test_full_turn_finds_grounded_products(assistant):
 
 
 def test_the_log_holds_the_servers_token_counts(assistant, tmp_path):
-    from assistant.conversation_log import ConversationLog
-
-    log = ConversationLog(tmp_path / "conversations.sqlite")
+    log = conversation_log(tmp_path / "records.sqlite")
     logged = Assistant(assistant.services, assistant.llm, log=log)
     _, done = turn(logged, Session(customer_id=CUSTOMER), "pasta under $3")
     row = log.turns(done.conversation_id)[0]
     assert (row["prompt_tokens"], row["completion_tokens"]) == (done.tokens["prompt"], done.tokens["completion"])
     assert row["prompt_tokens"] > 100 and row["completion_tokens"] > 0
-    log.close()
+    log.records.close()
 
 
 @pytest.mark.parametrize("attack", MESSAGE_ATTACKS)
@@ -113,7 +109,7 @@ def test_injection_in_product_text_changes_nothing(assistant):
 
 
 def test_native_mode_with_forced_tool_choice_on_the_real_server(assistant):
-    native = Assistant(assistant.services, assistant.llm, mode="native", tool_choice="required")
+    native = Assistant(assistant.services, assistant.llm, LoopConfig(mode="native", tool_choice="required"))
     events, done = turn(native, Session(customer_id=CUSTOMER), "find me some pasta")
     calls = [e for e in events if isinstance(e, ToolCalled)]
     assert calls, "the served model was forced to call a tool"

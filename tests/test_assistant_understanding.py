@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant import store
+from kefu import store
 from assistant.understanding import LLMReading, Slots, catalogue_vocabulary, combine, parse_rules
 
 

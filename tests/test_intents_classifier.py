@@ -11,11 +11,12 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from assistant import intent_data, intents
-from assistant.cli import app
-from assistant.errors import IntentError
-from assistant.intents import IntentClassifier, TrainConfig
-from assistant.settings import Settings
+from assistant.understanding import intent_data
+from assistant.understanding import intents
+from ui.cli import app
+from kefu.errors import IntentError
+from assistant.understanding.intents import IntentClassifier, TrainConfig
+from kefu.settings import Settings
 from eval.intents import evaluate_file
 
 TINY = TrainConfig(per_label=24, epochs=2, eval_limit=60)
@@ -184,7 +185,7 @@ def test_eval_cli_prints_errors_without_a_traceback(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
         "KEFU_DATA_DIR": str(tmp_path)
     }
-    command = "from assistant.cli import main; main()"
+    command = "from ui.cli import main; main()"
     args = ["eval", "intents", "--data", str(tmp_path / "missing.csv"), "--json"]
     result = subprocess.run(
         [sys.executable, "-c", command, *args], capture_output=True, text=True, env=env, timeout=120
@@ -194,7 +195,7 @@ def test_eval_cli_prints_errors_without_a_traceback(tmp_path):
 
 
 def test_eval_assistant_mode_with_the_llm_down_is_an_error(tiny, tmp_path, monkeypatch):
-    from assistant.errors import KefuError
+    from kefu.errors import KefuError
 
     data = tmp_path / "t.csv"
     data.write_text("text,intent\nwhere is my order,order_status\n")

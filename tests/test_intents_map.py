@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from assistant import intent_data
-from assistant.errors import IntentError
-from assistant.intents import SHOPPING_INTENTS, Intent
+from assistant.understanding import intent_data
+from kefu.errors import IntentError
+from assistant.understanding.schema import INTENTS, SHOPPING
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_every_source_label_maps_to_exactly_one_intent(mapping, frames):
     assert set(mapping.clinc_intents) <= clinc_labels  # overrides name real labels
     flat = mapping.flat()
     for label in clinc_labels | set(mapping.bitext):
-        assert flat[label] in {intent.value for intent in Intent}
+        assert flat[label] in set(INTENTS)
     assert not bitext["intent"].isna().any() and not clinc["intent"].isna().any()
 
 
@@ -42,7 +42,7 @@ def test_map_decisions(mapping):
     assert flat["greeting"] == flat["thank_you"] == flat["goodbye"] == "chitchat"
     assert flat["change_volume"] == "out_of_scope"  # a voice-assistant setting, not a shop conversation
     # No real shop searches in any source: ordering, shopping lists and food facts reach shopping intents.
-    assert {flat[x] for x in flat if flat[x] in SHOPPING_INTENTS} == {"product_search", "product_question"}
+    assert {flat[x] for x in flat if flat[x] in SHOPPING} == {"product_search", "product_question"}
     assert flat["shopping_list_update"] == "product_search" and flat["calories"] == "product_question"
     assert flat["recipe"] == flat["restaurant_reservation"] == "out_of_scope"
 

@@ -6,8 +6,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from assistant.errors import LLMError
-from assistant.llm import LLM
+from kefu.errors import LLMError
+from kefu.llm.client import LLM
 from tests.conftest import free_port
 from tests.fake_openai import FakeOpenAI
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant import vllm_server
-from assistant.errors import ServerError
+from kefu.llm import server as vllm_server
+from kefu.errors import ServerError
 from tests.conftest import free_port
 
 FAKE = str(Path(__file__).with_name("fake_vllm.py"))
@@ -76,8 +76,8 @@ def test_server_dies_with_its_parent(lifecycle, tmp_path):
         textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
-        from assistant import vllm_server
-        from assistant.settings import Settings
+        from kefu.llm import server as vllm_server
+        from kefu.settings import Settings
         vllm_server.command = lambda st: [sys.executable, {FAKE!r}, str(st.llm_port), "0"]
         s = Settings.model_validate_json({lifecycle.model_dump_json()!r})
         info = vllm_server.start(s)

@@ -6,10 +6,10 @@ import pytest
 from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
-from assistant import vllm_server
-from assistant.cli import app
-from assistant.errors import LLMError
-from assistant.llm import LLM, Usage
+from kefu.llm import server as vllm_server
+from ui.cli import app
+from kefu.errors import LLMError
+from kefu.llm.client import LLM, Usage
 
 pytestmark = pytest.mark.llm
 

@@ -12,9 +12,9 @@ import duckdb
 import httpx
 import pytest
 
-from assistant.errors import SearchIndexError
-from assistant.settings import Settings
-from retrieval.embedder import Embedder
+from kefu.errors import SearchIndexError
+from kefu.settings import Settings
+from kefu.embedder import Embedder
 from retrieval.hybrid import ProductSearch
 from retrieval.indexer import index_store
 from tests.conftest import free_port

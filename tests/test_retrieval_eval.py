@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from ui.cli import app
 from eval.make_fashion_beir import DEFAULT_SOURCE, build
 
 DOCS = {

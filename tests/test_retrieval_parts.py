@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
-from assistant.errors import FilterError, StoreError
-from assistant.store import connect
+from kefu.errors import FilterError, StoreError
+from kefu.store import connect
 from eval.retrieval import load_beir, mrr, ndcg, read_qrels, recall
 from retrieval.catalog import Catalog, catalog_from_records
 from retrieval.filters import Filters

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from assistant.errors import FilterError, SearchIndexError
-from assistant.settings import Settings
-from assistant.store import connect
+from kefu.errors import FilterError, SearchIndexError
+from kefu.settings import Settings
+from kefu.store import connect
 from retrieval.catalog import catalog_from_store
-from retrieval.embedder import Embedder
+from kefu.embedder import Embedder
 from retrieval.filters import Filters
 from retrieval.hybrid import ProductSearch, SearchQueryError
 from retrieval.indexer import IndexLocation, index_store

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.settings import Settings
+from ui.cli import app
+from kefu.settings import Settings
 from segmentation.profiles import ProfileEvent, ProfileStore
 
 CDNOW = Path(__file__).resolve().parent.parent / "data" / "cdnow" / "cdnow_master.csv"  # real CDNOW (MIT)
@@ -77,7 +77,7 @@ def test_profiles_band_one_time_buyers_honestly_and_update_live(cdnow):
 
 
 def test_a_bad_file_leaves_the_built_store_alone(cdnow, tmp_path, monkeypatch, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     settings, _ = cdnow
     before = settings.store_path.stat().st_mtime_ns

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from ui.cli import app
 from tests.segmentation_fit import fitted_data_dir
 
 
@@ -38,7 +38,7 @@ def test_show_table(data_dir):
 
 
 def test_unknown_customer_and_missing_fit_are_clear_errors(data_dir, tmp_path, monkeypatch, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     monkeypatch.setenv("KEFU_DATA_DIR", str(data_dir))
     monkeypatch.setattr("sys.argv", ["kefu", "segment", "show", "nobody"])

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.errors import StoreError
-from retrieval.embedder import Embedder
+from kefu.errors import StoreError
+from kefu.embedder import Embedder
 from segmentation import clusters
 from segmentation.features import build_features
 from segmentation.workspace import workspace

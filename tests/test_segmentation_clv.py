@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import StoreError
+from ui.cli import app
+from kefu.errors import StoreError
 from eval.clv import evaluate
 from segmentation import clv
 from segmentation.transactions import TransactionColumns, load_transactions

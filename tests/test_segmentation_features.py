@@ -9,8 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from assistant.errors import StoreError
-from assistant.store import schema_sql
+from kefu.errors import StoreError
+from kefu.store import schema_sql
 from segmentation.features import FEATURE_COLUMNS, build_features, column_name, department_columns
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from assistant.llm import LLM
+from kefu.llm.client import LLM
 from segmentation.personas import (
     Persona,
     PersonaStats,

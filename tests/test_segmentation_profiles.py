@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
-from assistant.errors import StoreError
-from assistant.settings import Settings
+from kefu.errors import StoreError
+from kefu.settings import Settings
 from segmentation.profiles import OrderLine, ProfileEvent, ProfileStore
 from tests.segmentation_fit import copy_of_fit, fitted_data_dir
 

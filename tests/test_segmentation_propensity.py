@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from retrieval.embedder import default_model_path
+from kefu.embedder import default_model_path
 from segmentation import propensity
 from segmentation.workspace import workspace
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.errors import StoreError
+from ui.cli import app
+from kefu.errors import StoreError
 from segmentation.rfm import load_rules, rfm_from_store, rfm_from_transactions, score_edges, score_value
 from segmentation.transactions import TransactionColumns, load_transactions
 
@@ -198,7 +198,7 @@ def test_custom_rules_through_the_cli(tmp_path):
 
 
 def test_cli_reports_missing_column_without_traceback(tmp_path, monkeypatch, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     monkeypatch.setattr("sys.argv", [
         "kefu", "segment", "rfm", "--transactions", str(CDNOW), "--customer-col", "cust", "--date-col", "date",
@@ -255,7 +255,7 @@ def test_malformed_files_get_a_clear_error(tmp_path, content, message):
 
 
 def test_store_and_file_paths_agree_on_returns(tmp_path):
-    from assistant.store import schema_sql
+    from kefu.store import schema_sql
 
     con = duckdb.connect()
     con.execute(schema_sql())

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from assistant.settings import Settings
+from kefu.settings import Settings
 
 
 def test_defaults_put_everything_under_data_dir(settings, tmp_path):

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant import store, store_demo
-from assistant.cli import app
-from assistant.errors import StoreError
+from kefu import store
+from kefu.store import demo as store_demo
+from ui.cli import app
+from kefu.errors import StoreError
 
 SOURCE = store_demo.default_source()
 

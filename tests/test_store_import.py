@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from assistant import store
-from assistant.cli import app
-from assistant.errors import StoreError
-from assistant.store_import import TableSource, import_files, load_mapping
+from kefu import store
+from ui.cli import app
+from kefu.errors import StoreError
+from kefu.store.importer import TableSource, import_files, load_mapping
 
 PRODUCTS = (
     "sku,name,cost,dept\nA1,Oat milk 1 L,2.49,DAIRY\nB2,Rye bread,3.10,BAKERY\nC3,Coffee beans 500 g,7.99,GROCERY\n"

@@ -34,14 +34,11 @@ def test_chat_page_says_when_the_model_is_down(settings):
 
 
 def test_assistant_page_answers_with_real_products(shop_settings):
-    from assistant.cases import CaseBook
-    from assistant.dialogue import Assistant
-    from assistant.session import Services
-    from retrieval.hybrid import ProductSearch
+    from assistant.loop import Assistant
+    from tests.conftest import real_services
     from tests.fake_llm import ScriptedLLM, reading
 
-    services = Services(settings=shop_settings, search=ProductSearch.open(shop_settings),
-                        cases=CaseBook(shop_settings.data_dir / "ui-cases.sqlite"))
+    services = real_services(shop_settings, shop_settings.data_dir / "ui-records.sqlite")
     assistant = Assistant(services, ScriptedLLM([reading(product="cheese", max_price=5)], ["Cheese picks."]))
     port = free_port()
     page = build(shop_settings, assistant)

@@ -8,11 +8,11 @@ from importlib import resources
 
 import gradio as gr
 
-from assistant.errors import LLMError
+from kefu.errors import LLMError
 from assistant.events import Products, Refused, TextChunk
-from assistant.llm import LLM
+from kefu.llm.client import LLM
 from assistant.session import Session
-from assistant.settings import Settings
+from kefu.settings import Settings
 
 
 def system_prompt() -> str:

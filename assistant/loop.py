@@ -1,0 +1,256 @@
+"""The dialogue loop: one turn in, typed events out (``assistant/events.py``).
+
+    guard → understand → plan → run tools → stream a grounded reply → log
+
+Planning is ``structured`` (``assistant/planner.py``: tool calls from the validated Understanding; works with
+the 135M model) or ``native`` (``assistant/native.py``: the served model calls tools in a bounded loop).
+Every tool runs through ``run_tool`` and yields a ``ToolCalled`` event carrying its typed result, so the UI,
+the API, the log and the eval read data, never text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from assistant.events import Event, Products, Refused, Repaired, TextChunk, ToolCalled, TurnDone, Understood
+from assistant.guardrails import RateLimiter, looks_like_injection
+from assistant.native import native_calls
+from assistant.planner import CONFIRM_RETURN, plan_turn
+from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, load_rules, treatment_for
+from assistant.reply import Facts, messages, write_reply
+from assistant.services import Services
+from assistant.session import Deps, Session
+from assistant.shop_tools import TOOLS
+from assistant.tools import ToolResult, run_tool
+from assistant.understanding import SHOPPING, Understanding, combine, understand_with_llm
+from kefu.errors import KefuError, LLMError
+from kefu.llm.client import LLM, Usage
+from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
+
+NATIVE_INTENTS = SHOPPING | {"order_status", "return_refund"}
+
+
+class IntentPrior(Protocol):
+    """The fast intent classifier's interface: (intent, probability) per text."""
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]: ...
+
+
+@dataclass
+class LoopConfig:
+    mode: str = "structured"  # or "native"
+    tool_choice: str = "auto"  # native mode's first round
+    native_max_steps: int = 3
+    reads_slots: bool = False  # a capable model also fills product words, brand and budget
+    max_chars: int = 2000
+
+
+@dataclass
+class Turn:
+    """What one turn has gathered so far."""
+
+    message: str
+    started: float = field(default_factory=time.perf_counter)
+    understanding: Understanding | None = None
+    source: str = ""
+    tools: list[ToolCalled] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+
+
+class Assistant:
+    def __init__(
+        self,
+        services: Services,
+        llm: LLM,
+        config: LoopConfig | None = None,
+        *,
+        classifier: IntentPrior | None = None,
+        log: ConversationLog | None = None,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        self.services, self.llm, self.config = services, llm, config or LoopConfig()
+        self.classifier, self.log = classifier, log
+        self.rate = rate or RateLimiter(limit=20, window_s=60)
+        self.rules = load_rules()
+        self.vocabulary = services.catalogue.vocabulary()
+        self.brands = {b.casefold(): b for b in services.catalogue.brands()}  # a brand slot must name one
+
+    def turn(self, session: Session, message: str) -> Iterator[Event]:
+        session.turn += 1
+        turn = Turn(message)
+        if refusal := self._guard(session, message):
+            yield refusal
+            yield self._finish(session, turn, refusal.message, [], refused=refusal.reason)
+            return
+
+        turn.understanding, turn.source = self._understand(session, message, turn)
+        u = turn.understanding
+        yield Understood(understanding=u, source=turn.source)
+        treatment = self._treatment(session)
+        flagged = looks_like_injection(message)
+        deps = Deps(self.services, session)
+
+        t0 = time.perf_counter()
+        answer: str | None = None
+        native = self.config.mode == "native" and u.intent in NATIVE_INTENTS and not flagged
+        try:
+            steps = self._native(session, message, deps, turn) if native else iter(())
+            for event in steps:
+                yield event
+        except LLMError:  # the server is down: unless tools already ran, the structured plan carries the turn
+            native = bool(turn.tools)
+        if not native:
+            plan = plan_turn(u, session, treatment, message, flagged, self.brands)
+            if session.pending_return is not None and CONFIRM_RETURN not in plan.calls:
+                session.pending_return = None  # any answer but "yes" drops the return asked for last turn
+            answer = plan.answer
+            for name, args in plan.calls:
+                yield self._call(deps, turn, name, args)
+        turn.timings["tools_ms"] = _ms(t0)
+
+        cards = [card for event in turn.tools for card in event.products]
+        if treatment.value_first:
+            cards.sort(key=lambda c: (c.price is None, c.price or 0))
+        session.remember(cards)  # results of this turn become the list later turns refer to
+        if u.slots.product_refs and not cards:
+            cards = session.resolve_refs(u.slots.product_refs)  # shown again, list unchanged
+        if cards:
+            yield Products(items=cards)
+        coupon = None
+        if treatment.offer_coupon and session.customer_id and cards:
+            coupon = self.services.orders.coupon_for(session.customer_id, [c.product_id for c in cards])
+
+        t0 = time.perf_counter()
+        facts = Facts(message, u, turn.tools, cards, list(session.seen.values()), answer, coupon, treatment.tone)
+        reply, repairs = "", []
+        for chunk in write_reply(self.llm, facts, turn.usage, repairs):
+            if not reply:
+                turn.timings["first_token_ms"] = _ms(turn.started)
+            reply += chunk
+            yield TextChunk(text=chunk)
+        for what in repairs:
+            yield Repaired(what=what)
+        turn.timings["reply_ms"] = _ms(t0)
+        session.history += [{"role": "user", "content": message[:500]}, {"role": "assistant", "content": reply[:500]}]
+        session.history = session.history[-6:]
+        session.intents.append(u.intent)
+        session.slots = u.slots
+        yield self._finish(session, turn, reply, cards, repairs=len(repairs))
+
+    # -- steps --------------------------------------------------------------------------------------------
+    def _guard(self, session: Session, message: str) -> Refused | None:
+        m = messages()
+        if not self.rate.allow(session.conversation_id):  # every message counts, refused ones too
+            return Refused(reason="rate_limited", message=m["rate_limited"])
+        if not message.strip():
+            return Refused(reason="empty", message=m["empty"])
+        if len(message) > self.config.max_chars:
+            return Refused(
+                reason="too_long", message=m["too_long"].format(n=len(message), limit=self.config.max_chars)
+            )
+        return None
+
+    def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
+        t0 = time.perf_counter()
+        prior = self.classifier.predict([message])[0] if self.classifier is not None else None
+        reading = None
+        with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
+            reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
+        understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
+        if looks_like_injection(message) and understanding.intent in SHOPPING:
+            source += "+injection"
+        turn.timings["understand_ms"] = _ms(t0)
+        return understanding, source
+
+    def _treatment(self, session: Session) -> Treatment:
+        segment, price_sensitive = None, False
+        if session.customer_id and self.services.profiles is not None:
+            with contextlib.suppress(KefuError, KeyError):  # an unknown customer gets the default treatment
+                profile = self.services.profiles.get(session.customer_id)
+                segment = profile.segment
+                price_sensitive = (getattr(profile, "private_label_share", 0) or 0) >= PRICE_SENSITIVE_PRIVATE_SHARE
+        return treatment_for(segment, price_sensitive, self.rules)
+
+    def _native(self, session: Session, message: str, deps: Deps, turn: Turn) -> Iterator[ToolCalled]:
+        def run(name: str, args: dict[str, Any]) -> ToolResult:
+            if name not in TOOLS:
+                return ToolResult(False, None, f"There is no tool {name[:40]!r}; use one of: {', '.join(TOOLS)}.", 0)
+            return run_tool(TOOLS[name], deps, args)
+
+        steps = native_calls(
+            self.llm, session.history, message, TOOLS, run,
+            max_steps=self.config.native_max_steps, tool_choice=self.config.tool_choice, usage=turn.usage,
+        )  # fmt: skip
+        for name, args, result in steps:
+            yield self._record(deps, turn, name, args, result)
+
+    def _call(self, deps: Deps, turn: Turn, name: str, args: dict[str, Any]) -> ToolCalled:
+        return self._record(deps, turn, name, args, run_tool(TOOLS[name], deps, args))
+
+    def _record(self, deps: Deps, turn: Turn, name: str, args: dict[str, Any], result: ToolResult) -> ToolCalled:
+        event = ToolCalled(
+            name=name,
+            arguments=args,
+            ok=result.ok,
+            product_ids=[p.product_id for p in result.products],
+            products=result.products,
+            summary=result.text,
+            data=result.data,
+            latency_ms=result.latency_ms,
+        )
+        shown = ", ".join(f"{k}={v}" for k, v in args.items())
+        deps.session.tried.append(f"{name}({shown}) -> {'ok' if result.ok else 'failed'}")
+        turn.tools.append(event)
+        return event
+
+    def _finish(self, session: Session, turn: Turn, reply: str, cards: list, refused: str | None = None,
+                repairs: int = 0) -> TurnDone:  # fmt: skip
+        turn.timings["total_ms"] = _ms(turn.started)
+        done = TurnDone(
+            conversation_id=session.conversation_id,
+            turn=session.turn,
+            reply=reply,
+            products=cards,
+            handoff_case=_data(turn.tools, "handoff_to_human", "case_id"),
+            return_id=_data(turn.tools, "confirm_return", "return_id"),
+            timings_ms=turn.timings,
+            tokens={"prompt": turn.usage.prompt_tokens, "completion": turn.usage.completion_tokens},
+            repairs=repairs,
+        )
+        if self.log is not None:
+            self.log.record(
+                TurnRecord(
+                    conversation_id=done.conversation_id,
+                    turn=done.turn,
+                    customer_id=session.customer_id,
+                    message=turn.message,
+                    reply=reply,
+                    understanding=turn.understanding.model_dump(mode="json") if turn.understanding else None,
+                    source=turn.source,
+                    product_ids=[p.product_id for p in cards],
+                    repairs=repairs,
+                    refused=refused,
+                    tokens=done.tokens,
+                    timings_ms=done.timings_ms,
+                    handoff_case=done.handoff_case,
+                    tools=[
+                        ToolCallRecord(t.name, t.arguments, t.ok, t.product_ids, t.latency_ms, t.summary)
+                        for t in turn.tools
+                    ],
+                )
+            )
+        return done
+
+
+def _data(tools: list[ToolCalled], name: str, key: str) -> str | None:
+    return next((t.data[key] for t in tools if t.name == name and t.ok and key in t.data), None)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)
+

@@ -1,0 +1,66 @@
+"""Native planning (``KEFU_PLANNER=native``, for capable models): a bounded tool-calling loop. The model calls
+tools through the server's tool calling, sees each result (or the error text) as a ``tool`` message, and may
+call again, up to ``max_steps`` rounds; it ends when the model calls no tool. The structured plan does not run
+first; it is the fallback only when the server is down (the loop catches ``LLMError``).
+
+The 135M model never calls a tool with ``tool_choice="auto"`` (NOTES-platform.md); ``required`` forces one
+on the first round only, so a forced model cannot loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from importlib import resources
+from typing import Any
+
+from assistant.guardrails import fence
+from assistant.tools import Tool, ToolResult
+from kefu.llm.client import LLM, Usage
+
+MAX_CALLS_PER_ROUND = 3
+
+
+def system_prompt() -> str:
+    return resources.files("assistant").joinpath("prompts/native_system.md").read_text()
+
+
+def native_calls(
+    llm: LLM,
+    history: list[dict[str, Any]],
+    message: str,
+    tools: dict[str, Tool],
+    run: Callable[[str, dict[str, Any]], ToolResult],
+    *,
+    max_steps: int,
+    tool_choice: str,
+    usage: Usage,
+) -> Iterator[tuple[str, dict[str, Any], ToolResult]]:
+    """Yield (tool name, arguments, result) for every call the model makes, in order."""
+    specs = [t.schema() for t in tools.values()]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": system_prompt()},
+        *history,
+        {"role": "user", "content": message},
+    ]
+    for step in range(max_steps):
+        calls, reply = llm.tool_calls(
+            messages, specs, tool_choice=tool_choice if step == 0 else "auto", temperature=0
+        )
+        usage.add(reply.usage)
+        calls = calls[:MAX_CALLS_PER_ROUND]
+        if not calls:
+            return
+        ids = [c.id or f"call_{step}_{i}" for i, c in enumerate(calls)]
+        messages.append({
+            "role": "assistant",
+            "content": reply.text or "",
+            "tool_calls": [
+                {"id": i, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                for i, c in zip(ids, calls, strict=True)
+            ],
+        })  # fmt: skip
+        for call_id, call in zip(ids, calls, strict=True):
+            result = run(call.name, call.arguments)
+            yield call.name, call.arguments, result
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": fence(call.name, result.text)})

@@ -1,0 +1,106 @@
+"""The reply a shopper reads: a lead-in the model writes from the fenced tool results, streamed through the
+grounding gate (``assistant/grounding.py``), then a block rendered from the tool results themselves (the
+product list, the order, the case), so every title, price and id shown is real. Canned answers
+(``prompts/messages.toml``) need no model."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from assistant.events import ProductCard, ToolCalled, price_text
+from assistant.grounding import SentenceGate, allowed_facts
+from assistant.guardrails import fence
+from assistant.services import Coupon
+from assistant.understanding import SHOPPING, Understanding
+from kefu.errors import LLMError
+from kefu.llm.client import LLM, Usage
+
+
+@cache
+def messages() -> dict[str, str]:
+    return tomllib.loads(resources.files("assistant").joinpath("prompts/messages.toml").read_text())
+
+
+def prompt(name: str) -> str:
+    return resources.files("assistant").joinpath(f"prompts/{name}").read_text()
+
+
+@dataclass
+class Facts:
+    """Everything one reply may draw on."""
+
+    message: str
+    understanding: Understanding
+    tools: list[ToolCalled]
+    cards: list[ProductCard]
+    known: list[ProductCard]  # every product shown this session: prices and ids the lead-in may state
+    answer: str | None = None  # a canned answer (messages.toml key)
+    coupon: Coupon | None = None
+    tone: list[str] = field(default_factory=list)
+
+
+def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:
+    """Yield the reply's chunks; sentences the gate removed are appended to ``repairs``."""
+    m = messages()
+    if facts.answer:
+        yield m[facts.answer]
+        return
+    confirmed = next((e for e in facts.tools if e.name == "confirm_return" and e.ok), None)
+    if confirmed is not None:
+        yield m["return_confirmed"].format(**confirmed.data)
+        return
+    intro = ""
+    for chunk in _lead_in(llm, facts, usage, repairs):
+        intro += chunk
+        yield chunk
+    block = _block(facts)
+    if block:
+        yield ("\n\n" if intro else "") + block
+
+
+def _lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:
+    results = "\n".join(fence(e.name, e.summary) for e in facts.tools) or fence("context", "no tool was needed")
+    instruction = prompt("reply.md") + ("\n" + " ".join(facts.tone) if facts.tone else "")
+    request = [
+        {"role": "system", "content": instruction},
+        {"role": "user", "content": f"{fence('shopper message', facts.message[:500])}\nTool results:\n{results}"},
+    ]
+    gate = SentenceGate(*allowed_facts(facts.known + facts.cards))
+    try:
+        for chunk in llm.stream(request, max_tokens=80, temperature=0.2, usage=usage):
+            if passed := gate.feed(chunk):
+                yield passed
+        if tail := gate.flush():
+            yield tail
+    except LLMError:
+        if facts.cards:
+            yield messages()["llm_down_intro"]
+    repairs += gate.repairs
+
+
+def _block(facts: Facts) -> str:
+    """What the tools returned, rendered from their data (never from model text)."""
+    failed = [e for e in facts.tools if not e.ok]
+    block = ""
+    if facts.cards:
+        block = "\n".join(
+            f"{i}. {c.title} — {price_text(c.price)}" + (f" ({c.reason})" if c.reason else "")
+            for i, c in enumerate(facts.cards, 1)
+        )
+    elif failed:
+        block = failed[0].summary
+    elif facts.tools:
+        block = facts.tools[-1].summary.replace("<<<", "").replace(">>>", "").split("\n", 1)[-1]
+    elif facts.understanding.intent in SHOPPING:
+        block = messages()["no_results"]
+    if facts.coupon:
+        c = facts.coupon
+        block += (
+            f"\nA coupon from your offers applies: coupon {c.coupon_upc} (campaign {c.campaign_id}) "
+            f"for product {c.product_id}."
+        )
+    return block

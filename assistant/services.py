@@ -1,0 +1,118 @@
+"""What the assistant needs from the shop, as Protocols, and the typed values they return.
+
+The loop and the tools see only these interfaces (through ``Deps``), so the loop's logic is unit-tested with
+small in-memory fakes (``tests/fake_services.py``) and its features with the real parts
+(``assistant/shop.py``: DuckDB, the hybrid product search, the fitted profiles, the records database).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from assistant.events import ProductCard
+
+
+@dataclass(frozen=True)
+class Found:
+    """Products a catalogue call returned, and a note for the shopper (e.g. "Popular picks in the shop.")."""
+
+    products: list[ProductCard]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ShopperTaste:
+    """What the shopper's own purchases say (for personal ranking, treatment and their profile)."""
+
+    top_categories: list[str]
+    private_label_share: float
+    price_band: tuple[float | None, float | None] = (None, None)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: str
+    title: str
+    quantity: float
+    amount: float
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    ordered_at: datetime | None
+    status: str
+    items: int
+    total: float
+    lines: list[OrderLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Coupon:
+    coupon_upc: str
+    campaign_id: str
+    product_id: str
+
+
+class Catalogue(Protocol):
+    """The product catalogue as shoppers may see it (in stock only)."""
+
+    def search(self, query: str, filters: dict[str, Any], k: int, customer_id: str | None) -> Found: ...
+
+    def recommend(self, customer_id: str | None, k: int, max_price: float | None) -> Found: ...
+
+    def similar(self, product_id: str, k: int) -> Found: ...
+
+    def bought_together(self, product_id: str, k: int) -> Found: ...
+
+    def details(self, product_ids: list[str]) -> list[ProductCard]: ...
+
+    def taste(self, customer_id: str) -> ShopperTaste | None: ...
+
+    def vocabulary(self) -> frozenset[str]: ...
+
+    def brands(self) -> list[str]: ...
+
+
+class Orders(Protocol):
+    """A customer's own orders and offers; every method takes the session's customer id."""
+
+    def recent(self, customer_id: str, limit: int) -> list[Order]: ...
+
+    def order(self, customer_id: str, order_id: str) -> Order | None: ...
+
+    def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None: ...
+
+
+class CustomerProfile(Protocol):
+    segment: str | None
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+class Profiles(Protocol):
+    """Fitted customer profiles (``kefu segment fit``); KeyError-like errors for unknown customers."""
+
+    def get(self, customer_id: str) -> CustomerProfile: ...
+
+
+class Cases(Protocol):
+    """Handoffs to a person and return requests (``kefu.records.cases.CaseBook``)."""
+
+    def open_case(
+        self, conversation_id: str, customer_id: str | None, priority: str, reason: str, summary: dict
+    ) -> str: ...
+
+    def create_return(self, customer_id: str, order_id: str, product_id: str | None, reason: str) -> str: ...
+
+
+@dataclass
+class Services:
+    """Shared, thread-safe services, created once per process (``assistant/factory.py``)."""
+
+    catalogue: Catalogue
+    orders: Orders
+    cases: Cases
+    profiles: Profiles | None = None

@@ -1,0 +1,157 @@
+"""The real services behind the assistant's Protocols (``assistant/services.py``): the hybrid product search
+and the DuckDB store (``StoreCatalogue``), and the customer's orders and campaign coupons (``StoreOrders``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from assistant.events import ProductCard
+from assistant.policy import find_coupon
+from assistant.services import Coupon, Found, Order, OrderLine, ShopperTaste
+from assistant.understanding import catalogue_vocabulary
+from kefu import store
+from kefu.errors import StoreError
+from retrieval.hybrid import ProductSearch, SearchResult
+from retrieval.related import bought_together, similar_items
+from retrieval.rerank import ShopperProfile, profile_from_store
+
+IN_STOCK = {"in_stock": True}
+_RANK_NOTE = re.compile(r"\s*\((?:keyword|semantic) rank \d+\)")
+
+
+def reason_text(reasons: list[str]) -> str:
+    """The shopper-facing reason: personal reasons first, without the internal rank numbers."""
+    personal = [r for r in reasons if r.startswith(("you ", "within your"))]
+    chosen = (personal + [r for r in reasons if r not in personal])[:2]
+    return "; ".join(_RANK_NOTE.sub("", r) for r in chosen)
+
+
+def cards_of(results: list[SearchResult]) -> list[ProductCard]:
+    return [
+        ProductCard(
+            product_id=r.product_id,
+            title=r.title,
+            price=r.price,
+            department=r.department,
+            category=r.category,
+            brand=r.brand,
+            reason=reason_text(r.reasons),
+        )
+        for r in results
+    ]
+
+
+class StoreCatalogue:
+    def __init__(self, search: ProductSearch, store_path: Path) -> None:
+        self.index, self.store_path = search, store_path
+        with store.connect(store_path) as con:
+            self._vocabulary = catalogue_vocabulary(con)
+            self._brands = [
+                r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
+            ]
+
+    def _profile(self, customer_id: str | None) -> ShopperProfile | None:
+        if customer_id is None:
+            return None
+        with store.connect(self.store_path) as con:
+            try:
+                return profile_from_store(con, customer_id)
+            except StoreError:  # an unknown customer simply gets unpersonalised results
+                return None
+
+    def search(self, query: str, filters: dict[str, Any], k: int, customer_id: str | None) -> Found:
+        response = self.index.search(query, {**filters, **IN_STOCK}, k=k, customer=self._profile(customer_id))
+        return Found(cards_of(response.results), " ".join(response.warnings))
+
+    def recommend(self, customer_id: str | None, k: int, max_price: float | None) -> Found:
+        profile = self._profile(customer_id)
+        filters: dict[str, Any] = {**IN_STOCK, "min_price": 0.01}
+        if max_price is not None:
+            filters["max_price"] = max_price
+        if profile is not None and profile.category_affinity:
+            top = sorted(profile.category_affinity, key=profile.category_affinity.get, reverse=True)[:3]
+            response = self.index.search("", {**filters, "categories": top}, k=k, customer=profile)
+            return Found(cards_of(response.results), "Based on the categories you buy most.")
+        return Found(cards_of(self.index.search("", filters, k=k).results), "Popular picks in the shop.")
+
+    def similar(self, product_id: str, k: int) -> Found:
+        return Found(cards_of(similar_items(self.index, product_id, k, IN_STOCK)))
+
+    def bought_together(self, product_id: str, k: int) -> Found:
+        with store.connect(self.store_path) as con:
+            rows = bought_together(con, product_id, k=k, min_support=2)
+        cards = [
+            ProductCard(
+                product_id=r.product_id, title=r.title, price=r.price, reason=f"bought together in {r.support} baskets"
+            )
+            for r in rows
+            if r.title
+        ]
+        return Found(cards, "" if cards else "Not enough baskets to say.")
+
+    def details(self, product_ids: list[str]) -> list[ProductCard]:
+        with store.connect(self.store_path) as con:
+            rows = con.execute(
+                "SELECT product_id, title, price, department, category, brand, package_size FROM products "
+                f"WHERE product_id IN ({','.join('?' * len(product_ids))})",
+                product_ids,
+            ).fetchall()
+        found = {r[0]: r for r in rows}
+        cards = []
+        for pid in (p for p in product_ids if p in found):
+            _, title, price, dept, cat, brand, size = found[pid]
+            facts = ", ".join(x for x in (brand and f"{brand} label", size, cat) if x)
+            cards.append(
+                ProductCard(product_id=pid, title=title, price=price, department=dept, category=cat, brand=brand,
+                            size=size, reason=facts)
+            )  # fmt: skip
+        return cards
+
+    def taste(self, customer_id: str) -> ShopperTaste | None:
+        profile = self._profile(customer_id)
+        if profile is None or not profile.lines:
+            return None
+        top = sorted(profile.category_affinity, key=profile.category_affinity.get, reverse=True)[:3]
+        return ShopperTaste(top, profile.private_label_share, (profile.price_p25, profile.price_p75))
+
+    def vocabulary(self) -> frozenset[str]:
+        return self._vocabulary
+
+    def brands(self) -> list[str]:
+        return self._brands
+
+
+ORDERS_SQL = """
+SELECT o.order_id, o.ordered_at, o.status, count(i.line_no), coalesce(round(sum(i.amount), 2), 0)
+FROM orders o LEFT JOIN order_items i USING (order_id) WHERE o.customer_id = ? {where}
+GROUP BY ALL ORDER BY o.ordered_at DESC LIMIT ?
+"""
+
+
+class StoreOrders:
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+
+    def recent(self, customer_id: str, limit: int) -> list[Order]:
+        with store.connect(self.store_path) as con:
+            rows = con.execute(ORDERS_SQL.format(where=""), [customer_id, limit]).fetchall()
+        return [Order(oid, ts, status, n, total) for oid, ts, status, n, total in rows]
+
+    def order(self, customer_id: str, order_id: str) -> Order | None:
+        with store.connect(self.store_path) as con:
+            row = con.execute(ORDERS_SQL.format(where="AND o.order_id = ?"), [customer_id, order_id, 1]).fetchone()
+            if row is None:
+                return None
+            lines = con.execute(
+                """SELECT i.product_id, coalesce(p.title, i.product_id), i.quantity, i.amount FROM order_items i
+                   LEFT JOIN products p USING (product_id) WHERE i.order_id = ? ORDER BY i.line_no""",
+                [order_id],
+            ).fetchall()
+        return Order(*row, lines=[OrderLine(*line) for line in lines])
+
+    def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None:
+        with store.connect(self.store_path) as con:
+            found = find_coupon(con, customer_id, product_ids)
+        return Coupon(found["coupon_upc"], found["campaign_id"], found["product_id"]) if found else None

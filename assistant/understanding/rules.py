@@ -1,0 +1,118 @@
+"""Deterministic parsers, exact where a small model is weak: prices ("under $3", "between 2 and 5"),
+references to earlier results ("the second one"), refinements ("cheaper", "another brand"), order ids, yes/no,
+product words, and the purchase stage and score."""
+
+from __future__ import annotations
+
+import re
+
+from assistant.understanding.schema import AFTER_SALES, Slots, Stage
+
+FILLER = frozenset(
+    """i im i'm i'd want wanted need would like looking look for some any a an the please show me find get
+    buy do you have sell got can could something anything cheap cheaper cheapest good best nice new
+    another different other brand more options option one ones it them this that these those what which
+    is are there of to in on with and or my our under below over above less than most least between
+    dollars dollar usd price priced around about recommend suggest suggestions ideas hi hello hey thanks
+    am now first second third fourth fifth last just also too very really""".split()
+)
+
+
+def product_words(text: str) -> str:
+    """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta")."""
+    for pattern in (_BETWEEN, _UNDER, _OVER):
+        text = pattern.sub(" ", text)
+    words = re.findall(r"[a-z][a-z0-9%'&-]*", text.lower())
+    return " ".join(w for w in words if w not in FILLER)[:200]
+
+
+# -- deterministic parsers ------------------------------------------------------------------------------
+_MONEY = r"\$?\s*(\d+(?:\.\d{1,2})?)\s*(?:dollars|usd|\$)?"
+_UNDER = re.compile(rf"\b(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|<)\s*{_MONEY}", re.I)
+_OVER = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|>)\s*{_MONEY}", re.I)
+_BETWEEN = re.compile(rf"\bbetween\s*{_MONEY}\s*(?:and|-|to)\s*{_MONEY}", re.I)
+_ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "fifth": 5,
+    "5th": 5,
+    "last": -1,
+}
+_REF = re.compile(
+    r"\b(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b(?:\s+(?:one|item|product))?", re.I
+)
+_NUM_REF = re.compile(r"\b(?:number|no\.?|#|item|option)\s*(\d)\b", re.I)
+_ORDER = re.compile(r"\border\s*(?:id|number|no\.?|#)?\s*:?\s*#?([A-Za-z0-9-]{4,40}\d)\b", re.I)
+_CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too expensive)\b", re.I)
+_PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier)\b", re.I)
+_OTHER_BRAND = re.compile(r"\b(different|another|other)\s+brand\b", re.I)
+_MORE = re.compile(r"\b(show (?:me )?more|more options|anything else|other options)\b", re.I)
+COMPARE_WORDS = re.compile(r"\b(compare|comparison|versus|vs\.?|difference between|which (?:one )?is better)\b", re.I)
+RECOMMEND_WORDS = re.compile(r"\b(recommend|suggest|what should i (?:buy|get|try))\b", re.I)
+_STORE_BRAND = re.compile(r"\b(store brand|private label|own brand|own label)\b", re.I)
+_YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
+
+
+def parse_rules(text: str) -> dict:
+    """What the deterministic parsers find in ``text`` (keys only where found)."""
+    found: dict = {}
+    if m := _BETWEEN.search(text):
+        lo, hi = sorted((float(m.group(1)), float(m.group(2))))
+        found["budget_min"], found["budget_max"] = lo, hi
+    else:
+        if m := _UNDER.search(text):
+            found["budget_max"] = float(m.group(1))
+        if m := _OVER.search(text):
+            found["budget_min"] = float(m.group(1))
+    refs = [_ORDINALS[m.group(1).lower()] for m in _REF.finditer(text)]
+    refs += [int(m.group(1)) for m in _NUM_REF.finditer(text)]
+    if refs:
+        found["product_refs"] = refs[:5]
+    if m := _ORDER.search(text):
+        found["order_id"] = m.group(1)
+    if _CHEAPER.search(text):
+        found["refinement"] = "cheaper"
+    elif _OTHER_BRAND.search(text):
+        found["refinement"] = "other_brand"
+    elif _PRICIER.search(text):
+        found["refinement"] = "pricier"
+    elif _MORE.search(text):
+        found["refinement"] = "more"
+    if _STORE_BRAND.search(text):
+        found["brand"] = "Private"
+    if _YES.search(text):
+        found["confirm"] = True
+    return found
+
+
+_READY = re.compile(
+    r"\b(buy|order (?:it|them|now|this)|add (?:it |them )?to (?:my )?(?:cart|basket)|checkout|"
+    r"take (?:it|them|two|three)|i'?ll take)\b",
+    re.I,
+)
+BASE_SCORE = {"product_search": 0.5, "recommendation": 0.4, "comparison": 0.6, "product_question": 0.55}
+
+
+def stage_and_score(text: str, intent: str, slots: Slots) -> tuple[Stage, float]:
+    """Purchase stage and a 0..1 purchase-intent score, from the intent, the slots and buying words."""
+    ready = bool(_READY.search(text))
+    if intent in AFTER_SALES:
+        stage: Stage = "post_purchase"
+    elif ready:
+        stage = "ready_to_buy"
+    elif intent == "comparison" or slots.product_refs:
+        stage = "comparing"
+    else:
+        stage = "browsing"
+    score = BASE_SCORE.get(intent, 0.1)
+    score += 0.15 * (slots.budget_max is not None or slots.budget_min is not None) + 0.1 * bool(slots.product_refs)
+    score += 0.35 * ready
+    return stage, round(min(score, 1.0), 2)
+
+

@@ -1,0 +1,40 @@
+"""Support cases (handoffs to a human) and return requests, in the records database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from kefu.records.db import Records
+
+
+class CaseBook:
+    def __init__(self, records: Records) -> None:
+        self.records = records
+
+    def open_case(
+        self, conversation_id: str, customer_id: str | None, priority: str, reason: str, summary: dict
+    ) -> str:
+        case_id = "CASE-" + uuid.uuid4().hex[:8].upper()
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                "INSERT INTO cases (case_id, conversation_id, customer_id, priority, reason, summary, status) "
+                "VALUES (?,?,?,?,?,?, 'open')",
+                (case_id, conversation_id, customer_id, priority, reason, json.dumps(summary, default=str)),
+            )
+        return case_id
+
+    def create_return(self, customer_id: str, order_id: str, product_id: str | None, reason: str) -> str:
+        return_id = "RET-" + uuid.uuid4().hex[:8].upper()
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                "INSERT INTO returns (return_id, customer_id, order_id, product_id, reason, status) "
+                "VALUES (?,?,?,?,?, 'requested')",
+                (return_id, customer_id, order_id, product_id, reason),
+            )
+        return return_id
+
+    def rows(self, table: str) -> list[dict]:
+        if table not in ("cases", "returns"):
+            raise ValueError(f"no table {table!r} in the case book")
+        return self.records.rows(f"SELECT * FROM {table} ORDER BY created_at")

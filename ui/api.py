@@ -1,0 +1,108 @@
+"""The HTTP API (FastAPI): ``POST /v1/chat`` answered as server-sent events, ``GET /v1/customers/{id}/profile``,
+and ``POST /v1/events`` for the shop's backend (orders, views, carts -> live profile updates).
+
+The customer comes from the ``Authorization: Bearer <token>`` header (``kefu token CUSTOMER`` makes a demo
+token); without one the shopper is a guest. Conversations live in memory per process, bound to their customer.
+``/v1/events`` takes the shop's key instead (``KEFU_EVENTS_KEY``; the endpoint is off without one).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from assistant.loop import Assistant
+from assistant.session import Deps, Session
+from assistant.shop_tools import get_my_profile
+from assistant.tools import run_tool
+from kefu.errors import StoreError
+from kefu.settings import Settings
+from segmentation.profiles import ProfileEvent
+from ui import auth
+
+MAX_SESSIONS = 10_000
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(max_length=200_000)
+    conversation_id: str | None = Field(None, max_length=64)
+
+
+class Sessions:
+    """conversation id -> Session, least recently used evicted; a conversation is bound to its customer."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, conversation_id: str | None, customer_id: str | None) -> Session:
+        with self._lock:
+            session = self._items.get(conversation_id) if conversation_id else None
+            if session is None or session.customer_id != customer_id:
+                session = Session(customer_id=customer_id)
+                self._items[session.conversation_id] = session
+            self._items.move_to_end(session.conversation_id)
+            while len(self._items) > MAX_SESSIONS:
+                self._items.popitem(last=False)
+            return session
+
+
+def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
+    app = FastAPI(title="Kefu", version="0.1.0")
+    sessions = Sessions()
+    secret = settings.auth_secret
+
+    def customer_of(authorization: str | None) -> str | None:
+        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        try:
+            return auth.verify(token, secret)
+        except ValueError:
+            raise HTTPException(401, "Invalid session token; sign in again.") from None
+
+    @app.post("/v1/chat")
+    def chat(body: ChatRequest, authorization: str | None = Header(None)) -> StreamingResponse:
+        session = sessions.get(body.conversation_id, customer_of(authorization))
+
+        def stream() -> Iterator[str]:
+            for event in assistant.turn(session, body.message):
+                yield f"event: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/v1/customers/{customer_id}/profile")
+    def profile(customer_id: str, authorization: str | None = Header(None)) -> dict:
+        if customer_of(authorization) != customer_id:
+            raise HTTPException(403, "You can only read your own profile.")
+        result = run_tool(get_my_profile, Deps(assistant.services, Session(customer_id=customer_id)), {})
+        if not result.ok:
+            raise HTTPException(404, result.text)
+        return json.loads(json.dumps(result.data, default=str))
+
+    @app.post("/v1/events")
+    def record_event(event: ProfileEvent, authorization: str | None = Header(None)) -> dict:
+        """One customer event from the shop's backend: updates that customer's live profile, reports drift."""
+        key = settings.events_key
+        if not key:
+            raise HTTPException(503, "Live profile events are off; set KEFU_EVENTS_KEY and send it as a Bearer token.")
+        if not hmac.compare_digest((authorization or "").encode(), f"Bearer {key}".encode()):
+            raise HTTPException(401, "Wrong or missing events key (Authorization: Bearer $KEFU_EVENTS_KEY).")
+        profiles = assistant.services.profiles
+        if profiles is None:
+            raise HTTPException(503, "No fitted segmentation; run `kefu segment fit`, then restart `kefu serve`.")
+        try:
+            return profiles.record(event).model_dump(mode="json")
+        except StoreError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"ok": True}
+
+    return app

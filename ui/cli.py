@@ -1,0 +1,68 @@
+"""The ``kefu`` command: builds the one Settings object and gathers every package's sub-app.
+
+Each package owns its commands (``kefu/llm/cli.py``, ``kefu/store/cli.py``, ``retrieval/cli.py``,
+``segmentation/cli.py``, ``assistant/understanding/cli.py``, ``eval/cli.py``); the interfaces a person uses
+directly (``serve``, ``chat``, ``token``) live here in ``ui/``.
+"""
+
+from __future__ import annotations
+
+import typer
+from pydantic import ValidationError
+
+from assistant.understanding.cli import app as intents_app
+from eval.cli import app as eval_app
+from kefu.console import console, settings_of
+from kefu.errors import KefuError
+from kefu.llm import server as vllm_server
+from kefu.llm.cli import app as llm_app
+from kefu.llm.cli import start_with_progress
+from kefu.settings import Settings
+from kefu.store.cli import app as store_app
+from retrieval.cli import register as register_retrieval
+from segmentation.cli import app as segment_app
+from ui.terminal import chat, token
+from ui.web import run_web
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Kefu: a self-hosted AI shopping assistant.")
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    try:
+        ctx.obj = Settings()
+    except ValidationError as exc:
+        raise KefuError(f"Invalid settings (KEFU_* environment or kefu.toml): {exc}") from exc
+
+
+@app.command()
+def serve(ctx: typer.Context, start_llm: bool = typer.Option(True, help="Start vLLM when none is running.")) -> None:
+    """Serve the shopper chat page and the HTTP API (/v1/chat), starting vLLM unless one is running."""
+    settings = settings_of(ctx)
+    started = None
+    if start_llm and not settings.llm_is_external and not vllm_server.is_healthy(settings.llm_base_url):
+        started = start_with_progress(settings, detach=False)
+    try:
+        run_web(settings)
+    finally:
+        if started is not None:
+            console.print("Stopping vLLM…")
+            vllm_server.stop(settings)
+
+
+app.add_typer(llm_app, name="llm", help="Prepare, serve and check the LLM.")
+app.add_typer(store_app, name="store", help="Build, import and inspect the shop store.")
+app.add_typer(intents_app, name="intents", help="Train and try the fast intent classifier.")
+app.command()(chat)
+app.command()(token)
+register_retrieval(app)
+app.add_typer(segment_app, name="segment", help="Customer segments, RFM, CLV, propensity, profiles.")
+app.add_typer(eval_app, name="eval", help="Offline evaluation (prints JSON with --json).")
+
+
+def main() -> None:
+    try:
+        app()
+    except KefuError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
