@@ -26,11 +26,12 @@ segments: store   ## fit customer segments, personas, CLV and propensity (skippe
 demo: model index intents segments ## start vLLM, the chat page and the API; open the printed URL
 	@$(KEFU) serve
 
-test: model       ## the whole test suite, real components included
+test: model       ## the layer contract (lint-imports), then the whole test suite, real components included
+	@.venv/bin/lint-imports --no-logo
 	@$(PY) -m pytest -q -rs
 
-lint: setup
-	@$(PY) -m ruff check . && $(PY) -m ruff format --check .
+lint: setup       ## ruff, then the layer contract ([tool.importlinter] in pyproject.toml)
+	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && .venv/bin/lint-imports --no-logo
 
 lock:             ## re-resolve requirements/base.in into requirements/lock.txt (needs a fresh venv)
 	@bash scripts/lock.sh

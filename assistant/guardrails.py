@@ -13,7 +13,6 @@ import threading
 import time
 from collections import deque
 
-
 INJECTION = re.compile(
     r"ignore (?:all |your |the )?(?:previous |prior )?(?:instructions|rules)|system prompt|you are now|"
     r"developer mode|100% off|free of charge|customer\s*#?\s*\d+'?s? (?:orders|profile|data)|"

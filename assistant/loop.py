@@ -99,9 +99,8 @@ class Assistant:
         answer: str | None = None
         native = self.config.mode == "native" and u.intent in NATIVE_INTENTS and not flagged
         try:
-            steps = self._native(session, message, deps, turn) if native else iter(())
-            for event in steps:
-                yield event
+            if native:
+                yield from self._native(session, message, deps, turn)
         except LLMError:  # the server is down: unless tools already ran, the structured plan carries the turn
             native = bool(turn.tools)
         if not native:
@@ -113,7 +112,7 @@ class Assistant:
                 yield self._call(deps, turn, name, args)
         turn.timings["tools_ms"] = _ms(t0)
 
-        cards = [card for event in turn.tools for card in event.products]
+        cards = list({c.product_id: c for e in turn.tools for c in e.products}.values())  # once each, in order
         if treatment.value_first:
             cards.sort(key=lambda c: (c.price is None, c.price or 0))
         session.remember(cards)  # results of this turn become the list later turns refer to
@@ -150,9 +149,7 @@ class Assistant:
         if not message.strip():
             return Refused(reason="empty", message=m["empty"])
         if len(message) > self.config.max_chars:
-            return Refused(
-                reason="too_long", message=m["too_long"].format(n=len(message), limit=self.config.max_chars)
-            )
+            return Refused(reason="too_long", message=m["too_long"].format(n=len(message), limit=self.config.max_chars))
         return None
 
     def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
@@ -253,4 +250,3 @@ def _data(tools: list[ToolCalled], name: str, key: str) -> str | None:
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
-

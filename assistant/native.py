@@ -44,9 +44,7 @@ def native_calls(
         {"role": "user", "content": message},
     ]
     for step in range(max_steps):
-        calls, reply = llm.tool_calls(
-            messages, specs, tool_choice=tool_choice if step == 0 else "auto", temperature=0
-        )
+        calls, reply = llm.tool_calls(messages, specs, tool_choice=tool_choice if step == 0 else "auto", temperature=0)
         usage.add(reply.usage)
         calls = calls[:MAX_CALLS_PER_ROUND]
         if not calls:

@@ -146,7 +146,9 @@ def list_my_orders(deps: Injected, limit: int = Field(5, ge=1, le=20)) -> ToolOu
     orders = deps.services.orders.recent(_require_customer(deps), limit)
     if not orders:
         return ToolOutput(text="No orders on this account yet.", data={"order_ids": []})
-    lines = [f"Order {o.order_id} on {_day(o.ordered_at)}: {o.status}, {o.items} item(s), ${o.total:.2f}" for o in orders]
+    lines = [
+        f"Order {o.order_id} on {_day(o.ordered_at)}: {o.status}, {o.items} item(s), ${o.total:.2f}" for o in orders
+    ]
     return ToolOutput(text="\n".join(lines), data={"order_ids": [o.order_id for o in orders]})
 
 

@@ -71,9 +71,7 @@ def tool(fn: Callable[..., ToolOutput]) -> Tool:
     undocumented = [name for name, f in lc.tool_call_schema.model_fields.items() if not f.description]
     if undocumented:
         raise TypeError(f"tool {fn.__name__}: describe {', '.join(undocumented)} in the docstring's Args: section")
-    strict = create_model(
-        f"{fn.__name__}_arguments", __base__=lc.tool_call_schema, __config__=None
-    )
+    strict = create_model(f"{fn.__name__}_arguments", __base__=lc.tool_call_schema, __config__=None)
     strict.model_config["extra"] = "forbid"
     strict.model_rebuild(force=True)
     return Tool(fn.__name__, lc, strict)

@@ -17,8 +17,14 @@ from assistant.session import Session  # noqa: E402
 from kefu.settings import Settings  # noqa: E402
 
 TURNS = [
-    "cheap pasta under $3", "something cheaper", "crackers for the kids", "compare the first two",
-    "where is my order?", "I'd like some cheddar cheese", "recommend me something", "milk under $4",
+    "cheap pasta under $3",
+    "something cheaper",
+    "crackers for the kids",
+    "compare the first two",
+    "where is my order?",
+    "I'd like some cheddar cheese",
+    "recommend me something",
+    "milk under $4",
 ]
 
 
@@ -52,13 +58,17 @@ def main() -> None:
         "turns": len(timings),
         "turn_ms": {"p50": pct(total, 0.5), "p95": pct(total, 0.95)},
         "first_token_ms": {"p50": pct(first, 0.5), "p95": pct(first, 0.95)},
-        "stage_median_ms": {k: round(statistics.median(t.get(k, 0) for t in timings), 1)
-                            for k in ("understand_ms", "tools_ms", "reply_ms")},
+        "stage_median_ms": {
+            k: round(statistics.median(t.get(k, 0) for t in timings), 1)
+            for k in ("understand_ms", "tools_ms", "reply_ms")
+        },
     }
     errors, started = 0, time.perf_counter()
     with ThreadPoolExecutor(args.concurrency) as pool:
-        futures = [pool.submit(run_session, assistant, args.customer, TURNS[i % 4: i % 4 + 2])
-                   for i in range(args.concurrency)]
+        futures = [
+            pool.submit(run_session, assistant, args.customer, TURNS[i % 4 : i % 4 + 2])
+            for i in range(args.concurrency)
+        ]
         concurrent = []
         for f in futures:
             try:
@@ -66,9 +76,13 @@ def main() -> None:
             except Exception:  # noqa: BLE001 - counted, that is the point
                 errors += 1
     ctotal = [t["total_ms"] for t in concurrent]
-    result["concurrent"] = {"sessions": args.concurrency, "turns": len(concurrent), "errors": errors,
-                            "turn_ms_p50": pct(ctotal, 0.5) if ctotal else None,
-                            "wall_s": round(time.perf_counter() - started, 1)}
+    result["concurrent"] = {
+        "sessions": args.concurrency,
+        "turns": len(concurrent),
+        "errors": errors,
+        "turn_ms_p50": pct(ctotal, 0.5) if ctotal else None,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
     print(json.dumps(result, indent=2))
 
 

@@ -30,9 +30,13 @@ CAL_END, HOLDOUT_END = "1997-09-30", "1998-06-30"
 def metrics(predicted, actual) -> dict:
     predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
     error = predicted - actual
-    return {"mae_purchases": float(np.abs(error).mean()), "rmse_purchases": float(np.sqrt((error**2).mean())),
-            "corr": float(np.corrcoef(predicted, actual)[0, 1]), "pred_total": float(predicted.sum()),
-            "actual_total": float(actual.sum())}
+    return {
+        "mae_purchases": float(np.abs(error).mean()),
+        "rmse_purchases": float(np.sqrt((error**2).mean())),
+        "corr": float(np.corrcoef(predicted, actual)[0, 1]),
+        "pred_total": float(predicted.sum()),
+        "actual_total": float(actual.sum()),
+    }
 
 
 def lifetimes_side(path: Path) -> dict:
@@ -43,12 +47,20 @@ def lifetimes_side(path: Path) -> dict:
 
     tx = pd.read_csv(path, dtype={"customer_id": str}, parse_dates=["date"])
     start = time.perf_counter()
-    summary = calibration_and_holdout_data(tx, "customer_id", "date", calibration_period_end=CAL_END,
-                                           observation_period_end=HOLDOUT_END, freq="D", monetary_value_col="amount")
+    summary = calibration_and_holdout_data(
+        tx,
+        "customer_id",
+        "date",
+        calibration_period_end=CAL_END,
+        observation_period_end=HOLDOUT_END,
+        freq="D",
+        monetary_value_col="amount",
+    )
     bgf = BetaGeoFitter(penalizer_coef=0.0).fit(summary["frequency_cal"], summary["recency_cal"], summary["T_cal"])
     horizon = summary["duration_holdout"].iloc[0]
     predicted = bgf.conditional_expected_number_of_purchases_up_to_time(
-        horizon, summary["frequency_cal"], summary["recency_cal"], summary["T_cal"])
+        horizon, summary["frequency_cal"], summary["recency_cal"], summary["T_cal"]
+    )
     repeaters = summary[(summary["frequency_cal"] > 0) & (summary["monetary_value_cal"] > 0)]
     ggf = GammaGammaFitter(penalizer_coef=0.0).fit(repeaters["frequency_cal"], repeaters["monetary_value_cal"])
     elapsed = time.perf_counter() - start
@@ -58,11 +70,16 @@ def lifetimes_side(path: Path) -> dict:
     actual = summary["frequency_holdout"]
     naive = np.where(summary["T_cal"] > 0, summary["frequency_cal"] / summary["T_cal"].clip(lower=1), 0) * horizon
     return {
-        "version": lifetimes.__version__, "seconds_summary_and_fit": round(elapsed, 2),
-        "customers": int(len(summary)), "bgnbd": metrics(predicted, actual), "naive": metrics(naive, actual),
+        "version": lifetimes.__version__,
+        "seconds_summary_and_fit": round(elapsed, 2),
+        "customers": int(len(summary)),
+        "bgnbd": metrics(predicted, actual),
+        "naive": metrics(naive, actual),
         # lifetimes' monetary_value_holdout is the mean per transaction row (Kefu: per purchase day).
-        "gamma_gamma": {"mae_value": float(value_error),
-                        "holdout_value": "mean per transaction row (lifetimes' calibration_and_holdout_data)"},
+        "gamma_gamma": {
+            "mae_value": float(value_error),
+            "holdout_value": "mean per transaction row (lifetimes' calibration_and_holdout_data)",
+        },
         "bgnbd_params": {k: float(v) for k, v in bgf.params_.items()},
         "gamma_gamma_params": {k: float(v) for k, v in ggf.params_.items()},
     }
@@ -93,13 +110,22 @@ def main() -> None:
     if args.side == "lifetimes":
         print(json.dumps(lifetimes_side(args.transactions)))
         return
-    out = {"data": f"CDNOW (real), calibration to {CAL_END}, holdout to {HOLDOUT_END}, purchases = customer-days",
-           "kefu": kefu_side(args.transactions)}
+    out = {
+        "data": f"CDNOW (real), calibration to {CAL_END}, holdout to {HOLDOUT_END}, purchases = customer-days",
+        "kefu": kefu_side(args.transactions),
+    }
     if args.lifetimes_python:
-        done = subprocess.run([args.lifetimes_python, __file__, "--side", "lifetimes", "--transactions",
-                               str(args.transactions)], capture_output=True, text=True, check=False)
-        out["lifetimes"] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
-                            else {"error": done.stderr.strip().splitlines()[-1:]})
+        done = subprocess.run(
+            [args.lifetimes_python, __file__, "--side", "lifetimes", "--transactions", str(args.transactions)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        out["lifetimes"] = (
+            json.loads(done.stdout.strip().splitlines()[-1])
+            if done.returncode == 0
+            else {"error": done.stderr.strip().splitlines()[-1:]}
+        )
     else:
         out["lifetimes"] = {"skipped": "pass --lifetimes-python PATH (see the module docstring)"}
     if "bgnbd" in out["lifetimes"]:

@@ -28,8 +28,12 @@ from segmentation.profiles import OrderLine, ProfileEvent, ProfileStore  # noqa:
 
 def percentiles(samples_s: list[float]) -> dict:
     ms = np.array(samples_s) * 1000
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 4),
-            "p99_ms": round(float(np.percentile(ms, 99)), 4), "max_ms": round(float(ms.max()), 3)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+        "max_ms": round(float(ms.max()), 3),
+    }
 
 
 def main() -> None:
@@ -61,8 +65,13 @@ def main() -> None:
             reads.append(time.perf_counter() - t)
         updates = []
         for i in range(args.updates):
-            event = ProfileEvent(customer_id=rng.choice(ids), type="order", amount=round(rng.uniform(1, 80), 2),
-                                 lines=rng.randint(1, 9), ts=datetime(2018, 1, 2) + timedelta(minutes=i))
+            event = ProfileEvent(
+                customer_id=rng.choice(ids),
+                type="order",
+                amount=round(rng.uniform(1, 80), 2),
+                lines=rng.randint(1, 9),
+                ts=datetime(2018, 1, 2) + timedelta(minutes=i),
+            )
             t = time.perf_counter()
             store.record(event)
             updates.append(time.perf_counter() - t)
@@ -71,8 +80,9 @@ def main() -> None:
         with_lines = []
         for i in range(args.updates):
             items = [OrderLine(product_id=rng.choice(products), amount=round(rng.uniform(0.5, 9), 2)) for _ in range(5)]
-            event = ProfileEvent(customer_id=rng.choice(ids), type="order", items=items,
-                                 ts=datetime(2018, 1, 4) + timedelta(minutes=i))
+            event = ProfileEvent(
+                customer_id=rng.choice(ids), type="order", items=items, ts=datetime(2018, 1, 4) + timedelta(minutes=i)
+            )
             t = time.perf_counter()
             store.record(event)
             with_lines.append(time.perf_counter() - t)
@@ -91,19 +101,35 @@ def main() -> None:
 
         def writer() -> None:
             for i in range(100):
-                store.record(ProfileEvent(customer_id=ids[i], type="order", amount=5.0, lines=1,
-                                          ts=datetime(2018, 1, 3) + timedelta(minutes=i)))
+                store.record(
+                    ProfileEvent(
+                        customer_id=ids[i],
+                        type="order",
+                        amount=5.0,
+                        lines=1,
+                        ts=datetime(2018, 1, 3) + timedelta(minutes=i),
+                    )
+                )
 
         threads = [threading.Thread(target=reader) for _ in range(args.threads)] + [threading.Thread(target=writer)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        print(json.dumps({
-            "customers": len(store), "load_s": round(load_s, 3), "get": percentiles(reads),
-            "get_concurrent": {**percentiles(concurrent), "readers": args.threads, "writers": 1},
-            "record": percentiles(updates), "record_with_5_lines": percentiles(with_lines), "target_get_ms": 10,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "customers": len(store),
+                    "load_s": round(load_s, 3),
+                    "get": percentiles(reads),
+                    "get_concurrent": {**percentiles(concurrent), "readers": args.threads, "writers": 1},
+                    "record": percentiles(updates),
+                    "record_with_5_lines": percentiles(with_lines),
+                    "target_get_ms": 10,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -68,10 +68,13 @@ def latency(search: ProductSearch, system: str, repeats: int, filters: dict | No
             search.search(q, filters, k=10, system=system)
             times.append((time.perf_counter() - started) * 1000)
             cpu.append((time.process_time() - cpu_started) * 1000)
-    return {"p50_ms": round(float(np.percentile(times, 50)), 2),
-            "p95_ms": round(float(np.percentile(times, 95)), 2),
-            "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
-            "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 2), "queries": len(times)}
+    return {
+        "p50_ms": round(float(np.percentile(times, 50)), 2),
+        "p95_ms": round(float(np.percentile(times, 95)), 2),
+        "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
+        "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 2),
+        "queries": len(times),
+    }
 
 
 def main() -> None:
@@ -79,8 +82,12 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=None, help="DuckDB store (default: KEFU settings).")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--index-dir", type=Path, default=None,
-                        help="Keep the indexes here (SIZE/ per size); a rerun reuses them and re-measures latency.")
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=None,
+        help="Keep the indexes here (SIZE/ per size); a rerun reuses them and re-measures latency.",
+    )
     args = parser.parse_args()
     settings = Settings()
     with connect(args.store or settings.store_path) as con:
@@ -95,7 +102,9 @@ def main() -> None:
             report = build_index(catalog, location, embedder)
             search = ProductSearch.open_location(location, embedder)
             result = {
-                "products": size, "synthetic_rows": synthetic, "distinct_texts": int(catalog["text"].nunique()),
+                "products": size,
+                "synthetic_rows": synthetic,
+                "distinct_texts": int(catalog["text"].nunique()),
                 "embedded": report["embedded"],
                 "index_seconds": report["seconds"],
                 "index_products_per_s": round(size / report["seconds"], 1),
@@ -103,8 +112,9 @@ def main() -> None:
             }
             for system in ("bm25", "dense", "hybrid"):
                 result[system] = latency(search, system, args.repeats)
-            result["hybrid_filtered"] = latency(search, "hybrid", args.repeats,
-                                                {"max_price": 5, "departments": ["GROCERY"]})
+            result["hybrid_filtered"] = latency(
+                search, "hybrid", args.repeats, {"max_price": 5, "departments": ["GROCERY"]}
+            )
             result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
             out["sizes"][str(size)] = result
             print(json.dumps({str(size): result}), file=sys.stderr)

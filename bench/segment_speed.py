@@ -109,7 +109,8 @@ def generate(db: Path, customers: int, lines_per_customer: float) -> dict:
         store_demo.build(store_demo.default_source(), real)
     con = duckdb.connect(str(real), read_only=True)
     n_real, n_orders, real_lines = con.execute(
-        "SELECT count(DISTINCT customer_id), count(*), (SELECT count(*) FROM order_items) FROM orders").fetchall()[0]
+        "SELECT count(DISTINCT customer_id), count(*), (SELECT count(*) FROM order_items) FROM orders"
+    ).fetchall()[0]
     first_lines = con.execute("""
         SELECT count(*) FROM order_items WHERE order_id IN (
             SELECT arg_min(order_id, (ordered_at, order_id)) FROM orders GROUP BY customer_id)""").fetchall()[0][0]
@@ -119,22 +120,34 @@ def generate(db: Path, customers: int, lines_per_customer: float) -> dict:
     start = time.perf_counter()
     con = duckdb.connect(str(db))
     con.execute(schema_sql())
-    con.execute(GENERATE_SQL.format(real=real, n=customers, n_real=n_real, n_orders=n_orders,
-                                    keep_ppm=round(keep * 1e6)))
+    con.execute(
+        GENERATE_SQL.format(real=real, n=customers, n_real=n_real, n_orders=n_orders, keep_ppm=round(keep * 1e6))
+    )
     con.execute("CHECKPOINT")
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-              for t in ("orders", "order_items", "events", "coupon_redemptions")}
+    counts = {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        for t in ("orders", "order_items", "events", "coupon_redemptions")
+    }
     con.close()
-    return {"seconds": round(time.perf_counter() - start, 2), "keep_probability": round(keep, 4), **counts,
-            "file_mb": round(db.stat().st_size / 2**20, 1), "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": round(time.perf_counter() - start, 2),
+        "keep_probability": round(keep, 4),
+        **counts,
+        "file_mb": round(db.stat().st_size / 2**20, 1),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def step_features(db: Path) -> dict:
     con = duckdb.connect(str(db))
     start, cpu = time.perf_counter(), cpu_seconds()
     rows = build_features(con)
-    return {"seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(cpu_seconds() - cpu, 2),
-            "customers": rows, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": round(time.perf_counter() - start, 2),
+        "cpu_seconds": round(cpu_seconds() - cpu, 2),
+        "customers": rows,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def step_rfm(db: Path) -> dict:
@@ -143,9 +156,13 @@ def step_rfm(db: Path) -> dict:
     report = rfm_from_store(con)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     con.execute("COPY customer_rfm TO '{}' (FORMAT parquet)".format(db.with_name("rfm_duckdb.parquet")))
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "customers": report.customers_scored,
-            "segments": report.segments,
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "customers": report.customers_scored,
+        "segments": report.segments,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def pandas_rfm(orders, items, as_of, rules):
@@ -157,10 +174,14 @@ def pandas_rfm(orders, items, as_of, rules):
     is_return = orders["order_id"].isin(totals.index[totals < 0])
     bought = orders[~is_return]
     spend = items.merge(orders[["order_id", "customer_id"]], on="order_id").groupby("customer_id")["amount"].sum()
-    per = pd.DataFrame({
-        "recency_days": (as_of.normalize() - bought.groupby("customer_id")["ordered_at"].max().dt.normalize()).dt.days,
-        "frequency": bought.groupby("customer_id").size(),
-    }).reset_index()
+    per = pd.DataFrame(
+        {
+            "recency_days": (
+                as_of.normalize() - bought.groupby("customer_id")["ordered_at"].max().dt.normalize()
+            ).dt.days,
+            "frequency": bought.groupby("customer_id").size(),
+        }
+    ).reset_index()
     per["monetary"] = per["customer_id"].map(spend).fillna(0.0).round(6)
     return score_frame(per, rules)
 
@@ -173,10 +194,18 @@ def score_frame(per, rules):
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n)
         big, size = n % 5, n // 5  # ntile: the first n % 5 bins hold one more
-        per[axis] = np.where(position < big * (size + 1), position // (size + 1),
-                             big + (position - big * (size + 1)) // max(size, 1)) + 1
-    grid = {(r, f): rule.segment for rule in rules for r in range(rule.r_min, rule.r_max + 1)
-            for f in range(rule.f_min, rule.f_max + 1)}
+        per[axis] = (
+            np.where(
+                position < big * (size + 1), position // (size + 1), big + (position - big * (size + 1)) // max(size, 1)
+            )
+            + 1
+        )
+    grid = {
+        (r, f): rule.segment
+        for rule in rules
+        for r in range(rule.r_min, rule.r_max + 1)
+        for f in range(rule.f_min, rule.f_max + 1)
+    }
     per["segment"] = [grid[k] for k in zip(per["r"], per["f"], strict=True)]
     return per
 
@@ -187,10 +216,14 @@ def pandas_rfm_per_order(orders, items, as_of, rules):
     orders = orders[(orders["ordered_at"] < as_of) & (orders["status"] != "cancelled")]
     orders = orders.assign(value=orders["order_id"].map(values).fillna(0.0))
     bought = orders[orders["value"] >= 0]
-    per = pd.DataFrame({
-        "recency_days": (as_of.normalize() - bought.groupby("customer_id")["ordered_at"].max().dt.normalize()).dt.days,
-        "frequency": bought.groupby("customer_id").size(),
-    }).reset_index()
+    per = pd.DataFrame(
+        {
+            "recency_days": (
+                as_of.normalize() - bought.groupby("customer_id")["ordered_at"].max().dt.normalize()
+            ).dt.days,
+            "frequency": bought.groupby("customer_id").size(),
+        }
+    ).reset_index()
     per["monetary"] = per["customer_id"].map(orders.groupby("customer_id")["value"].sum()).round(6)
     return score_frame(per, rules)
 
@@ -211,16 +244,26 @@ def step_pandas_rfm(db: Path) -> dict:
     seconds_naive, cpu_naive = time.perf_counter() - start, cpu_seconds() - cpu_naive
     ours = pd.read_parquet(db.with_name("rfm_duckdb.parquet")).set_index("customer_id").sort_index()
     per = per.set_index("customer_id").sort_index()
-    same = (len(per) == len(ours) and all((per[c] == ours[c]).all() for c in ("recency_days", "frequency", "r", "f",
-                                                                                  "m", "segment"))
-            and bool(((per["monetary"] - ours["monetary"]).abs() < 1e-6).all()))
+    same = (
+        len(per) == len(ours)
+        and all((per[c] == ours[c]).all() for c in ("recency_days", "frequency", "r", "f", "m", "segment"))
+        and bool(((per["monetary"] - ours["monetary"]).abs() < 1e-6).all())
+    )
     naive = naive.set_index("customer_id").sort_index()
     naive_same = bool((naive[["r", "f", "m", "segment"]] == ours[["r", "f", "m", "segment"]]).all().all())
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "load_seconds": round(load, 2),
-            "customers": len(per), "matches_duckdb": same,
-            "per_order_variant": {"seconds": round(seconds_naive, 2), "cpu_seconds": round(cpu_naive, 2),
-                                  "matches_duckdb": naive_same},
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "load_seconds": round(load, 2),
+        "customers": len(per),
+        "matches_duckdb": same,
+        "per_order_variant": {
+            "seconds": round(seconds_naive, 2),
+            "cpu_seconds": round(cpu_naive, 2),
+            "matches_duckdb": naive_same,
+        },
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def step_clusters(db: Path) -> dict:
@@ -236,28 +279,43 @@ def step_clusters(db: Path) -> dict:
                               WHERE title IS NOT NULL""").df()
     cached_before = len(cache.vectors)
     cache.embed(products, embedder)
-    embedding = {"seconds": round(time.perf_counter() - start, 2), "titles": len(products),
-                 "embedded_now": len(cache.vectors) - cached_before}
+    embedding = {
+        "seconds": round(time.perf_counter() - start, 2),
+        "titles": len(products),
+        "embedded_now": len(cache.vectors) - cached_before,
+    }
     features = con.execute("SELECT * FROM customer_features ORDER BY customer_id").df()
     start, cpu = time.perf_counter(), cpu_seconds()
     model = clusters.cluster_store(con, features, embedder, cache)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     assigned, k = con.execute("SELECT count(*), count(DISTINCT cluster) FROM customer_clusters").fetchall()[0]
     report = model.report
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "customers": assigned,
-            "fit_sample": report["fit_sample"], "k": k, "silhouette": round(report["silhouette"], 3),
-            "silhouette_by_k": {str(a): round(b, 3) for a, b in report["silhouette_by_k"].items()},
-            "stability_ari": round(report["stability_ari"], 3), "title_embedding": embedding,
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "customers": assigned,
+        "fit_sample": report["fit_sample"],
+        "k": k,
+        "silhouette": round(report["silhouette"], 3),
+        "silhouette_by_k": {str(a): round(b, 3) for a, b in report["silhouette_by_k"].items()},
+        "stability_ari": round(report["stability_ari"], 3),
+        "title_embedding": embedding,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
-STEPS: dict[str, Callable[[Path], dict]] = {"features": step_features, "rfm": step_rfm, "pandas_rfm": step_pandas_rfm,
-                                            "clusters": step_clusters}
+STEPS: dict[str, Callable[[Path], dict]] = {
+    "features": step_features,
+    "rfm": step_rfm,
+    "pandas_rfm": step_pandas_rfm,
+    "clusters": step_clusters,
+}
 
 
 def run_step(name: str, db: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--step", name, "--db", str(db)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--step", name, "--db", str(db)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-3:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -266,9 +324,23 @@ def run_step(name: str, db: Path) -> dict:
 def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict:
     db = workdir / f"synthetic_{customers}.duckdb"
     db.unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, __file__, "--step", "generate", "--db", str(db), "--customers",
-                           str(customers), "--lines-per-customer", str(lines_per_customer)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--step",
+            "generate",
+            "--db",
+            str(db),
+            "--customers",
+            str(customers),
+            "--lines-per-customer",
+            str(lines_per_customer),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         return {"customers": customers, "error": done.stderr.strip().splitlines()[-3:]}
     result = {"customers": customers, "generate": json.loads(done.stdout.strip().splitlines()[-1])}
@@ -284,7 +356,8 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
         result["ratio_pandas_rfm_over_duckdb_features_plus_rfm"] = round(pandas["seconds"] / duck, 2)
         result["cpu_ratio_pandas_rfm_over_duckdb_rfm"] = round(pandas["cpu_seconds"] / rfm["cpu_seconds"], 2)
         result["ratio_pandas_per_order_rfm_over_duckdb_rfm"] = round(
-            pandas["per_order_variant"]["seconds"] / rfm["seconds"], 2)
+            pandas["per_order_variant"]["seconds"] / rfm["seconds"], 2
+        )
     except (KeyError, ZeroDivisionError):
         pass
     for path in (db, db.with_name("rfm_duckdb.parquet"), Path(str(db) + ".wal")):  # the title cache is kept
@@ -308,13 +381,19 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         sizes = [bench_size(int(n), args.lines_per_customer, Path(tmp)) for n in args.customers.split(",")]
-    print(json.dumps({
-        "data": "SYNTHETIC scale-up of the real demo store (Complete Journey customers copied with their orders, "
-                "lines, events and coupon redemptions; see bench/segment_speed.py)",
-        "machine": {"cpus": os.cpu_count()}, "when": datetime.now().isoformat(timespec="seconds"),
-        "targets": {"features_plus_rfm_1m_seconds_under": 60, "speedup_vs_pandas_at_least": 3},
-        "sizes": sizes,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "data": "SYNTHETIC scale-up of the real demo store (Complete Journey customers copied with their "
+                "orders, lines, events and coupon redemptions; see bench/segment_speed.py)",
+                "machine": {"cpus": os.cpu_count()},
+                "when": datetime.now().isoformat(timespec="seconds"),
+                "targets": {"features_plus_rfm_1m_seconds_under": 60, "speedup_vs_pandas_at_least": 3},
+                "sizes": sizes,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,13 @@ def scores(predicted, actual) -> dict[str, float]:
     predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
     error = predicted - actual
     corr = float(np.corrcoef(predicted, actual)[0, 1]) if predicted.std() > 0 and actual.std() > 0 else float("nan")
-    return {"mae_purchases": float(np.abs(error).mean()), "rmse_purchases": float(np.sqrt((error**2).mean())),
-            "corr": corr, "pred_total": float(predicted.sum()), "actual_total": float(actual.sum())}
+    return {
+        "mae_purchases": float(np.abs(error).mean()),
+        "rmse_purchases": float(np.sqrt((error**2).mean())),
+        "corr": corr,
+        "pred_total": float(predicted.sum()),
+        "actual_total": float(actual.sum()),
+    }
 
 
 def evaluate(con, calibration_end: date, holdout_end: date) -> tuple[dict, dict]:
@@ -47,11 +52,13 @@ def evaluate(con, calibration_end: date, holdout_end: date) -> tuple[dict, dict]
         "customers": int(len(summary)),
         "bgnbd": scores(predicted, actual),
         "naive": scores(naive, actual),
-        "gamma_gamma": {"mae_value": float(np.abs(spend[bought] - summary["holdout_value"].to_numpy()[bought]).mean())
-                        if bought.any() else float("nan")},
+        "gamma_gamma": {
+            "mae_value": float(np.abs(spend[bought] - summary["holdout_value"].to_numpy()[bought]).mean())
+            if bought.any()
+            else float("nan")
+        },
     }
-    details = {"bgnbd_params": vars(bgnbd), "gamma_gamma_params": vars(gg), "horizon_days": horizon,
-               **vars(report)}
+    details = {"bgnbd_params": vars(bgnbd), "gamma_gamma_params": vars(gg), "horizon_days": horizon, **vars(report)}
     return result, details
 
 
@@ -75,17 +82,22 @@ def clv_command(
     """Fit BG/NBD + Gamma-Gamma on the calibration period and score it and a naive model on the holdout."""
     cal_end, hold_end = parse_day(calibration_end, "--calibration-end"), parse_day(holdout_end, "--holdout-end")
     con = duckdb.connect()
-    loaded = load_transactions(con, transactions, TransactionColumns(customer_col, date_col, amount_col),
-                               date_format=date_format)
+    loaded = load_transactions(
+        con, transactions, TransactionColumns(customer_col, date_col, amount_col), date_format=date_format
+    )
     result, details = evaluate(con, cal_end, hold_end)
     if details["rows_after_holdout_end"]:
-        console.print(f"[yellow]warning:[/yellow] {details['rows_after_holdout_end']} row(s) dated after "
-                      f"{hold_end} were left out.")
+        console.print(
+            f"[yellow]warning:[/yellow] {details['rows_after_holdout_end']} row(s) dated after "
+            f"{hold_end} were left out."
+        )
     if details["new_in_holdout"]:
         console.print(f"{details['new_in_holdout']} customer(s) first bought in the holdout: not scored.")
-    console.print(f"loaded {loaded.rows} rows ({loaded.duplicate_rows} duplicate rows kept as repeat purchases, "
-                  f"{loaded.negative_amount_rows} negative, {loaded.zero_amount_rows} zero); "
-                  f"{details['return_days']} return day(s) not counted as purchases.")
+    console.print(
+        f"loaded {loaded.rows} rows ({loaded.duplicate_rows} duplicate rows kept as repeat purchases, "
+        f"{loaded.negative_amount_rows} negative, {loaded.zero_amount_rows} zero); "
+        f"{details['return_days']} return day(s) not counted as purchases."
+    )
     console.print(f"BG/NBD {details['bgnbd_params']}\nGamma-Gamma {details['gamma_gamma_params']}")
     if json_out:
         print_json(result)

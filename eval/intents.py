@@ -162,9 +162,7 @@ def evaluate_file(
             "ms_per_utterance": round(1000 * elapsed / max(len(texts), 1), 2),
             "confusions": [
                 {"gold": g, "predicted": p, "count": c}
-                for (g, p), c in Counter(
-                    (g, p) for g, p in zip(gold, predicted, strict=True) if g != p
-                ).most_common(10)
+                for (g, p), c in Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p).most_common(10)
             ],
             "per_label": result["per_label"],
         },
@@ -177,9 +175,7 @@ def intents_command(
     text_col: str = typer.Option("text", "--text-col", help="Column holding the utterance."),
     label_col: str = typer.Option("intent", "--label-col", help="Column holding the gold label."),
     mode: str = typer.Option("classifier", "--mode", help="classifier (fast model) or assistant (LLM)."),
-    label_map: Path | None = typer.Option(
-        None, "--label-map", help="TOML with a [labels] table: label = intent."
-    ),
+    label_map: Path | None = typer.Option(None, "--label-map", help="TOML with a [labels] table: label = intent."),
     model_dir: Path | None = typer.Option(None, "--model-dir", help="Classifier folder (default: data dir)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N usable rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -204,8 +200,6 @@ def intents_command(
         f"({details['ms_per_utterance']} ms/utterance)"
     )
     if result["unknown_labels"]:
-        console.print(
-            f"left out: {details['unknown_rows']} rows with unknown labels {result['unknown_labels']}"
-        )
+        console.print(f"left out: {details['unknown_rows']} rows with unknown labels {result['unknown_labels']}")
     if details["empty_texts"]:
         console.print(f"left out: {details['empty_texts']} rows with an empty text")

@@ -45,8 +45,11 @@ ARTICLE_WORDS = {  # articleType -> how shoppers might ask for it
     "Capris": ["capris", "cropped pants"], "Skirts": ["skirt"], "Nightdress": ["nightdress", "nightie"],
 }  # fmt: skip
 GENDER_WORDS = {
-    "Men": ["for men", "men's", "mens"], "Women": ["for women", "women's", "ladies"],
-    "Boys": ["for boys", "boys"], "Girls": ["for girls", "girls"], "Unisex": ["unisex"],
+    "Men": ["for men", "men's", "mens"],
+    "Women": ["for women", "women's", "ladies"],
+    "Boys": ["for boys", "boys"],
+    "Girls": ["for girls", "girls"],
+    "Unisex": ["unisex"],
 }
 TEMPLATES = ["{colour} {article} {gender}", "{gender} {colour} {article}", "{article} in {colour} {gender}"]
 
@@ -56,7 +59,7 @@ def typo(word: str, rng: random.Random) -> str:
     if len(word) < 5 or not letters:
         return word
     i = rng.choice(letters[1:] or letters)
-    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 
 def query_text(gender: str, article: str, colour: str, rng: random.Random, typo_rate: float) -> str:
@@ -66,8 +69,9 @@ def query_text(gender: str, article: str, colour: str, rng: random.Random, typo_
         j = max(range(len(words)), key=lambda n: len(words[n]))
         words[j] = typo(words[j], rng)
         article_word = " ".join(words)
-    text = rng.choice(TEMPLATES).format(colour=colour.lower(), article=article_word,
-                                        gender=rng.choice(GENDER_WORDS[gender]))
+    text = rng.choice(TEMPLATES).format(
+        colour=colour.lower(), article=article_word, gender=rng.choice(GENDER_WORDS[gender])
+    )
     return " ".join(text.split())
 
 
@@ -79,22 +83,38 @@ def build(source: Path, out: Path, n_products: int, n_queries: int, seed: int, t
     (out / "qrels").mkdir(exist_ok=True)
     with (out / "corpus.jsonl").open("w") as f:
         for r in df.itertuples():
-            meta = {"gender": r.gender, "department": r.masterCategory, "category": r.articleType,
-                    "subcategory": r.subCategory, "colour": r.baseColour, "usage": r.usage, "season": r.season}
+            meta = {
+                "gender": r.gender,
+                "department": r.masterCategory,
+                "category": r.articleType,
+                "subcategory": r.subCategory,
+                "colour": r.baseColour,
+                "usage": r.usage,
+                "season": r.season,
+            }
             meta = {k: v for k, v in meta.items() if isinstance(v, str)}
             f.write(json.dumps({"_id": r.id, "title": r.productDisplayName, "text": "", "metadata": meta}) + "\n")
 
     rng = random.Random(seed)
-    combos = (df[df.articleType.isin(list(ARTICLE_WORDS))]
-              .groupby(["gender", "articleType", "baseColour"]).size().loc[lambda s: s >= 3])
+    combos = (
+        df[df.articleType.isin(list(ARTICLE_WORDS))]
+        .groupby(["gender", "articleType", "baseColour"])
+        .size()
+        .loc[lambda s: s >= 3]
+    )
     picked = sorted(combos.index)
     rng.shuffle(picked)
     picked = picked[:n_queries]
     queries, qrels = [], []
     for n, (gender, article, colour) in enumerate(picked):
         qid = f"q{n:04d}"
-        queries.append({"_id": qid, "text": query_text(gender, article, colour, rng, typo_rate),
-                        "metadata": {"gender": gender, "articleType": article, "baseColour": colour}})
+        queries.append(
+            {
+                "_id": qid,
+                "text": query_text(gender, article, colour, rng, typo_rate),
+                "metadata": {"gender": gender, "articleType": article, "baseColour": colour},
+            }
+        )
         genders = {gender, "Unisex"} if gender in ("Men", "Women") else {gender}
         hits = df[(df.articleType == article) & df.gender.isin(genders)]
         for r in hits.itertuples():

@@ -72,8 +72,11 @@ def load_beir(folder: Path):
     for doc in read_jsonl(folder / "corpus.jsonl"):
         title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
         meta = doc.get("metadata") or {}
-        record = {"product_id": str(doc["_id"]), "title": title or text[:120],
-                  "text": ". ".join(p for p in (title, text) if p)}
+        record = {
+            "product_id": str(doc["_id"]),
+            "title": title or text[:120],
+            "text": ". ".join(p for p in (title, text) if p),
+        }
         record.update({k: meta[k] for k in CATALOG_FIELDS if k in meta})
         records.append(record)
     queries = {str(q["_id"]): str(q.get("text") or "") for q in read_jsonl(folder / "queries.jsonl")}
@@ -96,8 +99,7 @@ def mrr(ranked: list[str], gains: dict[str, float], k: int) -> float:
     return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if gains.get(d, 0) > 0), 0.0)
 
 
-def evaluate(search, queries: dict[str, str], qrels: dict[str, dict[str, float]], systems: list[str],
-             k: int) -> dict:
+def evaluate(search, queries: dict[str, str], qrels: dict[str, dict[str, float]], systems: list[str], k: int) -> dict:
     judged = [q for q in queries if any(g > 0 for g in qrels.get(q, {}).values())]
     out = {}
     for system in systems:
@@ -133,10 +135,17 @@ def run(folder: Path, systems: list[str], k: int, settings, index_dir: Path | No
         report = build_index(catalog, location, embedder, progress=True)
         search = ProductSearch.open_location(location, embedder, config)
         result = evaluate(search, queries, qrels, systems, k)
-    return {"queries": result["queries"], "corpus": len(catalog), "systems": result["systems"],
-            "k": k, "latency_depth": DEPTH, "qrels_unknown_docs": unknown_docs,
-            "qrels_unknown_queries": unknown_queries, "fusion": config.__dict__,
-            "indexing_seconds": report["seconds"]}
+    return {
+        "queries": result["queries"],
+        "corpus": len(catalog),
+        "systems": result["systems"],
+        "k": k,
+        "latency_depth": DEPTH,
+        "qrels_unknown_docs": unknown_docs,
+        "qrels_unknown_queries": unknown_queries,
+        "fusion": config.__dict__,
+        "indexing_seconds": report["seconds"],
+    }
 
 
 def retrieval_command(

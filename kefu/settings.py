@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     segment_cluster_method: Literal["kmeans", "gmm"] = Field(
         "kmeans", description="Behavioural clusters: k-means (k by silhouette) or a Gaussian mixture (k by BIC)."
     )
-    segment_fit_sample: int = Field(50_000, ge=100, description="Clusters are fitted on at most this many customers, "
-                                    "then every customer is assigned.")
+    segment_fit_sample: int = Field(
+        50_000,
+        ge=100,
+        description="Clusters are fitted on at most this many customers, then every customer is assigned.",
+    )
 
     # The assistant.
     planner: Literal["structured", "native"] = Field(
@@ -88,8 +91,11 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
     rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
     auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")
-    events_key: str | None = Field(None, description="Key the shop's backend sends (Authorization: Bearer) with "
-                                   "POST /v1/events to update live profiles; unset = the endpoint is off.")
+    events_key: str | None = Field(
+        None,
+        description="Key the shop's backend sends (Authorization: Bearer) with "
+        "POST /v1/events to update live profiles; unset = the endpoint is off.",
+    )
 
     # Other services.
     ui_host: str = "127.0.0.1"

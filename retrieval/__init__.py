@@ -2,7 +2,6 @@
 
 Modules, in the order data flows:
 - ``catalog``  products as indexed (text, content hash, filter metadata) from the store or any records
-- ``embedder`` sentence embeddings with the packaged all-MiniLM-L6-v2
 - ``dense``    Chroma collection (embedded or ``chroma run`` server), cosine space, our vectors only
 - ``lexical``  bm25s with typo and shorthand expansion of unknown query words
 - ``indexer``  incremental (re)indexing of both sides: only changed texts are embedded, deletions handled
@@ -11,5 +10,6 @@ Modules, in the order data flows:
 - ``rerank``   ``ShopperProfile`` from the store and a bounded, explained personal boost
 - ``related``  ``similar_items`` (embedding neighbours) and ``bought_together`` (basket co-occurrence)
 - ``cli``      ``kefu index``, ``kefu search``, ``kefu similar``, ``kefu bought-together``
-Evaluation lives in ``eval/retrieval.py`` (BEIR) and ``bench/retrieval.py`` (throughput, latency).
+Embeddings come from ``kefu.embedder`` (the packaged all-MiniLM-L6-v2, shared with segmentation).
+Evaluation lives in ``eval/retrieval.py`` (BEIR) and ``bench/search_speed.py`` (throughput, latency).
 """

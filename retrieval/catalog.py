@@ -57,8 +57,7 @@ def catalog_from_store(con) -> pd.DataFrame:
     df = con.execute(STORE_SQL).df()
     if df.empty:
         raise StoreError("The store has no products; import a catalogue with `kefu store import` first.")
-    df["text"] = [product_text(t, d, dep) for t, d, dep in zip(df.title, df.description, df.department,
-                                                                strict=True)]
+    df["text"] = [product_text(t, d, dep) for t, d, dep in zip(df.title, df.description, df.department, strict=True)]
     return finish(df)
 
 
@@ -77,8 +76,15 @@ def catalog_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 def finish(df: pd.DataFrame) -> pd.DataFrame:
     """Fill optional columns, check ids, add hashes; returns exactly COLUMNS."""
-    defaults = {"price": np.nan, "department": None, "category": None, "brand": None, "in_stock": True,
-                "rating": np.nan, "popularity": 0}
+    defaults = {
+        "price": np.nan,
+        "department": None,
+        "category": None,
+        "brand": None,
+        "in_stock": True,
+        "rating": np.nan,
+        "popularity": 0,
+    }
     for column, default in defaults.items():
         if column not in df.columns:
             df[column] = default

@@ -60,9 +60,15 @@ def search(
     settings = settings_of(ctx)
     if system not in ("hybrid", "bm25", "dense"):
         raise SearchQueryError(f"--system must be hybrid, bm25 or dense, not {system!r}.")
-    filters = {"min_price": min_price, "max_price": max_price, "departments": department,
-               "categories": category, "brands": brand, "exclude_brands": exclude_brand,
-               "in_stock": True if in_stock else None}
+    filters = {
+        "min_price": min_price,
+        "max_price": max_price,
+        "departments": department,
+        "categories": category,
+        "brands": brand,
+        "exclude_brands": exclude_brand,
+        "in_stock": True if in_stock else None,
+    }
     profile = _profile(settings, customer) if customer else None
     response = ProductSearch.open(settings).search(query, filters, k=k, customer=profile, system=system)
     if as_json:

@@ -27,13 +27,19 @@ def chroma_client(index_dir: Path, chroma_url: str | None):
     if chroma_url:
         url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
         try:
-            client = chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000,
-                                         ssl=url.scheme == "https", settings=chroma_settings)
+            client = chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or 8000,
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
             client.heartbeat()
         except Exception as exc:
-            raise SearchIndexError(f"Cannot reach the Chroma server at {chroma_url} ({exc}). Start it with "
-                              "`chroma run --path DIR --port PORT`, or unset KEFU_CHROMA_URL to use the "
-                              "embedded store.") from exc
+            raise SearchIndexError(
+                f"Cannot reach the Chroma server at {chroma_url} ({exc}). Start it with "
+                "`chroma run --path DIR --port PORT`, or unset KEFU_CHROMA_URL to use the "
+                "embedded store."
+            ) from exc
         return client
     path = index_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
@@ -46,13 +52,15 @@ class DenseIndex:
         self.name = name
         if create:
             self.collection = client.get_or_create_collection(
-                name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+                name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
         else:
             try:
                 self.collection = client.get_collection(name, embedding_function=None)
             except Exception as exc:
-                raise SearchIndexError(f"The Chroma collection {name!r} is missing ({exc}); rebuild the index with "
-                                  "`kefu index --rebuild`.") from exc
+                raise SearchIndexError(
+                    f"The Chroma collection {name!r} is missing ({exc}); rebuild the index with `kefu index --rebuild`."
+                ) from exc
         self.batch = max(1, min(5000, int(client.get_max_batch_size())))
 
     def drop(self) -> None:
@@ -67,8 +75,9 @@ class DenseIndex:
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(ids), self.batch):
             end = start + self.batch
-            self.collection.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end],
-                                   metadatas=list(metadatas[start:end]))
+            self.collection.upsert(
+                ids=list(ids[start:end]), embeddings=vectors[start:end], metadatas=list(metadatas[start:end])
+            )
 
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(ids), self.batch):
@@ -77,13 +86,13 @@ class DenseIndex:
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), self.batch):
-            self.collection.delete(ids=list(ids[start:start + self.batch]))
+            self.collection.delete(ids=list(ids[start : start + self.batch]))
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """Stored vectors of ``ids``, in that order (all must exist)."""
         out = []
         for start in range(0, len(ids), self.batch):
-            chunk = list(ids[start:start + self.batch])
+            chunk = list(ids[start : start + self.batch])
             got = self.collection.get(ids=chunk, include=["embeddings"])
             by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
             if len(by_id) != len(chunk):
@@ -101,6 +110,7 @@ class DenseIndex:
         """Top-n (product_id, cosine similarity) among vectors matching ``where``."""
         if n <= 0:
             return []
-        got = self.collection.query(query_embeddings=vector.reshape(1, -1), n_results=n, where=where,
-                                    include=["distances"])
+        got = self.collection.query(
+            query_embeddings=vector.reshape(1, -1), n_results=n, where=where, include=["distances"]
+        )
         return [(pid, 1.0 - float(d)) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]

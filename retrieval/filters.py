@@ -68,8 +68,7 @@ class Filters(BaseModel):
             ok &= catalog.price >= self.min_price  # NaN compares False
         if self.max_price is not None:
             ok &= catalog.price <= self.max_price
-        for values, column in ((self.departments, "department"), (self.categories, "category"),
-                               (self.brands, "brand")):
+        for values, column in ((self.departments, "department"), (self.categories, "category"), (self.brands, "brand")):
             if values:
                 ok &= catalog.in_keys(column, values)
         if self.exclude_brands:
@@ -86,8 +85,7 @@ class Filters(BaseModel):
             clauses.append({"price": {"$gte": float(self.min_price)}})
         if self.max_price is not None:
             clauses.append({"price": {"$lte": float(self.max_price)}})
-        for values, column in ((self.departments, "department"), (self.categories, "category"),
-                               (self.brands, "brand")):
+        for values, column in ((self.departments, "department"), (self.categories, "category"), (self.brands, "brand")):
             if values:
                 clauses.append({column: {"$in": sorted({key(v) for v in values})}})
         if self.exclude_brands:
@@ -108,8 +106,7 @@ class Filters(BaseModel):
             return False
         if self.max_price is not None and not (known and price <= self.max_price):
             return False
-        for values, column in ((self.departments, "department"), (self.categories, "category"),
-                               (self.brands, "brand")):
+        for values, column in ((self.departments, "department"), (self.categories, "category"), (self.brands, "brand")):
             if values and key(record.get(column)) not in {key(v) for v in values}:
                 return False
         if self.exclude_brands and key(record.get("brand")) in {key(v) for v in self.exclude_brands}:

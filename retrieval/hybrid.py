@@ -48,8 +48,13 @@ class FusionConfig:
 
     @classmethod
     def from_settings(cls, settings) -> FusionConfig:
-        return cls(settings.search_dense_weight, settings.search_lexical_weight, settings.search_rrf_k,
-                   settings.search_candidates, settings.search_max_query_chars)
+        return cls(
+            settings.search_dense_weight,
+            settings.search_lexical_weight,
+            settings.search_rrf_k,
+            settings.search_candidates,
+            settings.search_max_query_chars,
+        )
 
 
 class SearchResult(BaseModel):
@@ -81,8 +86,16 @@ class SearchResponse(BaseModel):
 class ProductSearch:
     """Holds the loaded indexes; one instance serves many threads."""
 
-    def __init__(self, catalog: Catalog, lexical: LexicalIndex, dense: DenseIndex, embedder: Embedder,
-                 vectors: np.ndarray, text_row: np.ndarray, config: FusionConfig | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        lexical: LexicalIndex,
+        dense: DenseIndex,
+        embedder: Embedder,
+        vectors: np.ndarray,
+        text_row: np.ndarray,
+        config: FusionConfig | None = None,
+    ) -> None:
         self.catalog = catalog
         self.lexical = lexical
         self.dense = dense
@@ -93,28 +106,33 @@ class ProductSearch:
 
     @classmethod
     def open(cls, settings, embedder: Embedder | None = None) -> ProductSearch:
-        return cls.open_location(IndexLocation.from_settings(settings), embedder or Embedder(settings.embed_model),
-                                 FusionConfig.from_settings(settings))
+        return cls.open_location(
+            IndexLocation.from_settings(settings),
+            embedder or Embedder(settings.embed_model),
+            FusionConfig.from_settings(settings),
+        )
 
     @classmethod
-    def open_location(cls, location: IndexLocation, embedder: Embedder,
-                      config: FusionConfig | None = None) -> ProductSearch:
+    def open_location(
+        cls, location: IndexLocation, embedder: Embedder, config: FusionConfig | None = None
+    ) -> ProductSearch:
         df, manifest = read_state(location)
         try:
             lexical = LexicalIndex.load(location.lexical_path)
         except Exception as exc:  # noqa: BLE001 - any damage means the same fix
-            raise SearchIndexError(f"The BM25 index in {location.lexical_path} is unreadable ({exc}); "
-                                   f"{REBUILD_HINT}.") from exc
+            raise SearchIndexError(
+                f"The BM25 index in {location.lexical_path} is unreadable ({exc}); {REBUILD_HINT}."
+            ) from exc
         if lexical.n_docs != len(df):
             raise SearchIndexError(f"The BM25 index and the catalogue snapshot disagree; {REBUILD_HINT}.")
         dense = DenseIndex(chroma_client(location.index_dir, location.chroma_url), location.collection)
         if dense.count() != len(df):
-            raise SearchIndexError(f"Chroma holds {dense.count()} vectors for {len(df)} indexed products; "
-                                   f"{REBUILD_HINT}.")
+            raise SearchIndexError(
+                f"Chroma holds {dense.count()} vectors for {len(df)} indexed products; {REBUILD_HINT}."
+            )
         mirror = read_mirror(location)
         if not set(df["text_hash"]) <= set(mirror):
-            raise SearchIndexError(f"The vector file in {location.index_dir} is missing or incomplete; "
-                                   f"{REBUILD_HINT}.")
+            raise SearchIndexError(f"The vector file in {location.index_dir} is missing or incomplete; {REBUILD_HINT}.")
         hashes = list(mirror)
         row_of_hash = {h: i for i, h in enumerate(hashes)}
         text_row = np.array([row_of_hash[h] for h in df["text_hash"]], dtype=np.int64)
@@ -124,24 +142,31 @@ class ProductSearch:
     def encode(self, text: str) -> np.ndarray:
         return self.embedder.encode_query(text)
 
-    def search(self, query: str, filters: Filters | Mapping[str, Any] | None = None, k: int = 10,
-               customer: ShopperProfile | None = None, system: System = "hybrid") -> SearchResponse:
+    def search(
+        self,
+        query: str,
+        filters: Filters | Mapping[str, Any] | None = None,
+        k: int = 10,
+        customer: ShopperProfile | None = None,
+        system: System = "hybrid",
+    ) -> SearchResponse:
         filters = Filters.parse(filters)
         if not 1 <= k <= MAX_K:
             raise SearchQueryError(f"k must be between 1 and {MAX_K}, got {k}.")
         warnings: list[str] = []
         query = query or ""
         if len(query) > self.config.max_query_chars:
-            note = (f"Query of {len(query):,} characters truncated to the first "
-                    f"{self.config.max_query_chars:,}.")
+            note = f"Query of {len(query):,} characters truncated to the first {self.config.max_query_chars:,}."
             log.warning(note)
             warnings.append(note)
             query = query[: self.config.max_query_chars]
         mask = filters.mask(self.catalog)
         if not query.strip():
             if filters.is_empty():
-                raise SearchQueryError("Empty query: say what you are looking for, or give at least one filter "
-                                       "(e.g. --department, --max-price) to browse.")
+                raise SearchQueryError(
+                    "Empty query: say what you are looking for, or give at least one filter "
+                    "(e.g. --department, --max-price) to browse."
+                )
             return self._browse(query, mask, k, customer, warnings)
 
         pool = max(k, self.config.candidates)
@@ -168,10 +193,13 @@ class ProductSearch:
         if terms.unknown:
             warnings.append(f"No catalogue word resembles: {', '.join(terms.unknown)}.")
         ranked = self._rank(scores, k, customer)
-        results = [self.make_result(row, score, boost_reasons, lexical_rank.get(row), dense_rank.get(row), terms)
-                   for row, score, boost_reasons in ranked]
-        return SearchResponse(query=query, system=system, results=results, corrections=terms.corrections,
-                              warnings=warnings)
+        results = [
+            self.make_result(row, score, boost_reasons, lexical_rank.get(row), dense_rank.get(row), terms)
+            for row, score, boost_reasons in ranked
+        ]
+        return SearchResponse(
+            query=query, system=system, results=results, corrections=terms.corrections, warnings=warnings
+        )
 
     def dense_candidates(self, vector: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
         """Top-n (row, cosine) by meaning. Unfiltered: Chroma's HNSW index. Filtered: exact scores of the allowed
@@ -200,8 +228,9 @@ class ProductSearch:
         rescored.sort(key=lambda t: (-t[1], self.catalog.ids[t[0]]))
         return rescored[:k]
 
-    def _browse(self, query: str, mask: np.ndarray, k: int, customer: ShopperProfile | None,
-                warnings: list[str]) -> SearchResponse:
+    def _browse(
+        self, query: str, mask: np.ndarray, k: int, customer: ShopperProfile | None, warnings: list[str]
+    ) -> SearchResponse:
         rows = np.flatnonzero(mask)
         pop = self.catalog.popularity[rows]
         top = rows[np.lexsort((self.catalog.ids[rows].astype(str), -pop))][: max(k, self.config.candidates)]
@@ -211,15 +240,24 @@ class ProductSearch:
         warnings.append("Empty query: showing the filtered catalogue, most bought first.")
         return SearchResponse(query=query, system="browse", results=results, warnings=warnings)
 
-    def make_result(self, row: int, score: float, personal: list[str], lexical_rank: int | None,
-                dense_rank: int | None, terms: QueryTerms | None) -> SearchResult:
+    def make_result(
+        self,
+        row: int,
+        score: float,
+        personal: list[str],
+        lexical_rank: int | None,
+        dense_rank: int | None,
+        terms: QueryTerms | None,
+    ) -> SearchResult:
         rec = self.catalog.record(row)
         reasons = []
         if lexical_rank is not None and terms is not None:
             words = sorted(set(terms.tokens) & set(tokenize(rec["text"])))
             fixed = [f"'{w}' as '{c}'" for w, cs in terms.corrections.items() for c in cs if c in words]
-            reasons.append(f"matches {', '.join(words)} (keyword rank {lexical_rank})"
-                           + (f"; read {', '.join(fixed)}" if fixed else ""))
+            reasons.append(
+                f"matches {', '.join(words)} (keyword rank {lexical_rank})"
+                + (f"; read {', '.join(fixed)}" if fixed else "")
+            )
         if dense_rank is not None:
             reasons.append(f"similar in meaning (semantic rank {dense_rank})")
         if terms is None:
@@ -227,8 +265,15 @@ class ProductSearch:
         reasons.extend(personal)
         price = rec["price"]
         return SearchResult(
-            product_id=rec["product_id"], title=rec["title"], score=round(float(score), 6),
-            price=None if price is None or np.isnan(price) else float(price), department=rec["department"],
-            category=rec["category"], brand=rec["brand"], in_stock=bool(rec["in_stock"]),
-            lexical_rank=lexical_rank, dense_rank=dense_rank, reasons=reasons,
+            product_id=rec["product_id"],
+            title=rec["title"],
+            score=round(float(score), 6),
+            price=None if price is None or np.isnan(price) else float(price),
+            department=rec["department"],
+            category=rec["category"],
+            brand=rec["brand"],
+            in_stock=bool(rec["in_stock"]),
+            lexical_rank=lexical_rank,
+            dense_rank=dense_rank,
+            reasons=reasons,
         )

@@ -96,16 +96,19 @@ def read_state(location: IndexLocation) -> tuple[pd.DataFrame, dict]:
         manifest = json.loads(location.manifest_path.read_text())
         catalog = pd.read_parquet(location.catalog_path)
     except Exception as exc:  # noqa: BLE001 - any damage means the same fix
-        raise SearchIndexError(f"The product index in {location.index_dir} is unreadable ({exc}); "
-                               f"{REBUILD_HINT}.") from exc
+        raise SearchIndexError(
+            f"The product index in {location.index_dir} is unreadable ({exc}); {REBUILD_HINT}."
+        ) from exc
     if manifest.get("version") != FORMAT_VERSION or manifest.get("products") != len(catalog):
-        raise SearchIndexError(f"The product index in {location.index_dir} is inconsistent or from another "
-                               f"version; {REBUILD_HINT}.")
+        raise SearchIndexError(
+            f"The product index in {location.index_dir} is inconsistent or from another version; {REBUILD_HINT}."
+        )
     return catalog, manifest
 
 
-def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedder, *,
-                rebuild: bool = False, progress: bool = False) -> dict:
+def build_index(
+    catalog: pd.DataFrame, location: IndexLocation, embedder: Embedder, *, rebuild: bool = False, progress: bool = False
+) -> dict:
     """Bring both indexes in line with ``catalog``; returns counts of what was done."""
     started = time.perf_counter()
     location.index_dir.mkdir(parents=True, exist_ok=True)
@@ -113,8 +116,10 @@ def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedd
     if not rebuild:
         try:
             old, manifest = read_state(location)
-            if manifest.get("embed_model") != str(embedder.model_path) or manifest.get(
-                    "collection") != location.collection:
+            if (
+                manifest.get("embed_model") != str(embedder.model_path)
+                or manifest.get("collection") != location.collection
+            ):
                 log.warning("Embedding model or collection changed: rebuilding the whole index.")
                 old = None
         except SearchIndexError as exc:
@@ -146,16 +151,21 @@ def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedd
     mirror = {} if rebuild or not old_records else read_mirror(location)
     text_of = {rec["text_hash"]: rec["text"] for rec in records}
     embedded_now = {records[i]["product_id"] for i in embed_rows}
-    from_chroma = {rec["text_hash"]: rec["product_id"] for rec in records
-                   if rec["text_hash"] not in mirror and rec["product_id"] not in embedded_now}
+    from_chroma = {
+        rec["text_hash"]: rec["product_id"]
+        for rec in records
+        if rec["text_hash"] not in mirror and rec["product_id"] not in embedded_now
+    }
     mirror.update(zip(from_chroma, dense.vectors(list(from_chroma.values())), strict=True))  # repair, no re-embed
     missing = sorted(set(text_of) - set(mirror))
     fresh = embedder.encode([text_of[h] for h in missing], progress=progress)
     mirror.update(zip(missing, fresh, strict=True))
     if embed_rows:
-        dense.upsert([records[i]["product_id"] for i in embed_rows],
-                     np.stack([mirror[records[i]["text_hash"]] for i in embed_rows]),
-                     [metas[i] for i in embed_rows])
+        dense.upsert(
+            [records[i]["product_id"] for i in embed_rows],
+            np.stack([mirror[records[i]["text_hash"]] for i in embed_rows]),
+            [metas[i] for i in embed_rows],
+        )
     dense.update_metadata([records[i]["product_id"] for i in meta_rows], [metas[i] for i in meta_rows])
     dense.delete(deleted)
 
@@ -164,13 +174,23 @@ def build_index(catalog: pd.DataFrame, location: IndexLocation, embedder: Embedd
     tmp = location.catalog_path.with_suffix(".parquet.tmp")
     catalog.to_parquet(tmp, index=False)
     os.replace(tmp, location.catalog_path)
-    manifest = {"version": FORMAT_VERSION, "collection": location.collection, "chroma_url": location.chroma_url,
-                "embed_model": str(embedder.model_path), "products": len(catalog),
-                "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    manifest = {
+        "version": FORMAT_VERSION,
+        "collection": location.collection,
+        "chroma_url": location.chroma_url,
+        "embed_model": str(embedder.model_path),
+        "products": len(catalog),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     location.manifest_path.write_text(json.dumps(manifest, indent=2))
-    return {"products": len(catalog), "embedded": len(embed_rows), "distinct_texts_embedded": len(missing),
-            "metadata_updated": len(meta_rows), "deleted": len(deleted),
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "products": len(catalog),
+        "embedded": len(embed_rows),
+        "distinct_texts_embedded": len(missing),
+        "metadata_updated": len(meta_rows),
+        "deleted": len(deleted),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def index_store(settings, *, rebuild: bool = False, progress: bool = False) -> dict:
@@ -178,5 +198,4 @@ def index_store(settings, *, rebuild: bool = False, progress: bool = False) -> d
     with connect(settings.store_path) as con:
         catalog = catalog_from_store(con)
     embedder = Embedder(settings.embed_model)
-    return build_index(catalog, IndexLocation.from_settings(settings), embedder, rebuild=rebuild,
-                       progress=progress)
+    return build_index(catalog, IndexLocation.from_settings(settings), embedder, rebuild=rebuild, progress=progress)

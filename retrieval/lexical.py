@@ -105,17 +105,17 @@ class LexicalIndex:
         """Vocabulary words standing in for an unknown query word: the closest spellings, else shorthand."""
         if len(word) >= 4:
             max_dist = 1 if len(word) <= 6 else 2
-            found = process.extract(word, self.vocab, scorer=Levenshtein.distance, score_cutoff=max_dist,
-                                    limit=20)
+            found = process.extract(word, self.vocab, scorer=Levenshtein.distance, score_cutoff=max_dist, limit=20)
             if found:
                 best = min(dist for _, dist, _ in found)
                 ranked = sorted((m for m, dist, _ in found if dist == best), key=lambda w: -self.doc_freq[w])
                 return ranked[:MAX_EXPANSIONS]
         if len(word) < MIN_ABBREV_LEN or word.isdigit():
             return []
-        ranked = sorted((cand for cand in self.by_initial.get(word[0], ())
-                         if is_shorthand(cand, word) or is_shorthand(word, cand)),
-                        key=lambda w: -self.doc_freq[w])
+        ranked = sorted(
+            (cand for cand in self.by_initial.get(word[0], ()) if is_shorthand(cand, word) or is_shorthand(word, cand)),
+            key=lambda w: -self.doc_freq[w],
+        )
         return ranked[:MAX_EXPANSIONS]
 
     def query_terms(self, query: str) -> QueryTerms:
@@ -138,8 +138,9 @@ class LexicalIndex:
             return []
         k = min(n, self.n_docs)
         weight_mask = None if mask is None else mask.astype(np.float32)
-        docs, scores = self.retriever.retrieve([terms.tokens], k=k, show_progress=False, n_threads=0,
-                                               weight_mask=weight_mask)
+        docs, scores = self.retriever.retrieve(
+            [terms.tokens], k=k, show_progress=False, n_threads=0, weight_mask=weight_mask
+        )
         out = []
         for row, score in zip(docs[0], scores[0], strict=True):
             if score > 0 and (mask is None or mask[row]):

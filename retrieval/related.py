@@ -23,13 +23,15 @@ class BoughtTogether(BaseModel):
     price: float | None
 
 
-def similar_items(search: ProductSearch, product_id: str, k: int = 10,
-                  filters: Filters | Mapping[str, Any] | None = None) -> list[SearchResult]:
+def similar_items(
+    search: ProductSearch, product_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None
+) -> list[SearchResult]:
     """The k products whose text embeddings are nearest to ``product_id``'s (itself excluded), scored exactly."""
     filters = Filters.parse(filters)
     if product_id not in search.catalog.row_of:
-        raise StoreError(f"No product {product_id!r} in the search index; is the id right (and `kefu index` "
-                         "run since it was added)?")
+        raise StoreError(
+            f"No product {product_id!r} in the search index; is the id right (and `kefu index` run since it was added)?"
+        )
     filters = filters.model_copy(update={"exclude_ids": (*filters.exclude_ids, product_id)})
     vector = search.vectors[search.text_row[search.catalog.row_of[product_id]]]
     results = []
@@ -57,8 +59,9 @@ ORDER BY pairs.support DESC, confidence DESC, pairs.product_id
 """
 
 
-def bought_together(con, product_id: str, k: int = 10, min_support: int = 2,
-                    filters: Filters | Mapping[str, Any] | None = None) -> list[BoughtTogether]:
+def bought_together(
+    con, product_id: str, k: int = 10, min_support: int = 2, filters: Filters | Mapping[str, Any] | None = None
+) -> list[BoughtTogether]:
     """Products found in at least ``min_support`` of the baskets that hold ``product_id``, most frequent first.
     Filters apply to the partner products (those missing from the catalogue fail any filter)."""
     filters = Filters.parse(filters)
@@ -72,10 +75,15 @@ def bought_together(con, product_id: str, k: int = 10, min_support: int = 2,
         ids = [r[0] for r in rows]
         placeholders = ",".join("?" * len(ids))
         cols = "product_id, price, department, category, brand, in_stock"
-        found = {r[0]: dict(zip(cols.split(", "), r, strict=True)) for r in con.execute(
-            f"SELECT {cols} FROM products WHERE product_id IN ({placeholders})", ids).fetchall()}
+        found = {
+            r[0]: dict(zip(cols.split(", "), r, strict=True))
+            for r in con.execute(f"SELECT {cols} FROM products WHERE product_id IN ({placeholders})", ids).fetchall()
+        }
         rows = [r for r in rows if r[0] in found and filters.matches(found[r[0]])]
     for pid, title, support, confidence, price in rows[:k]:
-        out.append(BoughtTogether(product_id=pid, title=title, support=int(support),
-                                  confidence=round(float(confidence), 4), price=price))
+        out.append(
+            BoughtTogether(
+                product_id=pid, title=title, support=int(support), confidence=round(float(confidence), 4), price=price
+            )
+        )
     return out

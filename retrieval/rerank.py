@@ -39,10 +39,12 @@ class ShopperProfile(BaseModel):
     price_p25: float | None = None
     price_p75: float | None = None
     household: dict[str, str] = Field(default_factory=dict, description="Demographic traits where known.")
-    repurchase_days: dict[str, float] = Field(default_factory=dict,
-                                              description="category -> median days between purchase days")
-    days_since: dict[str, int] = Field(default_factory=dict,
-                                       description="category -> days since last bought, as of the store's last order")
+    repurchase_days: dict[str, float] = Field(
+        default_factory=dict, description="category -> median days between purchase days"
+    )
+    days_since: dict[str, int] = Field(
+        default_factory=dict, description="category -> days since last bought, as of the store's last order"
+    )
 
 
 PROFILE_SQL = """
@@ -64,8 +66,11 @@ def profile_from_store(con, customer_id: str) -> ShopperProfile:
     if row is None:
         raise StoreError(f"No customer {customer_id!r} in the store; `kefu store info` shows what it holds.")
     columns = [d[0] for d in con.description]
-    household = {c: str(v) for c, v in zip(columns, row, strict=True)
-                 if c not in ("customer_id", "has_demographics") and v is not None}
+    household = {
+        c: str(v)
+        for c, v in zip(columns, row, strict=True)
+        if c not in ("customer_id", "has_demographics") and v is not None
+    }
     df = con.execute(PROFILE_SQL, [customer_id]).df()
     profile = ShopperProfile(customer_id=customer_id, lines=len(df), household=household)
     if df.empty:
@@ -103,13 +108,19 @@ def personal_boost(record: Mapping[str, Any], profile: ShopperProfile) -> tuple[
         what = str(category or department or "products").lower()
         reasons.append(f"you often buy PRIVATE-label {what}")
     price = record.get("price")
-    if (price is not None and not np.isnan(price) and profile.price_p25 is not None
-            and profile.price_p25 <= price <= profile.price_p75):
+    if (
+        price is not None
+        and not np.isnan(price)
+        and profile.price_p25 is not None
+        and profile.price_p25 <= price <= profile.price_p75
+    ):
         boost += 0.05
         reasons.append(f"within your usual price range (${profile.price_p25:.2f}–${profile.price_p75:.2f})")
     cycle = profile.repurchase_days.get(category) if category else None
     if cycle is not None and profile.days_since.get(category, 0) >= cycle:
         boost += 0.05
-        reasons.append(f"you usually rebuy {str(category).lower()} every ~{cycle:.0f} days; last time was "
-                       f"{profile.days_since[category]} days ago")
+        reasons.append(
+            f"you usually rebuy {str(category).lower()} every ~{cycle:.0f} days; last time was "
+            f"{profile.days_since[category]} days ago"
+        )
     return min(boost, MAX_BOOST), reasons

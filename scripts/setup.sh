@@ -19,7 +19,7 @@ start=$(date +%s)
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
 # Never let the CUDA builds of these in: transformers imports them when present and then fails.
 .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-.venv/bin/python -c "import vllm, torch, transformers, chromadb, gradio, duckdb, sentence_transformers, assistant" 2>/dev/null \
+.venv/bin/python -c "import vllm, torch, transformers, chromadb, gradio, duckdb, sentence_transformers, kefu, assistant" 2>/dev/null \
   || { echo "setup: the environment does not import; see the errors above" >&2; exit 1; }
 echo "$want" > "$STAMP"
 echo "setup: installed in $(( $(date +%s) - start )) s"

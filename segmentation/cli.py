@@ -1,6 +1,6 @@
 """``kefu segment …``: fit segments, show a customer's profile, reports, RFM for analysts.
 
-Also ``kefu store from-transactions``, added to ``kefu.store.cli``'s app when this module is imported: it
+Also ``from_transactions``, which ``ui/cli.py`` registers as ``kefu store from-transactions``: it
 builds a store from a bare transaction file with ``segmentation.transactions``, which the platform core
 (``kefu``) may not import."""
 
@@ -17,7 +17,6 @@ from rich.table import Table
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError
 from kefu.llm.client import LLM
-from kefu.store.cli import app as store_app
 from segmentation.pipeline import fit_all, fit_is_current, rename_personas
 from segmentation.profiles import ProfileStore
 from segmentation.report import write_html
@@ -36,8 +35,9 @@ def rfm_command(
     as_of: str = typer.Option(..., help="As-of date YYYY-MM-DD (exclusive: rows on or after it are left out)."),
     out: Path = typer.Option(..., help="Output CSV: one row per customer."),
     order_col: str | None = typer.Option(None, help="Order id column; without it every row is one order."),
-    drop_duplicates: bool = typer.Option(False, help="Drop rows identical in every column (default: keep them "
-                                         "as repeat purchases)."),
+    drop_duplicates: bool = typer.Option(
+        False, help="Drop rows identical in every column (default: keep them as repeat purchases)."
+    ),
     rules: Path | None = typer.Option(None, help="Segment rule CSV (segment,r_min,r_max,f_min,f_max)."),
     date_format: str | None = typer.Option(None, help="strptime format of the date column, e.g. %Y%m%d."),
 ) -> None:
@@ -48,20 +48,30 @@ def rfm_command(
         raise KefuError(f"--as-of must be a date like 1998-07-01, got {as_of!r}.") from None
     segment_rules = load_rules(rules)
     con = duckdb.connect()
-    loaded = load_transactions(con, transactions, TransactionColumns(customer_col, date_col, amount_col, order_col),
-                               date_format=date_format, drop_duplicates=drop_duplicates)
+    loaded = load_transactions(
+        con,
+        transactions,
+        TransactionColumns(customer_col, date_col, amount_col, order_col),
+        date_format=date_format,
+        drop_duplicates=drop_duplicates,
+    )
     report = rfm_from_transactions(con, as_of_day, segment_rules)
     out.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"COPY customer_rfm TO '{str(out).replace(chr(39), chr(39) * 2)}' (HEADER, DELIMITER ',')")
     if report.future_rows_excluded:
-        console.print(f"[yellow]warning:[/yellow] {report.future_rows_excluded} row(s) dated on or after {as_of} "
-                      "were left out.")
+        console.print(
+            f"[yellow]warning:[/yellow] {report.future_rows_excluded} row(s) dated on or after {as_of} were left out."
+        )
     if report.customers_only_returns:
-        console.print(f"[yellow]warning:[/yellow] {report.customers_only_returns} customer(s) only returned goods "
-                      "before the as-of date and were not scored.")
+        console.print(
+            f"[yellow]warning:[/yellow] {report.customers_only_returns} customer(s) only returned goods "
+            "before the as-of date and were not scored."
+        )
     kept = "dropped" if drop_duplicates else "kept as repeat purchases"
-    console.print(f"{loaded.rows} rows, {loaded.duplicate_rows} duplicate rows ({kept}), "
-                  f"{report.return_orders} return order(s) netted, {loaded.zero_amount_rows} zero-amount rows.")
+    console.print(
+        f"{loaded.rows} rows, {loaded.duplicate_rows} duplicate rows ({kept}), "
+        f"{report.return_orders} return order(s) netted, {loaded.zero_amount_rows} zero-amount rows."
+    )
     console.print(f"{report.customers_scored} customers scored -> {out}")
     for name, count in report.segments.items():
         console.print(f"  {name:<20} {count:>8}")
@@ -74,10 +84,17 @@ def fit_command(
     epochs: int = typer.Option(1, min=1, max=5, help="Fine-tuning epochs."),
     llm: bool = typer.Option(True, help="Let the LLM name personas (template names when it is down)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
-    clusters: str | None = typer.Option(None, "--clusters", help="kmeans (k by silhouette) or gmm (Gaussian "
-                                        "mixture, k by BIC); default: KEFU_SEGMENT_CLUSTER_METHOD or kmeans."),
-    if_stale: bool = typer.Option(False, "--if-stale", help="Only fit when there is no fit, or one made by an "
-                                  "older version of Kefu (`make demo` uses this)."),
+    clusters: str | None = typer.Option(
+        None,
+        "--clusters",
+        help="kmeans (k by silhouette) or gmm (Gaussian "
+        "mixture, k by BIC); default: KEFU_SEGMENT_CLUSTER_METHOD or kmeans.",
+    ),
+    if_stale: bool = typer.Option(
+        False,
+        "--if-stale",
+        help="Only fit when there is no fit, or one made by an older version of Kefu (`make demo` uses this).",
+    ),
 ) -> None:
     """Re-fit everything from the store: features, RFM, clusters, personas, CLV, propensity, profiles."""
     settings = settings_of(ctx)
@@ -90,17 +107,26 @@ def fit_command(
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("starting", total=None)
-        report = fit_all(settings, llm=LLM.from_settings(settings) if llm else None, with_transformer=transformer,
-                         epochs=epochs, progress=lambda step: bar.update(task, description=step))
+        report = fit_all(
+            settings,
+            llm=LLM.from_settings(settings) if llm else None,
+            with_transformer=transformer,
+            epochs=epochs,
+            progress=lambda step: bar.update(task, description=step),
+        )
     if json_out:
         print_json(report)
         return
     c, p = report["clusters"], report["propensity"]
-    console.print(f"{report['customers']} customers as of {report['as_of']}; {c['method']} k={c['k']} "
-                  f"(silhouette {c['silhouette']:.3f}, stability ARI {c['stability_ari']:.3f})")
+    console.print(
+        f"{report['customers']} customers as of {report['as_of']}; {c['method']} k={c['k']} "
+        f"(silhouette {c['silhouette']:.3f}, stability ARI {c['stability_ari']:.3f})"
+    )
     if c.get("k_at_range_edge"):
-        console.print(f"[yellow]note:[/yellow] k={c['k']} is at the edge of the range tried; the data may want "
-                      "fewer or more clusters than the range allows.")
+        console.print(
+            f"[yellow]note:[/yellow] k={c['k']} is at the edge of the range tried; the data may want "
+            "fewer or more clusters than the range allows."
+        )
     for persona in report["personas"]:
         console.print(f"  cluster {persona['cluster']}: {persona['name']} ({persona['size']}, {persona['source']})")
     for name in ("gbm", "minilm"):
@@ -156,7 +182,6 @@ def personas_command(
 
 
 # -- kefu store from-transactions: a store from a transaction file (see the module docstring) -------------
-@store_app.command("from-transactions")
 def from_transactions(
     ctx: typer.Context,
     transactions: Path = typer.Argument(..., help="CSV or Parquet file, one row per transaction (or order line)."),
@@ -165,19 +190,27 @@ def from_transactions(
     amount_col: str = typer.Option(..., help="Amount column (negative = a return)."),
     order_col: str | None = typer.Option(None, help="Order id column; without it every row is one order."),
     date_format: str | None = typer.Option(None, help="strptime format of the date column, e.g. %Y%m%d."),
-    drop_duplicates: bool = typer.Option(False, help="Drop rows identical in every column (default: keep them "
-                                         "as repeat purchases)."),
+    drop_duplicates: bool = typer.Option(
+        False, help="Drop rows identical in every column (default: keep them as repeat purchases)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replace the store with one built from a bare transaction file (no catalogue), e.g. to run
     `kefu segment fit` on it. A failed build leaves the old store intact."""
     settings = settings_of(ctx)
-    report = store_from_transactions(transactions, TransactionColumns(customer_col, date_col, amount_col, order_col),
-                                     settings.store_path, date_format=date_format, drop_duplicates=drop_duplicates)
+    report = store_from_transactions(
+        transactions,
+        TransactionColumns(customer_col, date_col, amount_col, order_col),
+        settings.store_path,
+        date_format=date_format,
+        drop_duplicates=drop_duplicates,
+    )
     if as_json:
         print_json({"store": str(settings.store_path), **report.as_dict()})
         return
     kept = "dropped" if drop_duplicates else "kept as repeat purchases"
-    console.print(f"Built {settings.store_path} from {report.rows} rows: {report.customers} customers, "
-                  f"{report.duplicate_rows} duplicate rows ({kept}), {report.negative_amount_rows} returns, "
-                  f"{report.zero_amount_rows} zero-amount rows. Products are not known ('unspecified').")
+    console.print(
+        f"Built {settings.store_path} from {report.rows} rows: {report.customers} customers, "
+        f"{report.duplicate_rows} duplicate rows ({kept}), {report.negative_amount_rows} returns, "
+        f"{report.zero_amount_rows} zero-amount rows. Products are not known ('unspecified')."
+    )

@@ -107,8 +107,9 @@ def purchase_matrix(con: duckdb.DuckDBPyConnection, customer_ids: list[str]) -> 
                              FROM (SELECT DISTINCT product_id FROM _bought)) p USING (product_id)
     """).fetchnumpy()
     con.execute("DROP TABLE _bought")
-    matrix = sparse.csr_matrix((cells["n"].astype(np.float32), (cells["row"], cells["col"])),
-                               shape=(len(customer_ids), len(products)))
+    matrix = sparse.csr_matrix(
+        (cells["n"].astype(np.float32), (cells["row"], cells["col"])), shape=(len(customer_ids), len(products))
+    )
     return matrix, products
 
 
@@ -120,31 +121,24 @@ def taste_of(counts: sparse.csr_matrix, vectors: np.ndarray) -> np.ndarray:
     return (taste / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def taste_vectors(con: duckdb.DuckDBPyConnection, customer_ids: list[str], embedder,
-                  cache: TitleEmbeddingCache) -> np.ndarray:
-    """(len(customer_ids), dim): ``taste_of`` each customer's purchases."""
-    matrix, products = purchase_matrix(con, customer_ids)
-    return taste_of(matrix, cache.embed(products, embedder))
-
-
 # -- the model --------------------------------------------------------------------------------------------
 @dataclass
 class ClusterModel:
-    features: list[str]            # numeric feature names, in column order
+    features: list[str]  # numeric feature names, in column order
     log_features: list[str]
-    medians: np.ndarray            # (n_features,) after log1p, for missing values
-    mean: np.ndarray               # (n_features,) standardization
-    scale: np.ndarray              # (n_features,)
-    taste_mean: np.ndarray         # (dim,) PCA centre of taste vectors
-    taste_components: np.ndarray   # (n_taste, dim) PCA axes
-    taste_scale: float             # multiplies projected taste so the block carries taste_weight of the variance
-    centroids: np.ndarray          # (k, n_features + n_taste); the component means for a mixture
-    map_axes: np.ndarray           # (2, n_features + n_taste) first two principal axes of the joint space
-    map_mean: np.ndarray           # (n_features + n_taste,)
+    medians: np.ndarray  # (n_features,) after log1p, for missing values
+    mean: np.ndarray  # (n_features,) standardization
+    scale: np.ndarray  # (n_features,)
+    taste_mean: np.ndarray  # (dim,) PCA centre of taste vectors
+    taste_components: np.ndarray  # (n_taste, dim) PCA axes
+    taste_scale: float  # multiplies projected taste so the block carries taste_weight of the variance
+    centroids: np.ndarray  # (k, n_features + n_taste); the component means for a mixture
+    map_axes: np.ndarray  # (2, n_features + n_taste) first two principal axes of the joint space
+    map_mean: np.ndarray  # (n_features + n_taste,)
     report: dict = field(default_factory=dict)  # k, silhouette_by_k, stability_ari, ...
-    method: str = "kmeans"         # or "gmm"
+    method: str = "kmeans"  # or "gmm"
     variances: np.ndarray | None = None  # (k, n_features + n_taste) diagonal covariances of a mixture
-    weights: np.ndarray | None = None    # (k,) mixture weights
+    weights: np.ndarray | None = None  # (k,) mixture weights
 
     @property
     def k(self) -> int:
@@ -176,11 +170,15 @@ class ClusterModel:
         (what sklearn's GaussianMixture.predict gives). (n, k) memory, not (n, k, dim)."""
         if self.method == "gmm":
             precision = 1.0 / self.variances
-            log_density = (np.log(self.weights) - 0.5 * np.log(2 * np.pi * self.variances).sum(axis=1))[None, :] \
-                - 0.5 * ((space ** 2) @ precision.T - 2.0 * space @ (self.centroids * precision).T
-                         + (self.centroids ** 2 * precision).sum(axis=1)[None, :])
+            log_density = (np.log(self.weights) - 0.5 * np.log(2 * np.pi * self.variances).sum(axis=1))[
+                None, :
+            ] - 0.5 * (
+                (space**2) @ precision.T
+                - 2.0 * space @ (self.centroids * precision).T
+                + (self.centroids**2 * precision).sum(axis=1)[None, :]
+            )
             return log_density.argmax(axis=1)
-        distance = (self.centroids ** 2).sum(axis=1)[None, :] - 2.0 * space @ self.centroids.T
+        distance = (self.centroids**2).sum(axis=1)[None, :] - 2.0 * space @ self.centroids.T
         return distance.argmin(axis=1)
 
     def assign(self, frame: pd.DataFrame, taste: np.ndarray | None) -> np.ndarray:
@@ -197,8 +195,13 @@ class ClusterModel:
         if self.method == "gmm":
             arrays |= {"variances": self.variances, "weights": self.weights}
         np.savez(directory / "clusters.npz", **arrays)
-        header = {"features": self.features, "log_features": self.log_features, "taste_scale": self.taste_scale,
-                  "method": self.method, "report": self.report}
+        header = {
+            "features": self.features,
+            "log_features": self.log_features,
+            "taste_scale": self.taste_scale,
+            "method": self.method,
+            "report": self.report,
+        }
         (directory / "clusters.json").write_text(json.dumps(header, indent=2, default=float))
 
     @classmethod
@@ -210,26 +213,56 @@ class ClusterModel:
             arrays = {name: data[name] for name in ARRAYS}
             if header.get("method") == "gmm":
                 arrays |= {"variances": data["variances"], "weights": data["weights"]}
-        return cls(features=header["features"], log_features=header["log_features"],
-                   taste_scale=float(header["taste_scale"]), report=header["report"],
-                   method=header.get("method", "kmeans"), **arrays)
+        return cls(
+            features=header["features"],
+            log_features=header["log_features"],
+            taste_scale=float(header["taste_scale"]),
+            report=header["report"],
+            method=header.get("method", "kmeans"),
+            **arrays,
+        )
 
 
 ARRAYS = ("medians", "mean", "scale", "taste_mean", "taste_components", "centroids", "map_axes", "map_mean")
 
 
-def fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range = range(3, 9), n_taste: int = 8,
-        taste_weight: float = 0.5, n_bootstrap: int = 5, seed: int = 0,
-        method: str = "kmeans") -> tuple[ClusterModel, np.ndarray]:
+def fit(
+    frame: pd.DataFrame,
+    taste: np.ndarray,
+    *,
+    k_range: range = range(3, 9),
+    n_taste: int = 8,
+    taste_weight: float = 0.5,
+    n_bootstrap: int = 5,
+    seed: int = 0,
+    method: str = "kmeans",
+) -> tuple[ClusterModel, np.ndarray]:
     """Fit the scaler, taste PCA and the clusters (k-means with k by silhouette, or "gmm": a diagonal Gaussian
     mixture with k by BIC); returns the model and each row's cluster."""
     with threadpool_limits(1):  # OpenMP threads on busy shared cores thrash; one thread is faster here
-        return _fit(frame, taste, k_range=k_range, n_taste=n_taste, taste_weight=taste_weight,
-                    n_bootstrap=n_bootstrap, seed=seed, method=method)
+        return _fit(
+            frame,
+            taste,
+            k_range=k_range,
+            n_taste=n_taste,
+            taste_weight=taste_weight,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            method=method,
+        )
 
 
-def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int, taste_weight: float,
-         n_bootstrap: int, seed: int, method: str) -> tuple[ClusterModel, np.ndarray]:
+def _fit(
+    frame: pd.DataFrame,
+    taste: np.ndarray,
+    *,
+    k_range: range,
+    n_taste: int,
+    taste_weight: float,
+    n_bootstrap: int,
+    seed: int,
+    method: str,
+) -> tuple[ClusterModel, np.ndarray]:
     from sklearn.decomposition import PCA  # deferred: sklearn is heavy (~1.4 s); only fitting needs it
     from sklearn.metrics import adjusted_rand_score, silhouette_score  # deferred: as above
 
@@ -262,8 +295,9 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
         taste_mean, components = pca.mean_, pca.components_
         explained = float(pca.explained_variance_ratio_.sum())
     projected = (taste.astype(np.float64) - taste_mean) @ components.T
-    taste_scale = float(np.sqrt(taste_weight * numeric.shape[1] / max(projected.var(axis=0).sum(), 1e-12))) \
-        if n_taste else 1.0
+    taste_scale = (
+        float(np.sqrt(taste_weight * numeric.shape[1] / max(projected.var(axis=0).sum(), 1e-12))) if n_taste else 1.0
+    )
     space = np.hstack([numeric, projected * taste_scale])
 
     silhouette_by_k: dict[int, float] = {}
@@ -274,8 +308,11 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
         labels = fits[k].predict(space)
         if method == "gmm":
             bic_by_k[k] = float(fits[k].bic(space))
-        silhouette_by_k[k] = float(silhouette_score(space, labels, sample_size=min(3000, len(space)),
-                                                    random_state=seed)) if len(set(labels)) > 1 else -1.0
+        silhouette_by_k[k] = (
+            float(silhouette_score(space, labels, sample_size=min(3000, len(space)), random_state=seed))
+            if len(set(labels)) > 1
+            else -1.0
+        )
     best_k = min(bic_by_k, key=bic_by_k.get) if method == "gmm" else max(silhouette_by_k, key=silhouette_by_k.get)
     labels = fits[best_k].predict(space)
 
@@ -288,19 +325,34 @@ def _fit(frame: pd.DataFrame, taste: np.ndarray, *, k_range: range, n_taste: int
 
     map_pca = PCA(n_components=2, random_state=seed).fit(space)
     model = ClusterModel(
-        features=features, log_features=log_features, medians=medians[keep], mean=raw[:, keep].mean(axis=0),
-        scale=scale[keep], taste_mean=taste_mean, taste_components=components, taste_scale=taste_scale,
+        features=features,
+        log_features=log_features,
+        medians=medians[keep],
+        mean=raw[:, keep].mean(axis=0),
+        scale=scale[keep],
+        taste_mean=taste_mean,
+        taste_components=components,
+        taste_scale=taste_scale,
         centroids=fits[best_k].means_ if method == "gmm" else fits[best_k].cluster_centers_,
-        map_axes=map_pca.components_, map_mean=map_pca.mean_, method=method,
+        map_axes=map_pca.components_,
+        map_mean=map_pca.mean_,
+        method=method,
         variances=fits[best_k].covariances_ if method == "gmm" else None,
         weights=fits[best_k].weights_ if method == "gmm" else None,
         report={
-            "customers": len(frame), "method": method, "k": int(best_k), "silhouette": silhouette_by_k[best_k],
-            "silhouette_by_k": silhouette_by_k, **({"bic_by_k": bic_by_k} if method == "gmm" else {}),
+            "customers": len(frame),
+            "method": method,
+            "k": int(best_k),
+            "silhouette": silhouette_by_k[best_k],
+            "silhouette_by_k": silhouette_by_k,
+            **({"bic_by_k": bic_by_k} if method == "gmm" else {}),
             "k_at_range_edge": best_k in (min(k_range), max(k_range)) and len(k_range) > 1,  # widen the range?
             "stability_ari": float(np.mean(aris)),
-            "stability_ari_runs": aris, "numeric_features": features, "taste_components": int(n_taste),
-            "taste_weight": taste_weight, "taste_explained_variance": explained,
+            "stability_ari_runs": aris,
+            "numeric_features": features,
+            "taste_components": int(n_taste),
+            "taste_weight": taste_weight,
+            "taste_explained_variance": explained,
         },
     )
     return model, labels
@@ -314,15 +366,26 @@ def _one_fit(method: str, k: int, space: np.ndarray, *, seed: int, n_init: int):
     from sklearn.mixture import GaussianMixture  # deferred: as above
 
     if method == "gmm":
-        return GaussianMixture(n_components=k, covariance_type="diag", n_init=n_init, reg_covar=1e-4,
-                               random_state=seed).fit(space)
+        return GaussianMixture(
+            n_components=k, covariance_type="diag", n_init=n_init, reg_covar=1e-4, random_state=seed
+        ).fit(space)
     return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(space)
 
 
-def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedder, cache: TitleEmbeddingCache, *,
-                  k_range: range = range(3, 9), taste_customers: list[str] | None = None, fit_sample: int = 50_000,
-                  chunk: int = 100_000, seed: int = 0, method: str = "kmeans",
-                  progress=lambda _: None) -> ClusterModel:
+def cluster_store(
+    con: duckdb.DuckDBPyConnection,
+    features: pd.DataFrame,
+    embedder,
+    cache: TitleEmbeddingCache,
+    *,
+    k_range: range = range(3, 9),
+    taste_customers: list[str] | None = None,
+    fit_sample: int = 50_000,
+    chunk: int = 100_000,
+    seed: int = 0,
+    method: str = "kmeans",
+    progress=lambda _: None,
+) -> ClusterModel:
     """Cluster every customer of ``features`` and write table ``customer_clusters`` (customer_id, cluster, x, y
     of the 2-D map, in_fit, taste = the projected taste block); returns the fitted model.
 
@@ -350,14 +413,21 @@ def cluster_store(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, embedd
     n_taste = model.taste_components.shape[0]
     taste_block = model.project_taste(None, len(ids))  # the population centre for customers without taste
     for start in range(0, len(with_taste), chunk):
-        part = taste_of(matrix[start:start + chunk], vectors)
-        taste_block[taste_row[start:start + chunk]] = model.project_taste(part, len(part))
+        part = taste_of(matrix[start : start + chunk], vectors)
+        taste_block[taste_row[start : start + chunk]] = model.project_taste(part, len(part))
     space = np.hstack([model.numeric_block(features), taste_block])
     xy = model.map_2d(space)
     in_fit = np.zeros(len(ids), dtype=bool)
     in_fit[taste_row[fit_rows]] = True
-    assigned = pd.DataFrame({"customer_id": ids, "cluster": model.predict(space).astype(np.int32), "x": xy[:, 0],
-                             "y": xy[:, 1], "in_fit": in_fit})
+    assigned = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "cluster": model.predict(space).astype(np.int32),
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "in_fit": in_fit,
+        }
+    )
     for j in range(n_taste):
         assigned[f"t{j}"] = taste_block[:, j]
     con.register("_assigned", assigned)

@@ -59,25 +59,31 @@ class SummaryReport:
     new_in_holdout: int  # customers whose first purchase is after the calibration end: not in the summary
 
 
-def calibration_summary(con: duckdb.DuckDBPyConnection, calibration_end: date,
-                        holdout_end: date | None = None) -> tuple[pd.DataFrame, SummaryReport]:
+def calibration_summary(
+    con: duckdb.DuckDBPyConnection, calibration_end: date, holdout_end: date | None = None
+) -> tuple[pd.DataFrame, SummaryReport]:
     """Per customer with a purchase on or before ``calibration_end``: frequency, recency, T, monetary_value, and
     with ``holdout_end`` also holdout_purchases (purchase days in the holdout) and holdout_value (their mean value).
     Reads the ``transactions`` table of ``segmentation.transactions``."""
     if holdout_end is not None and holdout_end <= calibration_end:
-        raise StoreError(f"The holdout period is empty: its end {holdout_end} is not after the calibration end "
-                         f"{calibration_end}.")
+        raise StoreError(
+            f"The holdout period is empty: its end {holdout_end} is not after the calibration end {calibration_end}."
+        )
     end = holdout_end or calibration_end
     params = {"cal": calibration_end, "end": end}
-    after_end, return_days, new_in_holdout = con.execute("""
+    after_end, return_days, new_in_holdout = con.execute(
+        """
         WITH days AS (SELECT customer_id, ts::DATE AS day, sum(amount) AS value FROM transactions
                       WHERE ts::DATE <= $end GROUP BY ALL)
         SELECT (SELECT count(*) FROM transactions WHERE ts::DATE > $end),
                (SELECT count(*) FROM days WHERE value < 0),
                (SELECT count(DISTINCT customer_id) FROM days WHERE value >= 0 AND customer_id NOT IN
                    (SELECT customer_id FROM days WHERE value >= 0 AND day <= $cal))
-    """, params).fetchall()[0]
-    summary = con.execute("""
+    """,
+        params,
+    ).fetchall()[0]
+    summary = con.execute(
+        """
         WITH days AS (
             SELECT customer_id, ts::DATE AS day, sum(amount) AS value FROM transactions
             WHERE ts::DATE <= $end GROUP BY ALL HAVING sum(amount) >= 0
@@ -100,12 +106,17 @@ def calibration_summary(con: duckdb.DuckDBPyConnection, calibration_end: date,
         SELECT p.*, coalesce(h.holdout_purchases, 0) AS holdout_purchases, h.holdout_value
         FROM per_customer p LEFT JOIN holdout h USING (customer_id)
         ORDER BY customer_id
-    """, params).df()
+    """,
+        params,
+    ).df()
     if summary.empty:
-        raise StoreError(f"No purchases on or before the calibration end {calibration_end}: the calibration window "
-                         "is empty. Check --calibration-end and the date column.")
-    report = SummaryReport(customers=len(summary), rows_after_holdout_end=after_end, return_days=return_days,
-                           new_in_holdout=new_in_holdout)
+        raise StoreError(
+            f"No purchases on or before the calibration end {calibration_end}: the calibration window "
+            "is empty. Check --calibration-end and the date column."
+        )
+    report = SummaryReport(
+        customers=len(summary), rows_after_holdout_end=after_end, return_days=return_days, new_in_holdout=new_in_holdout
+    )
     return summary.set_index("customer_id"), report
 
 
@@ -117,7 +128,7 @@ def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: n
     a3 = -(r + x) * np.log(alpha + T)
     repeat = x > 0
     a4 = np.full_like(a3, -np.inf)
-    a4[repeat] = (np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + tx[repeat]))
+    a4[repeat] = np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + tx[repeat])
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
@@ -127,8 +138,10 @@ def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> BGNB
     if len(x) == 0:
         raise StoreError("BG/NBD: no customers in the calibration window.")
     if not (x > 0).any():
-        raise StoreError("BG/NBD: no customer made a repeat purchase in the calibration window, so repeat "
-                         "behaviour cannot be fitted. Use a longer calibration period.")
+        raise StoreError(
+            "BG/NBD: no customer made a repeat purchase in the calibration window, so repeat "
+            "behaviour cannot be fitted. Use a longer calibration period."
+        )
     # Identical (x, tx, T) triples are fitted once with a weight.
     triples, weights = np.unique(np.column_stack([x, tx, big_t]), axis=0, return_counts=True)
     ux, utx, ut = triples.T
@@ -154,13 +167,20 @@ def run_starts(objective, starts: list[tuple[float, ...]], n_params: int):
         for start in starts:
             res = minimize(objective, np.log(start), method="L-BFGS-B", bounds=bounds)
             if not res.success:
-                res = minimize(objective, res.x, method="Nelder-Mead", bounds=bounds,
-                               options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-9})
+                res = minimize(
+                    objective,
+                    res.x,
+                    method="Nelder-Mead",
+                    bounds=bounds,
+                    options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-9},
+                )
             results.append(res)
     best = min(results, key=lambda res: res.fun)
     if not np.isfinite(best.fun) or best.fun >= 1e12:
-        raise StoreError("The CLV model could not be fitted: the likelihood is not finite at any starting point. "
-                         "Check the input for extreme values.")
+        raise StoreError(
+            "The CLV model could not be fitted: the likelihood is not finite at any starting point. "
+            "Check the input for extreme values."
+        )
     return best
 
 
@@ -179,15 +199,25 @@ def p_alive(m: BGNBD, frequency, recency, T) -> np.ndarray:
     """Probability that each customer is still active at the end of calibration (1 for no repeat purchases)."""
     x, tx, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
     with np.errstate(all="ignore"):
-        log_odds = (np.log(m.a) - np.log(np.maximum(m.b + x - 1, 1e-300))
-                    + (m.r + x) * (np.log(m.alpha + big_t) - np.log(m.alpha + tx)))
+        log_odds = (
+            np.log(m.a)
+            - np.log(np.maximum(m.b + x - 1, 1e-300))
+            + (m.r + x) * (np.log(m.alpha + big_t) - np.log(m.alpha + tx))
+        )
         return np.where(x > 0, 1 / (1 + np.exp(np.minimum(log_odds, 700))), 1.0)
 
 
 def gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray, mx: np.ndarray) -> np.ndarray:
     p, q, v = params
-    return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v) + (p * x - 1) * np.log(mx)
-            + p * x * np.log(x) - (p * x + q) * np.log(x * mx + v))
+    return (
+        gammaln(p * x + q)
+        - gammaln(p * x)
+        - gammaln(q)
+        + q * np.log(v)
+        + (p * x - 1) * np.log(mx)
+        + p * x * np.log(x)
+        - (p * x + q) * np.log(x * mx + v)
+    )
 
 
 def fit_gamma_gamma(frequency, monetary_value) -> GammaGamma:
@@ -195,8 +225,10 @@ def fit_gamma_gamma(frequency, monetary_value) -> GammaGamma:
     x, mx = np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float)
     keep = (x > 0) & (mx > 0)
     if keep.sum() < 2:
-        raise StoreError("Gamma-Gamma needs customers with repeat purchases of positive value; found "
-                         f"{int(keep.sum())}. Use a longer calibration period.")
+        raise StoreError(
+            "Gamma-Gamma needs customers with repeat purchases of positive value; found "
+            f"{int(keep.sum())}. Use a longer calibration period."
+        )
     x, mx = x[keep], mx[keep]
 
     def objective(log_params: np.ndarray) -> float:
@@ -225,5 +257,12 @@ def customer_value(bgnbd: BGNBD, gg: GammaGamma, summary: pd.DataFrame, horizon_
     x, tx, big_t = summary["frequency"], summary["recency"], summary["T"]
     purchases = expected_purchases(bgnbd, horizon_days, x, tx, big_t)
     spend = expected_spend(gg, x, summary["monetary_value"])
-    return pd.DataFrame({"p_alive": p_alive(bgnbd, x, tx, big_t), "expected_purchases": purchases,
-                         "expected_spend": spend, "expected_value": purchases * spend}, index=summary.index)
+    return pd.DataFrame(
+        {
+            "p_alive": p_alive(bgnbd, x, tx, big_t),
+            "expected_purchases": purchases,
+            "expected_spend": spend,
+            "expected_value": purchases * spend,
+        },
+        index=summary.index,
+    )

@@ -33,8 +33,10 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
     """Midnight of the day after the store's last order (so that day's buyers get recency 1)."""
     row = con.execute("SELECT max(ordered_at)::DATE + 1 FROM orders").fetchall()[0]
     if row[0] is None:
-        raise StoreError("The store has no orders, so there is nothing to compute features from. "
-                         "Build the demo store with `kefu store build` or import orders with `kefu store import`.")
+        raise StoreError(
+            "The store has no orders, so there is nothing to compute features from. "
+            "Build the demo store with `kefu store build` or import orders with `kefu store import`."
+        )
     return datetime.combine(row[0], datetime.min.time())
 
 
@@ -45,8 +47,11 @@ def column_name(department: str) -> str:
 
 def statements(sql: str) -> list[str]:
     """The SQL file's statements (it holds no ";" at a line end inside a statement or comment)."""
-    return [part for part in sql.split(";\n") if any(
-        line.strip() and not line.strip().startswith("--") for line in part.splitlines())]
+    return [
+        part
+        for part in sql.split(";\n")
+        if any(line.strip() and not line.strip().startswith("--") for line in part.splitlines())
+    ]
 
 
 def top_departments(con: duckdb.DuckDBPyConnection, n: int = TOP_DEPARTMENTS) -> list[str]:
@@ -69,14 +74,16 @@ def render_sql(sql: str, departments: list[str]) -> str:
     spend, share = [], []
     for department, name in zip(departments, names, strict=True):
         literal = "'" + department.replace("'", "''") + "'"
-        spend.append(f",\n           coalesce(sum(gross_spend) FILTER (WHERE department = {literal}), 0)"
-                     f" AS spend_{name}")
+        spend.append(
+            f",\n           coalesce(sum(gross_spend) FILTER (WHERE department = {literal}), 0) AS spend_{name}"
+        )
         share.append(f",\n       coalesce(b.spend_{name} / nullif(b.gross_spend, 0), 0.0) AS {name}")
     return sql.replace("{dept_spend_columns}", "".join(spend)).replace("{dept_share_columns}", "".join(share))
 
 
-def build_features(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
-                   n_departments: int = TOP_DEPARTMENTS) -> int:
+def build_features(
+    con: duckdb.DuckDBPyConnection, as_of: datetime | None = None, n_departments: int = TOP_DEPARTMENTS
+) -> int:
     """Create or replace ``customer_features`` as of ``as_of`` (default: day after the last order); returns rows."""
     if as_of is None:
         as_of = default_as_of(con)
@@ -93,9 +100,3 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None
     if count == 0:
         raise StoreError(f"No customer has an order before {as_of:%Y-%m-%d %H:%M}; pick a later --as-of.")
     return count
-
-
-def department_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The ``dept_*`` share columns of an existing ``customer_features`` table."""
-    cols = [r[0] for r in con.execute("DESCRIBE customer_features").fetchall()]
-    return [c for c in cols if c.startswith("dept_")]

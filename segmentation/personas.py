@@ -78,9 +78,12 @@ CLAIMS: dict[str, list[tuple[str, str]]] = {
     r"\bdeclining|\bdecreasing|\bfalling": [("trend_90d", "-")],
 }  # fmt: skip
 # Claims no statistic here can support: the stats have no demographics or motives.
-DEMOGRAPHIC = re.compile(r"\b(famil|kid|child|parent|mother|father|mom|dad|young|old|senior|student|retire|wealth|"
-                         r"rich|poor|income|age[ds]?\b|millennial|gen z|boomer|couple|single|married|healthy|"
-                         r"health-conscious|busy|professional|urban|rural)", re.I)
+DEMOGRAPHIC = re.compile(
+    r"\b(famil|kid|child|parent|mother|father|mom|dad|young|old|senior|student|retire|wealth|"
+    r"rich|poor|income|age[ds]?\b|millennial|gen z|boomer|couple|single|married|healthy|"
+    r"health-conscious|busy|professional|urban|rural)",
+    re.I,
+)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -100,7 +103,7 @@ class Trait(BaseModel):
 class Share(BaseModel):
     name: str
     share: float  # of the cluster's purchased lines
-    lift: float   # share in the cluster / share in the population
+    lift: float  # share in the cluster / share in the population
 
 
 class PersonaStats(BaseModel):
@@ -122,9 +125,16 @@ class Persona(BaseModel):
 
 
 # -- stats --------------------------------------------------------------------------------------------------
-def cluster_stats(features: pd.DataFrame, standardized: np.ndarray, feature_names: list[str],
-                  labels: np.ndarray, purchases: pd.DataFrame, *, n_traits: int = 5,
-                  n_top: int = 3) -> list[PersonaStats]:
+def cluster_stats(
+    features: pd.DataFrame,
+    standardized: np.ndarray,
+    feature_names: list[str],
+    labels: np.ndarray,
+    purchases: pd.DataFrame,
+    *,
+    n_traits: int = 5,
+    n_top: int = 3,
+) -> list[PersonaStats]:
     """One PersonaStats per cluster.
 
     features: customer_features rows (raw values); standardized: (n, len(feature_names)) the clustering's
@@ -137,16 +147,27 @@ def cluster_stats(features: pd.DataFrame, standardized: np.ndarray, feature_name
         rows = labels == c
         z = standardized[rows].mean(axis=0)
         order = np.argsort(-np.abs(z))[:n_traits]
-        traits = [Trait(feature=feature_names[j], label=label(feature_names[j]),
-                        cluster_mean=_round(features.loc[rows, feature_names[j]].mean()),
-                        population_mean=_round(features[feature_names[j]].mean()), z=round(float(z[j]), 2))
-                  for j in order]
+        traits = [
+            Trait(
+                feature=feature_names[j],
+                label=label(feature_names[j]),
+                cluster_mean=_round(features.loc[rows, feature_names[j]].mean()),
+                population_mean=_round(features[feature_names[j]].mean()),
+                z=round(float(z[j]), 2),
+            )
+            for j in order
+        ]
         mine = bought[bought["cluster"] == c]
-        stats.append(PersonaStats(
-            cluster=c, size=int(rows.sum()), share=round(float(rows.mean()), 3), traits=traits,
-            top_departments=_top_shares(mine, bought, "department", n_top),
-            top_categories=_top_shares(mine, bought, "category", n_top),
-        ))
+        stats.append(
+            PersonaStats(
+                cluster=c,
+                size=int(rows.sum()),
+                share=round(float(rows.mean()), 3),
+                traits=traits,
+                top_departments=_top_shares(mine, bought, "department", n_top),
+                top_categories=_top_shares(mine, bought, "category", n_top),
+            )
+        )
     return stats
 
 
@@ -157,8 +178,9 @@ def label(feature: str) -> str:
     return LABELS.get(feature, feature)
 
 
-def _top_shares(mine: pd.DataFrame, everyone: pd.DataFrame, column: str, n: int,
-                min_share: float = 0.02) -> list[Share]:
+def _top_shares(
+    mine: pd.DataFrame, everyone: pd.DataFrame, column: str, n: int, min_share: float = 0.02
+) -> list[Share]:
     """The cluster's most over-represented values (highest lift) among those with at least ``min_share``."""
     if mine.empty:
         return []
@@ -189,18 +211,24 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
         if _normal(number) not in allowed_numbers:
             problems.append(f"number {number} is not in the stats")
     listed = {_plain(s.name) for s in stats.top_departments + stats.top_categories}
-    listed |= {_plain(t.label.removeprefix("share of spend in ")) for t in stats.traits
-               if t.feature.startswith("dept_")}
+    listed |= {
+        _plain(t.label.removeprefix("share of spend in ")) for t in stats.traits if t.feature.startswith("dept_")
+    }
     plain_body = f" {_plain(body)} "
     # Words of the shown traits' labels and phrases (e.g. "coupon") are trait words even where a department
     # has the same name.
-    trait_words = " ".join([t.label for t in stats.traits]
-                           + [PHRASES.get((t.feature, "+" if t.z > 0 else "-"), "") for t in stats.traits])
+    trait_words = " ".join(
+        [t.label for t in stats.traits] + [PHRASES.get((t.feature, "+" if t.z > 0 else "-"), "") for t in stats.traits]
+    )
     trait_words = f" {_plain(trait_words)} "
     for term in sorted(vocabulary):
         t = _plain(term)
-        if len(t) >= 4 and f" {t} " in plain_body and f" {t} " not in trait_words \
-                and not any(t in name for name in listed):
+        if (
+            len(t) >= 4
+            and f" {t} " in plain_body
+            and f" {t} " not in trait_words
+            and not any(t in name for name in listed)
+        ):
             problems.append(f"names {term!r}, which is not among the cluster's top departments/categories")
     shown = {(t.feature, "+" if t.z > 0 else "-") for t in stats.traits if abs(t.z) >= 0.2}
     grounded = claims != body  # names a listed trait
@@ -215,7 +243,7 @@ def unsupported_claims(text: PersonaText, stats: PersonaStats, vocabulary: set[s
     if not 2 <= len(text.name.split()) <= 6:
         problems.append(f"name {text.name!r} is not a 2-6 word persona name")
     words = _plain(body).split()
-    grams = Counter(tuple(words[i:i + 8]) for i in range(len(words) - 7))
+    grams = Counter(tuple(words[i : i + 8]) for i in range(len(words) - 7))
     if grams and grams.most_common(1)[0][1] >= 3:
         problems.append("repeats itself")
     demographic = DEMOGRAPHIC.search(body)
@@ -268,8 +296,10 @@ def prompt() -> str:
 
 def write_persona(llm, stats: PersonaStats, vocabulary: set[str]) -> Persona:
     """The LLM's name and description if it is reachable and its text passes the guard, else the template."""
-    messages = [{"role": "system", "content": prompt()},
-                {"role": "user", "content": json.dumps(stats.model_dump(exclude={"cluster"}))}]
+    messages = [
+        {"role": "system", "content": prompt()},
+        {"role": "user", "content": json.dumps(stats.model_dump(exclude={"cluster"}))},
+    ]
     note = None
     if llm is not None:
         try:
@@ -279,12 +309,14 @@ def write_persona(llm, stats: PersonaStats, vocabulary: set[str]) -> Persona:
         else:
             problems = unsupported_claims(text, stats, vocabulary)
             if not problems:
-                return Persona(cluster=stats.cluster, name=text.name, description=text.description,
-                               source="llm", stats=stats)
+                return Persona(
+                    cluster=stats.cluster, name=text.name, description=text.description, source="llm", stats=stats
+                )
             note = "LLM text rejected: " + "; ".join(problems[:3])
     text = template_text(stats)
-    return Persona(cluster=stats.cluster, name=text.name, description=text.description, source="template",
-                   note=note, stats=stats)
+    return Persona(
+        cluster=stats.cluster, name=text.name, description=text.description, source="template", note=note, stats=stats
+    )
 
 
 def write_personas(llm, stats: list[PersonaStats], vocabulary: set[str]) -> list[Persona]:

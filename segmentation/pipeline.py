@@ -64,9 +64,17 @@ GROUP BY customer_id
 """
 
 
-def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress = lambda _: None,
-            with_transformer: bool = True, cluster_customers: list[str] | None = None, epochs: int = 1,
-            k_range: range = range(3, 9)) -> dict:
+def fit_all(
+    settings: Settings,
+    *,
+    llm=None,
+    embedder=None,
+    progress: Progress = lambda _: None,
+    with_transformer: bool = True,
+    cluster_customers: list[str] | None = None,
+    epochs: int = 1,
+    k_range: range = range(3, 9),
+) -> dict:
     """Fit everything from the store; returns the fit report (also written to segments/fit.json).
 
     cluster_customers: fit the clusters on these customers only (the rest are assigned with an unknown taste;
@@ -91,31 +99,45 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
         report["rfm"] = {"segments": rfm_report.segments, "edges": edges}
 
         cache = clusters.TitleEmbeddingCache(out_dir / "title_embeddings.npz")
-        model = clusters.cluster_store(con, features, embedder, cache, k_range=k_range,
-                                       taste_customers=cluster_customers, method=settings.segment_cluster_method,
-                                       fit_sample=settings.segment_fit_sample, progress=progress)
+        model = clusters.cluster_store(
+            con,
+            features,
+            embedder,
+            cache,
+            k_range=k_range,
+            taste_customers=cluster_customers,
+            method=settings.segment_cluster_method,
+            fit_sample=settings.segment_fit_sample,
+            progress=progress,
+        )
         model.save(out_dir)
         # Personas describe the customers whose taste is known (everyone, unless the fit was limited).
-        described = features.merge(con.execute("SELECT customer_id, cluster FROM customer_clusters").df(),
-                                   on="customer_id")
+        described = features.merge(
+            con.execute("SELECT customer_id, cluster FROM customer_clusters").df(), on="customer_id"
+        )
         if cluster_customers is not None:
             described = described[described["customer_id"].isin(set(cluster_customers))].reset_index(drop=True)
         labels, ids = described["cluster"].to_numpy(), described["customer_id"].tolist()
         report["clusters"] = model.report
 
         progress("personas")
-        purchases = con.execute("""
+        purchases = con.execute(
+            """
             SELECT o.customer_id, p.department, p.category, count(*) AS n
             FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
             WHERE NOT i.is_return AND o.ordered_at < $as_of GROUP BY ALL
-        """, {"as_of": as_of}).df()
+        """,
+            {"as_of": as_of},
+        ).df()
         purchases = purchases[purchases["customer_id"].isin(set(ids))]
         vocabulary = catalogue_names(con)
         stats = personas.cluster_stats(described, model.numeric_block(described), model.features, labels, purchases)
         cards = personas.write_personas(llm, stats, vocabulary)
         (out_dir / "personas.json").write_text(json.dumps([c.model_dump() for c in cards], indent=2))
-        report["personas"] = [{"cluster": c.cluster, "name": c.name, "source": c.source, "size": c.stats.size,
-                               "note": c.note} for c in cards]
+        report["personas"] = [
+            {"cluster": c.cluster, "name": c.name, "source": c.source, "size": c.stats.size, "note": c.note}
+            for c in cards
+        ]
 
         progress("CLV: BG/NBD + Gamma-Gamma")
         report["clv"] = fit_clv(con, as_of)
@@ -123,10 +145,15 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
         progress("propensity: GBM baseline vs fine-tuned MiniLM on a time split")
         with workspace(settings.store_path) as scratch:
             prop_report, models = propensity.compare(
-                scratch, settings.embed_model or default_model_path(),
-                horizon_days=settings.propensity_horizon_days, with_transformer=with_transformer, epochs=epochs,
-                on_step=lambda step, total, loss: progress(f"propensity: fine-tuning MiniLM, step {step}/{total}, "
-                                                           f"loss {loss:.3f}"))
+                scratch,
+                settings.embed_model or default_model_path(),
+                horizon_days=settings.propensity_horizon_days,
+                with_transformer=with_transformer,
+                epochs=epochs,
+                on_step=lambda step, total, loss: progress(
+                    f"propensity: fine-tuning MiniLM, step {step}/{total}, loss {loss:.3f}"
+                ),
+            )
             scored = propensity.score_all(scratch, prop_report, models, as_of)
             propensity.save(out_dir, prop_report, models)
         report["propensity"] = prop_report
@@ -140,11 +167,18 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
         item_price = features["avg_basket_value"] / basket_size
         price_edges = [float(v) for v in np.nanquantile(item_price, [1 / 3, 2 / 3])]
         shares = {k: v / rfm_report.customers_scored for k, v in rfm_report.segments.items()}
-        meta = {"format": FIT_FORMAT, "as_of": as_of.isoformat(), "rfm_edges": edges, "segment_shares": shares,
-                "price_edges": price_edges, "cluster_names": {c.cluster: c.name for c in cards},
-                "propensity_served": prop_report["served"], "clv_horizon_days": CLV_HORIZON_DAYS,
-                "clv_params": report["clv"].get("params"),
-                "dept_columns": [c for c in features.columns if c.startswith("dept_")]}
+        meta = {
+            "format": FIT_FORMAT,
+            "as_of": as_of.isoformat(),
+            "rfm_edges": edges,
+            "segment_shares": shares,
+            "price_edges": price_edges,
+            "cluster_names": {c.cluster: c.name for c in cards},
+            "propensity_served": prop_report["served"],
+            "clv_horizon_days": CLV_HORIZON_DAYS,
+            "clv_params": report["clv"].get("params"),
+            "dept_columns": [c for c in features.columns if c.startswith("dept_")],
+        }
         (out_dir / "fit.json").write_text(json.dumps({**meta, "report": report}, indent=2, default=str))
         con.execute("CHECKPOINT")
     tmp_db.replace(db_path)
@@ -157,9 +191,13 @@ def fit_all(settings: Settings, *, llm=None, embedder=None, progress: Progress =
 
 def catalogue_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Every department and category name of the shop (what persona text may name, when the stats list it)."""
-    return {v for (v,) in con.execute(
-        "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
-        "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL").fetchall()}
+    return {
+        v
+        for (v,) in con.execute(
+            "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
+            "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL"
+        ).fetchall()
+    }
 
 
 def fit_is_current(settings: Settings) -> bool:
@@ -191,9 +229,11 @@ def fit_clv(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict:
         bgnbd = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
         gg = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
     except KefuError as exc:
-        con.execute("CREATE OR REPLACE TABLE customer_clv (customer_id VARCHAR, p_alive DOUBLE, "
-                    "expected_purchases DOUBLE, expected_value DOUBLE, first_day DATE, last_day DATE, "
-                    "frequency BIGINT, monetary_value DOUBLE)")
+        con.execute(
+            "CREATE OR REPLACE TABLE customer_clv (customer_id VARCHAR, p_alive DOUBLE, "
+            "expected_purchases DOUBLE, expected_value DOUBLE, first_day DATE, last_day DATE, "
+            "frequency BIGINT, monetary_value DOUBLE)"
+        )
         return {"error": str(exc)}
     value = clv.customer_value(bgnbd, gg, summary, CLV_HORIZON_DAYS)
     # The model's inputs per customer too: live updates (segmentation/profile_update.py) continue from them.
@@ -201,16 +241,32 @@ def fit_clv(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict:
     value["first_day"] = calibration_end - pd.to_timedelta(summary["T"], unit="D")
     value["last_day"] = value["first_day"] + pd.to_timedelta(summary["recency"], unit="D")
     value["frequency"], value["monetary_value"] = summary["frequency"], summary["monetary_value"]
-    value = value.reset_index()[["customer_id", "p_alive", "expected_purchases", "expected_value", "first_day",
-                                 "last_day", "frequency", "monetary_value"]]
+    value = value.reset_index()[
+        [
+            "customer_id",
+            "p_alive",
+            "expected_purchases",
+            "expected_value",
+            "first_day",
+            "last_day",
+            "frequency",
+            "monetary_value",
+        ]
+    ]
     save_frame(con, "customer_clv", value)
-    params = {"bgnbd": {"r": bgnbd.r, "alpha": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b},
-              "gamma_gamma": {"p": gg.p, "q": gg.q, "v": gg.v}}
-    return {"horizon_days": CLV_HORIZON_DAYS, "customers": len(value), "params": params,
-            "bgnbd_converged": bgnbd.converged,
-            "gamma_gamma_converged": gg.converged,
-            "mean_expected_value": round(float(np.nanmean(value["expected_value"])), 2),
-            "mean_p_alive": round(float(np.nanmean(value["p_alive"])), 3)}
+    params = {
+        "bgnbd": {"r": bgnbd.r, "alpha": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b},
+        "gamma_gamma": {"p": gg.p, "q": gg.q, "v": gg.v},
+    }
+    return {
+        "horizon_days": CLV_HORIZON_DAYS,
+        "customers": len(value),
+        "params": params,
+        "bgnbd_converged": bgnbd.converged,
+        "gamma_gamma_converged": gg.converged,
+        "mean_expected_value": round(float(np.nanmean(value["expected_value"])), 2),
+        "mean_p_alive": round(float(np.nanmean(value["p_alive"])), 3),
+    }
 
 
 def rename_personas(settings: Settings, llm) -> list[personas.Persona]:

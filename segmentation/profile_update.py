@@ -23,6 +23,7 @@ from segmentation.features import column_name
 @dataclass(frozen=True)
 class BoughtLine:
     """One order line with what the catalogue says about its product (known False: not in the catalogue)."""
+
     product_id: str
     amount: float
     known: bool
@@ -38,9 +39,10 @@ class BoughtLine:
 @dataclass
 class OrderTotals:
     """What one order adds to the running totals."""
+
     net: float
-    gross: float           # purchase lines only
-    discount: float        # on purchase lines
+    gross: float  # purchase lines only
+    discount: float  # on purchase lines
     lines: int
     purchase_lines: int
     coupon_lines: int
@@ -72,7 +74,8 @@ def features_from_totals(t: dict, as_of: datetime) -> dict:
         "avg_basket_size": t["n_lines"] / n,
         "interpurchase_days": (last - first).total_seconds() / 86400 / (n - 1) if n > 1 else None,
         "discount_share": t["discount_total"] / (t["gross_spend"] + t["discount_total"])
-        if t["gross_spend"] + t["discount_total"] else 0.0,
+        if t["gross_spend"] + t["discount_total"]
+        else 0.0,
         "coupon_share": t["n_coupon_lines"] / t["n_purchase_lines"] if t["n_purchase_lines"] else 0.0,
     }
 
@@ -80,14 +83,18 @@ def features_from_totals(t: dict, as_of: datetime) -> dict:
 def time_features(features: dict, orders_before: int, ts: datetime) -> dict:
     """weekend_share, evening_share and hour_mean as running means over the orders, this one added (trend_90d,
     which needs every order's date, keeps its fit-time value)."""
-    this = {"weekend_share": float(ts.weekday() >= 5), "evening_share": float(ts.hour >= 17),
-            "hour_mean": ts.hour + ts.minute / 60}
+    this = {
+        "weekend_share": float(ts.weekday() >= 5),
+        "evening_share": float(ts.hour >= 17),
+        "hour_mean": ts.hour + ts.minute / 60,
+    }
     n = orders_before
     return {k: (_number(features.get(k)) * n + v) / (n + 1) for k, v in this.items()}
 
 
-def share_features(features: dict, dept_columns: list[str], gross_before: float, gross_after: float,
-                   lines: list[BoughtLine]) -> dict:
+def share_features(
+    features: dict, dept_columns: list[str], gross_before: float, gross_after: float, lines: list[BoughtLine]
+) -> dict:
     """dept_<name> shares and private_label_share after an order: each spend = old share x old gross spend, plus
     this order's purchase lines, over the new gross spend. An order given without lines dilutes every share (its
     products are unknown, like a product missing from the catalogue in the SQL)."""
@@ -136,18 +143,23 @@ def top_lists(spend: dict[tuple[str | None, str | None], float], n: int = 3) -> 
 @dataclass(frozen=True)
 class CLVState:
     """A customer's BG/NBD + Gamma-Gamma inputs: purchase days (first, last, repeat count) and repeat-day spend."""
+
     first_day: date
     last_day: date
-    frequency: int          # purchase days after the first
-    repeat_total: float     # spend on those days (monetary_value = repeat_total / frequency)
+    frequency: int  # purchase days after the first
+    repeat_total: float  # spend on those days (monetary_value = repeat_total / frequency)
 
     @classmethod
     def from_fit(cls, row: dict) -> CLVState | None:
         if row.get("clv_first_day") is None:
             return None
         frequency = int(row["clv_frequency"])
-        return cls(first_day=_date(row["clv_first_day"]), last_day=_date(row["clv_last_day"]), frequency=frequency,
-                   repeat_total=float(row["clv_monetary_value"]) * frequency)
+        return cls(
+            first_day=_date(row["clv_first_day"]),
+            last_day=_date(row["clv_last_day"]),
+            frequency=frequency,
+            repeat_total=float(row["clv_monetary_value"]) * frequency,
+        )
 
 
 def clv_after_order(state: CLVState | None, day: date, amount: float) -> CLVState | None:
@@ -173,8 +185,11 @@ def clv_scores(state: CLVState, calibration_end: date, params: dict, horizon_day
     monetary = state.repeat_total / x if x else 0.0
     purchases = float(clv.expected_purchases(bgnbd, horizon_days, [x], [recency], [big_t])[0])
     spend = float(clv.expected_spend(gg, [x], [monetary])[0])
-    return {"p_alive": float(clv.p_alive(bgnbd, [x], [recency], [big_t])[0]),
-            "clv_expected_purchases": purchases, "clv_expected_value": purchases * spend}
+    return {
+        "p_alive": float(clv.p_alive(bgnbd, [x], [recency], [big_t])[0]),
+        "clv_expected_purchases": purchases,
+        "clv_expected_value": purchases * spend,
+    }
 
 
 def _number(value) -> float:

@@ -50,12 +50,22 @@ from segmentation.clusters import ClusterModel
 from segmentation.propensity import load_gbm
 from segmentation.workspace import FIT_FORMAT, segments_db, segments_dir
 
-AGGREGATE_FIELDS = ("first_order", "last_order", "n_orders", "net_spend", "n_lines", "gross_spend",
-                    "discount_total", "n_purchase_lines", "n_coupon_lines")
+AGGREGATE_FIELDS = (
+    "first_order",
+    "last_order",
+    "n_orders",
+    "net_spend",
+    "n_lines",
+    "gross_spend",
+    "discount_total",
+    "n_purchase_lines",
+    "n_coupon_lines",
+)
 
 
 class OrderLine(BaseModel):
     """One line of an order: the product and what was paid (negative: a return)."""
+
     product_id: str = Field(min_length=1, max_length=200)
     amount: float
     discount: float = Field(0.0, ge=0)
@@ -65,6 +75,7 @@ class OrderLine(BaseModel):
 class ProfileEvent(BaseModel):
     """Something a customer did. An order is given either with its ``items`` or as totals (amount is net: returns
     negative; return_amount is the returned part). With items, the totals are derived from them."""
+
     customer_id: str = Field(min_length=1, max_length=200)
     ts: datetime
     type: Literal["order", "view", "cart"]
@@ -81,15 +92,19 @@ class ProfileEvent(BaseModel):
             return self
         if self.type != "order":
             raise ValueError(f"items belong to orders, not to a {self.type!r} event")
-        derived = {"amount": round(sum(i.amount for i in self.items), 6), "lines": len(self.items),
-                   "discount": round(sum(i.discount for i in self.items if i.amount >= 0), 6),
-                   "coupon_lines": sum(1 for i in self.items if i.coupon and i.amount >= 0),
-                   "return_amount": round(sum(i.amount for i in self.items if i.amount < 0), 6)}
+        derived = {
+            "amount": round(sum(i.amount for i in self.items), 6),
+            "lines": len(self.items),
+            "discount": round(sum(i.discount for i in self.items if i.amount >= 0), 6),
+            "coupon_lines": sum(1 for i in self.items if i.coupon and i.amount >= 0),
+            "return_amount": round(sum(i.amount for i in self.items if i.amount < 0), 6),
+        }
         for name, value in derived.items():
             given = getattr(self, name)
             if name in self.model_fields_set and abs(given - value) > 0.005:
-                raise ValueError(f"{name}={given} disagrees with the items ({value}); give the order either as "
-                                 "items or as totals")
+                raise ValueError(
+                    f"{name}={given} disagrees with the items ({value}); give the order either as items or as totals"
+                )
             setattr(self, name, value)
         return self
 
@@ -172,13 +187,24 @@ def _none(value):
 class ProfileStore:
     """In-memory profiles over a fitted segmentation; see the module docstring."""
 
-    def __init__(self, profiles: dict[str, CustomerProfile], totals: dict[str, dict], taste: dict[str, list],
-                 meta: dict, model: ClusterModel, rules: list[rfm.SegmentRule], drift_threshold: float = 0.1,
-                 log_path: Path | None = None, model_dir: Path | None = None, clv: dict | None = None,
-                 store_path: Path | None = None, segments_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        profiles: dict[str, CustomerProfile],
+        totals: dict[str, dict],
+        taste: dict[str, list],
+        meta: dict,
+        model: ClusterModel,
+        rules: list[rfm.SegmentRule],
+        drift_threshold: float = 0.1,
+        log_path: Path | None = None,
+        model_dir: Path | None = None,
+        clv: dict | None = None,
+        store_path: Path | None = None,
+        segments_path: Path | None = None,
+    ) -> None:
         self._profiles = profiles
-        self._totals = totals        # customer_id -> running totals (AGGREGATE_FIELDS)
-        self._taste = taste          # customer_id -> projected taste block (list of floats)
+        self._totals = totals  # customer_id -> running totals (AGGREGATE_FIELDS)
+        self._taste = taste  # customer_id -> projected taste block (list of floats)
         self._clv: dict[str, update.CLVState | None] = clv or {}  # customer_id -> purchase days for CLV
         self._category_spend: dict[str, dict] = {}  # customer_id -> {(department, category): spend}, on demand
         self._products: dict[str, tuple] | None = None  # product_id -> (department, category, store brand)
@@ -188,7 +214,7 @@ class ProfileStore:
         self.model = model
         self.rules = rules
         self.model_dir = model_dir
-        self.store_path = store_path        # the shop store: products of order lines
+        self.store_path = store_path  # the shop store: products of order lines
         self.segments_path = segments_path  # segments.duckdb: fit-time category spend
         self._gbm: tuple | None = None  # (model, columns), loaded on the first update (sklearn is slow to import)
         self.drift_threshold = drift_threshold
@@ -204,20 +230,33 @@ class ProfileStore:
             raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
         meta = json.loads((directory / "fit.json").read_text())
         if meta.get("format") != FIT_FORMAT:
-            raise StoreError(f"The segmentation in {settings.data_dir} was fitted by an older version of Kefu; "
-                             "run `kefu segment fit` again.")
+            raise StoreError(
+                f"The segmentation in {settings.data_dir} was fitted by an older version of Kefu; "
+                "run `kefu segment fit` again."
+            )
         model = ClusterModel.load(directory)
         con = duckdb.connect(str(db_path), read_only=True)
         try:
             frame = con.execute(PROFILE_SQL).df()
         except duckdb.Error as exc:
-            raise StoreError(f"The fitted segmentation in {db_path} is incomplete ({exc}); run `kefu segment fit`.") \
-                from exc
+            raise StoreError(
+                f"The fitted segmentation in {db_path} is incomplete ({exc}); run `kefu segment fit`."
+            ) from exc
         finally:
             con.close()
-        store = cls({}, {}, {}, meta, model, rfm.load_rules(), settings.segment_drift_threshold,
-                    directory / "profile_events.jsonl", directory, store_path=settings.store_path,
-                    segments_path=db_path)
+        store = cls(
+            {},
+            {},
+            {},
+            meta,
+            model,
+            rfm.load_rules(),
+            settings.segment_drift_threshold,
+            directory / "profile_events.jsonl",
+            directory,
+            store_path=settings.store_path,
+            segments_path=db_path,
+        )
         store._fill(frame)
         if replay and store.log_path.is_file():
             for line in store.log_path.read_text().splitlines():
@@ -236,15 +275,22 @@ class ProfileStore:
             features = {c: _none(row[c]) for c in feature_cols}
             cluster = _none(row["cluster"])
             self._profiles[cid] = CustomerProfile(
-                customer_id=cid, as_of=as_of, features=features, r=_none(row["r"]), f=_none(row["f"]),
-                m=_none(row["m"]), segment=_none(row["segment"]),
+                customer_id=cid,
+                as_of=as_of,
+                features=features,
+                r=_none(row["r"]),
+                f=_none(row["f"]),
+                m=_none(row["m"]),
+                segment=_none(row["segment"]),
                 cluster=None if cluster is None else int(cluster),
                 persona=None if cluster is None else self.cluster_names.get(int(cluster)),
                 clv_expected_value=_none(row["expected_value"]),
-                clv_expected_purchases=_none(row["expected_purchases"]), p_alive=_none(row["p_alive"]),
+                clv_expected_purchases=_none(row["expected_purchases"]),
+                p_alive=_none(row["p_alive"]),
                 alive_band=alive_band(_none(row["p_alive"]), _none(row["clv_frequency"])),
                 propensity=_none(row["propensity"]),
-                propensity_model=served, top_categories=_none(row["top_categories"]) or [],
+                propensity_model=served,
+                top_categories=_none(row["top_categories"]) or [],
                 price_band=price_band(_item_price(features), self.meta["price_edges"]),
             )
             self._totals[cid] = {k: _none(row[k]) for k in AGGREGATE_FIELDS}
@@ -256,8 +302,10 @@ class ProfileStore:
     def get(self, customer_id: str) -> CustomerProfile:
         profile = self._profiles.get(customer_id)
         if profile is None:
-            raise StoreError(f"No profile for customer {customer_id!r}; check the id (`kefu store info`) or record "
-                             "an event for a new customer first.")
+            raise StoreError(
+                f"No profile for customer {customer_id!r}; check the id (`kefu store info`) or record "
+                "an event for a new customer first."
+            )
         return profile
 
     def __contains__(self, customer_id: str) -> bool:
@@ -284,8 +332,9 @@ class ProfileStore:
     def _apply(self, event: ProfileEvent) -> RecordResult:
         cid = event.customer_id
         before = self._profiles.get(cid)
-        totals = dict(self._totals.get(cid) or {k: 0 for k in AGGREGATE_FIELDS} | {"first_order": None,
-                                                                                    "last_order": None})
+        totals = dict(
+            self._totals.get(cid) or {k: 0 for k in AGGREGATE_FIELDS} | {"first_order": None, "last_order": None}
+        )
         features = dict(before.features) if before else {}
         top_categories = list(before.top_categories) if before else []
         unknown: list[str] = []
@@ -295,8 +344,9 @@ class ProfileStore:
             gross_before, orders_before = totals["gross_spend"], totals["n_orders"]
             features.update(update.time_features(features, orders_before, event.ts))
             update.add_order(totals, event.ts, _order_totals(event))
-            features.update(update.share_features(features, self.meta["dept_columns"], gross_before,
-                                                  totals["gross_spend"], lines))
+            features.update(
+                update.share_features(features, self.meta["dept_columns"], gross_before, totals["gross_spend"], lines)
+            )
             if lines:
                 spend = self._spend_by_category(cid)
                 update.add_category_spend(spend, lines)
@@ -318,28 +368,38 @@ class ProfileStore:
         if profile.segment:
             self._segments[profile.segment] += 1
         self._profiles[cid] = profile  # one assignment: readers see the old or the new profile, never a mix
-        return RecordResult(profile=profile, new_customer=before is None,
-                            segment_before=before.segment if before else None,
-                            drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold),
-                            unknown_products=unknown)
+        return RecordResult(
+            profile=profile,
+            new_customer=before is None,
+            segment_before=before.segment if before else None,
+            drift=drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold),
+            unknown_products=unknown,
+        )
 
     def _bought_lines(self, event: ProfileEvent) -> list[update.BoughtLine]:
         """The event's order lines with their products' department, category and store-brand flag."""
         if not event.items:
             return []
         products = self._product_groups()
-        return [update.BoughtLine(i.product_id, i.amount, i.product_id in products,
-                                  *products.get(i.product_id, (None, None, False))) for i in event.items]
+        return [
+            update.BoughtLine(
+                i.product_id, i.amount, i.product_id in products, *products.get(i.product_id, (None, None, False))
+            )
+            for i in event.items
+        ]
 
     def _product_groups(self) -> dict[str, tuple]:
         """product_id -> (department, category, store brand), read from the store on the first order with lines."""
         if self._products is None:
             if self.store_path is None or not self.store_path.is_file():
-                raise StoreError(f"No shop store at {self.store_path} to look up the order's products; build or "
-                                 "import it (`kefu store build`), or record the order as totals without items.")
+                raise StoreError(
+                    f"No shop store at {self.store_path} to look up the order's products; build or "
+                    "import it (`kefu store build`), or record the order as totals without items."
+                )
             with duckdb.connect(str(self.store_path), read_only=True) as con:
-                rows = con.execute("SELECT product_id, department, category, coalesce(brand = 'Private', false) "
-                                   "FROM products").fetchall()
+                rows = con.execute(
+                    "SELECT product_id, department, category, coalesce(brand = 'Private', false) FROM products"
+                ).fetchall()
             self._products = {pid: (dept, cat, private) for pid, dept, cat, private in rows}
         return self._products
 
@@ -350,8 +410,9 @@ class ProfileStore:
             if self.segments_path is not None and cid in self._totals:
                 if self._segments_con is None:  # used under the update lock only; the fit replaces the file
                     self._segments_con = duckdb.connect(str(self.segments_path), read_only=True)
-                rows = self._segments_con.execute("SELECT department, category, spend FROM customer_category_spend "
-                                                  "WHERE customer_id = $c", {"c": cid}).fetchall()
+                rows = self._segments_con.execute(
+                    "SELECT department, category, spend FROM customer_category_spend WHERE customer_id = $c", {"c": cid}
+                ).fetchall()
                 spend = {(d, c): float(v) for d, c, v in rows}
             self._category_spend[cid] = spend
         return self._category_spend[cid]
@@ -363,8 +424,15 @@ class ProfileStore:
             self._gbm = load_gbm(self.model_dir) if served else (None, [])
         return self._gbm
 
-    def _score(self, cid: str, features: dict, totals: dict, as_of: datetime, before: CustomerProfile | None,
-               top_categories: list[str]) -> CustomerProfile:
+    def _score(
+        self,
+        cid: str,
+        features: dict,
+        totals: dict,
+        as_of: datetime,
+        before: CustomerProfile | None,
+        top_categories: list[str],
+    ) -> CustomerProfile:
         edges = self.meta["rfm_edges"]
         r = f = m = segment = None
         if totals["n_orders"]:
@@ -382,25 +450,42 @@ class ProfileStore:
             row = pd.DataFrame([{c: features.get(c) for c in columns}], dtype="float64")
             with threadpool_limits(1):  # OpenMP threads for one row only cost time
                 propensity, model_name = float(gbm.predict_proba(row)[0, 1]), "gbm"
-        value = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive"}) \
-            if before else {}
+        value = before.model_dump(include={"clv_expected_value", "clv_expected_purchases", "p_alive"}) if before else {}
         state, params = self._clv.get(cid), self.meta.get("clv_params")
         if state is not None and params:
             value = update.clv_scores(state, as_of.date() - timedelta(days=1), params, self.meta["clv_horizon_days"])
         return CustomerProfile(
-            customer_id=cid, as_of=as_of, features=features, r=r, f=f, m=m, segment=segment, cluster=cluster,
-            persona=self.cluster_names.get(cluster), propensity=propensity, propensity_model=model_name,
+            customer_id=cid,
+            as_of=as_of,
+            features=features,
+            r=r,
+            f=f,
+            m=m,
+            segment=segment,
+            cluster=cluster,
+            persona=self.cluster_names.get(cluster),
+            propensity=propensity,
+            propensity_model=model_name,
             alive_band=alive_band(value.get("p_alive"), state.frequency if state else None),
             top_categories=top_categories,
-            price_band=price_band(_item_price(features), self.meta["price_edges"]), updated="live", **value)
+            price_band=price_band(_item_price(features), self.meta["price_edges"]),
+            updated="live",
+            **value,
+        )
 
 
 def _order_totals(event: ProfileEvent) -> update.OrderTotals:
     """The event's totals (with items, ProfileEvent derived them from the lines). Given as totals only, every
     line counts as a purchase line: the event does not say which lines were returns."""
     purchase_lines = sum(1 for i in event.items if i.amount >= 0) if event.items else event.lines
-    return update.OrderTotals(net=event.amount, gross=event.amount - event.return_amount, discount=event.discount,
-                              lines=event.lines, purchase_lines=purchase_lines, coupon_lines=event.coupon_lines)
+    return update.OrderTotals(
+        net=event.amount,
+        gross=event.amount - event.return_amount,
+        discount=event.discount,
+        lines=event.lines,
+        purchase_lines=purchase_lines,
+        coupon_lines=event.coupon_lines,
+    )
 
 
 def _item_price(features: dict) -> float | None:
@@ -418,14 +503,34 @@ def drift(fit_shares: dict[str, float], counts: dict[str, int], threshold: float
     tvd = 0.5 * float(np.abs(p - q).sum())
     eps = 1e-4
     psi = float(((q - p) * np.log((q + eps) / (p + eps))).sum())
-    return Drift(tvd=round(tvd, 4), psi=round(psi, 4), drifted=tvd > threshold, threshold=threshold,
-                 fit_shares={n: round(float(v), 4) for n, v in zip(names, p, strict=True)},
-                 current_shares={n: round(float(v), 4) for n, v in zip(names, q, strict=True)})
+    return Drift(
+        tvd=round(tvd, 4),
+        psi=round(psi, 4),
+        drifted=tvd > threshold,
+        threshold=threshold,
+        fit_shares={n: round(float(v), 4) for n, v in zip(names, p, strict=True)},
+        current_shares={n: round(float(v), 4) for n, v in zip(names, q, strict=True)},
+    )
 
 
 CLV_FIELDS = ("clv_first_day", "clv_last_day", "clv_frequency", "clv_monetary_value")
-NOT_FEATURES = ("customer_id", "as_of", "r", "f", "m", "segment", "cluster", "taste", "expected_value",
-                "expected_purchases", "p_alive", "propensity", "top_categories", *AGGREGATE_FIELDS, *CLV_FIELDS)
+NOT_FEATURES = (
+    "customer_id",
+    "as_of",
+    "r",
+    "f",
+    "m",
+    "segment",
+    "cluster",
+    "taste",
+    "expected_value",
+    "expected_purchases",
+    "p_alive",
+    "propensity",
+    "top_categories",
+    *AGGREGATE_FIELDS,
+    *CLV_FIELDS,
+)
 
 PROFILE_SQL = """
 SELECT f.*, r.r, r.f, r.m, r.segment, c.cluster, c.taste,

@@ -57,12 +57,14 @@ def labelled_features(con: duckdb.DuckDBPyConnection, cutoff: datetime, horizon_
 
 
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in NON_FEATURES and c != "label"
-            and pd.api.types.is_numeric_dtype(frame[c])]
+    return [
+        c for c in frame.columns if c not in NON_FEATURES and c != "label" and pd.api.types.is_numeric_dtype(frame[c])
+    ]
 
 
-def serialize(con: duckdb.DuckDBPyConnection, cutoff: datetime, customer_ids: list[str],
-              max_orders: int = 40) -> list[str]:
+def serialize(
+    con: duckdb.DuckDBPyConnection, cutoff: datetime, customer_ids: list[str], max_orders: int = 40
+) -> list[str]:
     """Each customer's behaviour before ``cutoff`` as text, most recent order first, e.g.
     ``orders 23 over 310 days | 3d: baked bread 2.49, fluid milk 1.99 | 10d: …`` (returns show a minus amount)."""
     rows = con.execute(
@@ -94,8 +96,9 @@ def serialize(con: duckdb.DuckDBPyConnection, cutoff: datetime, customer_ids: li
 def fit_gbm(frame: pd.DataFrame, columns: list[str], seed: int = 0):
     from sklearn.ensemble import HistGradientBoostingClassifier  # deferred: sklearn is heavy (~1.4 s), fit only
 
-    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
-                                           l2_regularization=1.0, random_state=seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed
+    )
     with threadpool_limits(1):  # OpenMP threads on busy shared cores thrash (20x slower than one thread)
         return model.fit(frame[columns].astype("float64"), frame["label"])
 
@@ -103,7 +106,7 @@ def fit_gbm(frame: pd.DataFrame, columns: list[str], seed: int = 0):
 # -- the seed method: fine-tuned MiniLM ---------------------------------------------------------------------------
 @dataclass
 class Transformer:
-    model: object      # transformers BertForSequenceClassification
+    model: object  # transformers BertForSequenceClassification
     tokenizer: object
     max_length: int
 
@@ -115,8 +118,13 @@ class Transformer:
         scores = []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                batch = self.tokenizer(texts[start:start + batch_size], truncation=True, padding=True,
-                                       max_length=self.max_length, return_tensors="pt")
+                batch = self.tokenizer(
+                    texts[start : start + batch_size],
+                    truncation=True,
+                    padding=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
                 scores.append(torch.softmax(self.model(**batch).logits, dim=-1)[:, 1].numpy())
         return np.concatenate(scores) if scores else np.zeros(0)
 
@@ -130,13 +138,27 @@ class Transformer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer  # deferred: heavy
 
         max_length = int((directory / "kefu_max_length.txt").read_text())
-        return cls(AutoModelForSequenceClassification.from_pretrained(str(directory)),
-                   AutoTokenizer.from_pretrained(str(directory)), max_length)
+        return cls(
+            AutoModelForSequenceClassification.from_pretrained(str(directory)),
+            AutoTokenizer.from_pretrained(str(directory)),
+            max_length,
+        )
 
 
-def fine_tune(texts: list[str], labels: np.ndarray, model_path: Path, *, epochs: int = 1, max_length: int = 128,
-              batch_size: int = 16, lr: float = 5e-5, freeze_layers: int = 2, threads: int = 2, seed: int = 0,
-              on_step: Callable[[int, int, float], None] | None = None) -> tuple[Transformer, list[float]]:
+def fine_tune(
+    texts: list[str],
+    labels: np.ndarray,
+    model_path: Path,
+    *,
+    epochs: int = 1,
+    max_length: int = 128,
+    batch_size: int = 16,
+    lr: float = 5e-5,
+    freeze_layers: int = 2,
+    threads: int = 2,
+    seed: int = 0,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> tuple[Transformer, list[float]]:
     """Cross-entropy fine-tuning of the packaged MiniLM (its BERT weights, a new 2-way head) on CPU.
 
     The embeddings and the lowest ``freeze_layers`` encoder layers stay frozen (faster, less forgetting).
@@ -168,9 +190,10 @@ def fine_tune(texts: list[str], labels: np.ndarray, model_path: Path, *, epochs:
     for _ in range(epochs):
         order = rng.permutation(len(texts))
         for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], truncation=True, padding=True, max_length=max_length,
-                              return_tensors="pt")
+            idx = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx], truncation=True, padding=True, max_length=max_length, return_tensors="pt"
+            )
             out = model(**batch, labels=torch.as_tensor(labels[idx], dtype=torch.long))
             out.loss.backward()
             optimizer.step()
@@ -186,7 +209,8 @@ def _hf_folder(model_path: Path) -> Path:
     """The folder holding the BERT config and weights inside a sentence-transformers folder (root or a sub)."""
     for candidate in (model_path, *sorted(p for p in model_path.iterdir() if p.is_dir())):
         if (candidate / "config.json").is_file() and any(candidate.glob("*.safetensors")) | any(
-                candidate.glob("pytorch_model.bin")):
+            candidate.glob("pytorch_model.bin")
+        ):
             return candidate
     raise StoreError(f"No Hugging Face model (config.json + weights) in {model_path}; set KEFU_EMBED_MODEL.")
 
@@ -202,15 +226,28 @@ def scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
     from sklearn.metrics import average_precision_score, roc_auc_score  # deferred: sklearn is heavy (~1.4 s), fit only
 
     if len(set(labels.tolist())) < 2:
-        raise StoreError("The test window has only one class (everyone or no one bought); use a longer store "
-                         "history or another --horizon.")
-    return {"roc_auc": round(float(roc_auc_score(labels, predicted)), 4),
-            "pr_auc": round(float(average_precision_score(labels, predicted)), 4)}
+        raise StoreError(
+            "The test window has only one class (everyone or no one bought); use a longer store "
+            "history or another --horizon."
+        )
+    return {
+        "roc_auc": round(float(roc_auc_score(labels, predicted)), 4),
+        "pr_auc": round(float(average_precision_score(labels, predicted)), 4),
+    }
 
 
-def compare(con: duckdb.DuckDBPyConnection, model_path: Path, *, horizon_days: int = 30, epochs: int = 1,
-            max_length: int = 128, train_limit: int | None = None, with_transformer: bool = True,
-            on_step: Callable[[int, int, float], None] | None = None, seed: int = 0) -> tuple[dict, dict]:
+def compare(
+    con: duckdb.DuckDBPyConnection,
+    model_path: Path,
+    *,
+    horizon_days: int = 30,
+    epochs: int = 1,
+    max_length: int = 128,
+    train_limit: int | None = None,
+    with_transformer: bool = True,
+    on_step: Callable[[int, int, float], None] | None = None,
+    seed: int = 0,
+) -> tuple[dict, dict]:
     """Train both models on the train cutoff, score the test cutoff. Returns (report, fitted models)."""
     t1, t2, end = cutoffs(con, horizon_days)
     train = labelled_features(con, t1, horizon_days)
@@ -221,8 +258,12 @@ def compare(con: duckdb.DuckDBPyConnection, model_path: Path, *, horizon_days: i
         raise StoreError(f"Every training customer has the same label at cutoff {t1:%Y-%m-%d}; cannot train.")
     columns = numeric_columns(train)
     report = {
-        "horizon_days": horizon_days, "train_cutoff": f"{t1:%Y-%m-%d}", "test_cutoff": f"{t2:%Y-%m-%d}",
-        "end": f"{end:%Y-%m-%d}", "train_customers": len(train), "test_customers": len(test),
+        "horizon_days": horizon_days,
+        "train_cutoff": f"{t1:%Y-%m-%d}",
+        "test_cutoff": f"{t2:%Y-%m-%d}",
+        "end": f"{end:%Y-%m-%d}",
+        "train_customers": len(train),
+        "test_customers": len(test),
         "train_positive_rate": round(float(train["label"].mean()), 4),
         "test_positive_rate": round(float(test["label"].mean()), 4),
     }
@@ -230,20 +271,35 @@ def compare(con: duckdb.DuckDBPyConnection, model_path: Path, *, horizon_days: i
     gbm = fit_gbm(train, columns, seed)
     with threadpool_limits(1):
         predicted = gbm.predict_proba(test[columns].astype("float64"))[:, 1]
-    report["gbm"] = {**scores(test["label"].to_numpy(), predicted),
-                     "train_s": round(time.perf_counter() - started, 1), "features": len(columns)}
+    report["gbm"] = {
+        **scores(test["label"].to_numpy(), predicted),
+        "train_s": round(time.perf_counter() - started, 1),
+        "features": len(columns),
+    }
     models: dict = {"gbm": gbm, "columns": columns}
     if with_transformer:
         started = time.perf_counter()
         texts = serialize(con, t1, train["customer_id"].tolist())
-        transformer, losses = fine_tune(texts, train["label"].to_numpy(), model_path, epochs=epochs,
-                                        max_length=max_length, on_step=on_step, seed=seed)
+        transformer, losses = fine_tune(
+            texts,
+            train["label"].to_numpy(),
+            model_path,
+            epochs=epochs,
+            max_length=max_length,
+            on_step=on_step,
+            seed=seed,
+        )
         train_s = time.perf_counter() - started
         predicted = transformer.predict(serialize(con, t2, test["customer_id"].tolist()))
-        report["minilm"] = {**scores(test["label"].to_numpy(), predicted), "train_s": round(train_s, 1),
-                            "epochs": epochs, "max_length": max_length, "steps": len(losses),
-                            "loss_first_10": round(float(np.mean(losses[:10])), 4),
-                            "loss_last_10": round(float(np.mean(losses[-10:])), 4)}
+        report["minilm"] = {
+            **scores(test["label"].to_numpy(), predicted),
+            "train_s": round(train_s, 1),
+            "epochs": epochs,
+            "max_length": max_length,
+            "steps": len(losses),
+            "loss_first_10": round(float(np.mean(losses[:10])), 4),
+            "loss_last_10": round(float(np.mean(losses[-10:])), 4),
+        }
         models["minilm"] = transformer
     candidates = [m for m in ("gbm", "minilm") if m in report]
     report["served"] = max(candidates, key=lambda m: (report[m]["roc_auc"], m == "gbm"))

@@ -38,33 +38,58 @@ def figures(tables: dict[str, pd.DataFrame], personas: list[dict]) -> list[tuple
 
     rfm = tables["rfm"]
     sizes = rfm["segment"].value_counts().rename_axis("segment").reset_index(name="customers")
-    out = [("Segment sizes", px.bar(sizes, x="segment", y="customers", text="customers",
-                                    title="Customers per RFM segment"))]
+    out = [
+        (
+            "Segment sizes",
+            px.bar(sizes, x="segment", y="customers", text="customers", title="Customers per RFM segment"),
+        )
+    ]
     grid = rfm.groupby(["r", "f"]).agg(customers=("segment", "size"), monetary=("monetary", "mean")).reset_index()
     counts = grid.pivot(index="r", columns="f", values="customers").reindex(index=range(1, 6), columns=range(1, 6))
     spend = grid.pivot(index="r", columns="f", values="monetary").reindex(index=range(1, 6), columns=range(1, 6))
-    heat = go.Figure(go.Heatmap(
-        z=spend.to_numpy(), x=[f"F{f}" for f in spend.columns], y=[f"R{r}" for r in spend.index],
-        text=counts.fillna(0).astype(int).to_numpy(), texttemplate="%{text} customers<br>$%{z:.0f}",
-        colorscale="Blues", colorbar={"title": "mean monetary"}))
+    heat = go.Figure(
+        go.Heatmap(
+            z=spend.to_numpy(),
+            x=[f"F{f}" for f in spend.columns],
+            y=[f"R{r}" for r in spend.index],
+            text=counts.fillna(0).astype(int).to_numpy(),
+            texttemplate="%{text} customers<br>$%{z:.0f}",
+            colorscale="Blues",
+            colorbar={"title": "mean monetary"},
+        )
+    )
     heat.update_layout(title="RFM grid: customers and mean monetary per (R, F) cell (5 = best)")
     out.append(("RFM heat map", heat))
     names = {p["cluster"]: p["name"] for p in personas}
     points, note = sample(tables["clusters"], MAP_POINTS)
     points = points.sort_values("cluster")
     points = points.assign(persona=points["cluster"].map(lambda c: f"{c}: {names.get(c, '?')}"))
-    out.append(("Cluster map", px.scatter(points, x="x", y="y", color="persona", opacity=0.6,
-                                          hover_data=["customer_id"],
-                                          title="Customers on the first two principal axes of the clustering "
-                                                "space, coloured by cluster" + note)))
+    out.append(
+        (
+            "Cluster map",
+            px.scatter(
+                points,
+                x="x",
+                y="y",
+                color="persona",
+                opacity=0.6,
+                hover_data=["customer_id"],
+                title="Customers on the first two principal axes of the clustering space, coloured by cluster" + note,
+            ),
+        )
+    )
     clv, note = sample(tables["clv"].dropna(subset=["expected_value"]), HISTOGRAM_VALUES)
     if not clv.empty:
         title = "Expected value over the CLV horizon (BG/NBD x Gamma-Gamma)" + note
         out.append(("CLV distribution", px.histogram(clv, x="expected_value", nbins=60, title=title)))
     prop, note = sample(tables["propensity"], HISTOGRAM_VALUES)
     if not prop.empty:
-        out.append(("Purchase propensity", px.histogram(prop, x="propensity", nbins=40,
-                                                        title="Purchase propensity (served model)" + note)))
+        out.append(
+            (
+                "Purchase propensity",
+                px.histogram(prop, x="propensity", nbins=40, title="Purchase propensity (served model)" + note),
+            )
+        )
     return out
 
 
@@ -82,13 +107,18 @@ def persona_cards(personas: list[dict]) -> str:
     cards = []
     for p in personas:
         stats = p["stats"]
-        traits = "".join(f"<li>{html.escape(t['label'])}: {t['cluster_mean']:g} vs {t['population_mean']:g} "
-                         f"overall (z {t['z']:+.2f})</li>" for t in stats["traits"])
+        traits = "".join(
+            f"<li>{html.escape(t['label'])}: {t['cluster_mean']:g} vs {t['population_mean']:g} "
+            f"overall (z {t['z']:+.2f})</li>"
+            for t in stats["traits"]
+        )
         cats = ", ".join(f"{html.escape(c['name'])} (x{c['lift']:g})" for c in stats["top_categories"])
-        cards.append(f"<div class='card'><h3>{p['cluster']}: {html.escape(p['name'])}</h3>"
-                     f"<p>{html.escape(p['description'])}</p><p class='meta'>{stats['size']} customers "
-                     f"({stats['share'] * 100:.1f}%), text by {html.escape(p['source'])}</p><ul>{traits}</ul>"
-                     f"<p class='meta'>Over-represented categories: {cats or 'none'}</p></div>")
+        cards.append(
+            f"<div class='card'><h3>{p['cluster']}: {html.escape(p['name'])}</h3>"
+            f"<p>{html.escape(p['description'])}</p><p class='meta'>{stats['size']} customers "
+            f"({stats['share'] * 100:.1f}%), text by {html.escape(p['source'])}</p><ul>{traits}</ul>"
+            f"<p class='meta'>Over-represented categories: {cats or 'none'}</p></div>"
+        )
     return "".join(cards)
 
 
@@ -103,21 +133,27 @@ def write_html(settings: Settings, path: Path) -> dict:
     parts = []
     for i, (title, fig) in enumerate(sections):
         fig.update_layout(height=480, margin={"t": 60})
-        parts.append(f"<section><h2>{html.escape(title)}</h2>"
-                     + pio.to_html(fig, full_html=False, include_plotlyjs="inline" if i == 0 else False)
-                     + "</section>")
+        parts.append(
+            f"<section><h2>{html.escape(title)}</h2>"
+            + pio.to_html(fig, full_html=False, include_plotlyjs="inline" if i == 0 else False)
+            + "</section>"
+        )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Kefu customer segments</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}}
 .cards{{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:1em}}
 .card{{border:1px solid #ccc;border-radius:8px;padding:0.8em}} .meta{{color:#666;font-size:0.9em}}</style>
 </head><body><h1>Customer segments</h1>
-<p class="meta">{len(tables['rfm'])} customers with RFM scores; {len(personas)} behavioural clusters.</p>
+<p class="meta">{len(tables["rfm"])} customers with RFM scores; {len(personas)} behavioural clusters.</p>
 <section><h2>Personas</h2><div class="cards">{persona_cards(personas)}</div></section>
-{''.join(parts)}
+{"".join(parts)}
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
-    return {"path": str(path), "sections": ["Personas", *[t for t, _ in sections]], "customers": len(tables["rfm"]),
-            "bytes": len(page)}
+    return {
+        "path": str(path),
+        "sections": ["Personas", *[t for t, _ in sections]],
+        "customers": len(tables["rfm"]),
+        "bytes": len(page),
+    }

@@ -60,8 +60,10 @@ def load_rules(path: Path | None = None) -> list[SegmentRule]:
         reader = csv.DictReader(fh)
         missing = [c for c in RULE_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise StoreError(f"RFM rule file {path} lacks column(s) {', '.join(missing)}; "
-                             f"it needs {', '.join(RULE_COLUMNS)} (and optionally description).")
+            raise StoreError(
+                f"RFM rule file {path} lacks column(s) {', '.join(missing)}; "
+                f"it needs {', '.join(RULE_COLUMNS)} (and optionally description)."
+            )
         rules = []
         for line, row in enumerate(reader, start=2):
             try:
@@ -140,27 +142,37 @@ FROM order_stats o LEFT JOIN spend s USING (customer_id)
 """
 
 
-def score(con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule],
-          output: str = "customer_rfm") -> RFMReport:
+def score(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule], output: str = "customer_rfm"
+) -> RFMReport:
     """Score ``rfm_customers`` (already in ``con``) into table ``output``."""
     con.execute("CREATE OR REPLACE TEMP TABLE rfm_rules (segment VARCHAR, r_min INT, r_max INT, f_min INT, f_max INT)")
-    con.executemany("INSERT INTO rfm_rules VALUES (?, ?, ?, ?, ?)",
-                    [(x.segment, x.r_min, x.r_max, x.f_min, x.f_max) for x in rules])
+    con.executemany(
+        "INSERT INTO rfm_rules VALUES (?, ?, ?, ?, ?)", [(x.segment, x.r_min, x.r_max, x.f_min, x.f_max) for x in rules]
+    )
     buyers, return_orders, only_returns = con.execute("""
         SELECT count(*) FILTER (WHERE frequency > 0), coalesce(sum(returns), 0), count(*) FILTER (WHERE frequency = 0)
         FROM rfm_customers
     """).fetchall()[0]
     if buyers < MIN_CUSTOMERS:
-        raise StoreError(f"RFM quintiles need at least {MIN_CUSTOMERS} customers with a purchase before "
-                         f"{as_of:%Y-%m-%d}; found {buyers}. Check --as-of and the input.")
+        raise StoreError(
+            f"RFM quintiles need at least {MIN_CUSTOMERS} customers with a purchase before "
+            f"{as_of:%Y-%m-%d}; found {buyers}. Check --as-of and the input."
+        )
     con.execute(rfm_sql(output))
     segments = dict(con.execute(f"SELECT segment, count(*) FROM {output} GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    return RFMReport(customers_scored=buyers, future_rows_excluded=0, return_orders=int(return_orders),
-                     customers_only_returns=only_returns, segments=segments)
+    return RFMReport(
+        customers_scored=buyers,
+        future_rows_excluded=0,
+        return_orders=int(return_orders),
+        customers_only_returns=only_returns,
+        segments=segments,
+    )
 
 
-def rfm_from_transactions(con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule],
-                          output: str = "customer_rfm") -> RFMReport:
+def rfm_from_transactions(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule], output: str = "customer_rfm"
+) -> RFMReport:
     """Score the ``transactions`` table made by ``segmentation.transactions.load_transactions``."""
     future = con.execute("SELECT count(*) FROM transactions WHERE ts >= $as_of", {"as_of": as_of}).fetchall()[0][0]
     con.execute(TRANSACTIONS_CUSTOMERS_SQL, {"as_of": as_of})
@@ -169,12 +181,17 @@ def rfm_from_transactions(con: duckdb.DuckDBPyConnection, as_of: datetime, rules
     return report
 
 
-def rfm_from_store(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None,
-                   rules: list[SegmentRule] | None = None, output: str = "customer_rfm") -> RFMReport:
+def rfm_from_store(
+    con: duckdb.DuckDBPyConnection,
+    as_of: datetime | None = None,
+    rules: list[SegmentRule] | None = None,
+    output: str = "customer_rfm",
+) -> RFMReport:
     """Score the store's customers (orders not cancelled; value = the sum of the order's line amounts)."""
     as_of = as_of or default_as_of(con)
-    future = con.execute("SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'",
-                         {"as_of": as_of}).fetchall()[0][0]
+    future = con.execute(
+        "SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'", {"as_of": as_of}
+    ).fetchall()[0][0]
     con.execute(STORE_CUSTOMERS_SQL, {"as_of": as_of})
     report = score(con, as_of, rules or load_rules(), output)
     report.future_rows_excluded = future

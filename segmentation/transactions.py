@@ -76,8 +76,10 @@ def read_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
         literal = "'" + str(path).replace("'", "''") + "'"
         header = next(csv.reader([header_line]))
         spec = "{" + ", ".join("'" + name.replace("'", "''") + "': 'VARCHAR'" for name in header) + "}"
-        relation = (f"read_csv({literal}, header = true, delim = ',', quote = '\"', auto_detect = false, "
-                    f"strict_mode = true, columns = {spec})")
+        relation = (
+            f"read_csv({literal}, header = true, delim = ',', quote = '\"', auto_detect = false, "
+            f"strict_mode = true, columns = {spec})"
+        )
         try:
             con.execute(f"SELECT count(*) FROM {relation}").fetchall()
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_file AS SELECT * FROM {relation}")
@@ -88,8 +90,14 @@ def read_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return columns
 
 
-def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionColumns, *,
-                      date_format: str | None = None, drop_duplicates: bool = False) -> LoadReport:
+def load_transactions(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    columns: TransactionColumns,
+    *,
+    date_format: str | None = None,
+    drop_duplicates: bool = False,
+) -> LoadReport:
     """Validate ``path`` and (re)create the ``transactions`` table in ``con``."""
     if not path.is_file():
         raise StoreError(f"No transaction file at {path}.")
@@ -101,8 +109,9 @@ def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: Trans
         wanted["order"] = columns.order
     for role, name in wanted.items():
         if name not in available:
-            raise StoreError(f"{path} has no column '{name}' (given as the {role} column). "
-                             f"Its columns are: {', '.join(available)}.")
+            raise StoreError(
+                f"{path} has no column '{name}' (given as the {role} column). Its columns are: {', '.join(available)}."
+            )
 
     all_cols = ", ".join(f"{quote(c)}::VARCHAR AS {quote(c)}" for c in available)
     try:
@@ -127,8 +136,11 @@ def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: Trans
         """)
 
     customer, date, amount = quote(columns.customer), quote(columns.date), quote(columns.amount)
-    parse_date = (f"try_strptime(trim({date}), '{date_format.replace(chr(39), chr(39) * 2)}')" if date_format
-                  else f"try_cast(trim({date}) AS TIMESTAMP)")
+    parse_date = (
+        f"try_strptime(trim({date}), '{date_format.replace(chr(39), chr(39) * 2)}')"
+        if date_format
+        else f"try_cast(trim({date}) AS TIMESTAMP)"
+    )
     order = f"trim({quote(columns.order)})" if columns.order else "NULL"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE parsed_rows AS
@@ -152,13 +164,20 @@ def load_transactions(con: duckdb.DuckDBPyConnection, path: Path, columns: Trans
     for name in ("raw_rows", "parsed_rows"):
         con.execute(f"DROP TABLE {name}")
     con.execute("DROP VIEW raw_file")
-    return LoadReport(file=str(path), rows=rows, customers=customers, duplicate_rows=duplicates,
-                      dropped_duplicates=duplicates if drop_duplicates else 0,
-                      negative_amount_rows=negative, zero_amount_rows=zero)
+    return LoadReport(
+        file=str(path),
+        rows=rows,
+        customers=customers,
+        duplicate_rows=duplicates,
+        dropped_duplicates=duplicates if drop_duplicates else 0,
+        negative_amount_rows=negative,
+        zero_amount_rows=zero,
+    )
 
 
-def check_rows(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionColumns,
-               date_format: str | None) -> None:
+def check_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionColumns, date_format: str | None
+) -> None:
     """Raise on the first row with no customer, an unparseable date or amount, or an empty order id."""
     hint = f" with format '{date_format}'" if date_format else " (ISO 8601; pass --date-format, e.g. %Y%m%d)"
     checks = [
@@ -174,23 +193,33 @@ def check_rows(con: duckdb.DuckDBPyConnection, path: Path, columns: TransactionC
         ).fetchall()[0]
         if count:
             value = f" ({first_text!r})" if text_col else ""
-            raise StoreError(f"{path}: column '{column}' {problem} in {count} row(s); first at row {first_row} "
-                             f"(line {first_row + 1}){value}. Fix or remove those rows.")
+            raise StoreError(
+                f"{path}: column '{column}' {problem} in {count} row(s); first at row {first_row} "
+                f"(line {first_row + 1}){value}. Fix or remove those rows."
+            )
     if columns.order:
         clash = con.execute("""
             SELECT order_id, min(row_no) FROM parsed_rows GROUP BY order_id
             HAVING count(DISTINCT customer_id) > 1 ORDER BY 2 LIMIT 1
         """).fetchall()
         if clash:
-            raise StoreError(f"{path}: order '{clash[0][0]}' (column '{columns.order}') belongs to more than one "
-                             f"customer (first at row {clash[0][1]}). An order id must name one customer's order.")
+            raise StoreError(
+                f"{path}: order '{clash[0][0]}' (column '{columns.order}') belongs to more than one "
+                f"customer (first at row {clash[0][1]}). An order id must name one customer's order."
+            )
 
 
 UNSPECIFIED_PRODUCT = "unspecified"  # the product of every order line built from a plain transaction file
 
 
-def store_from_transactions(path: Path, columns: TransactionColumns, store_path: Path, *,
-                            date_format: str | None = None, drop_duplicates: bool = False) -> LoadReport:
+def store_from_transactions(
+    path: Path,
+    columns: TransactionColumns,
+    store_path: Path,
+    *,
+    date_format: str | None = None,
+    drop_duplicates: bool = False,
+) -> LoadReport:
     """Build a shop store (atomically replacing ``store_path``) from a transaction file without a catalogue, so
     ``kefu segment fit`` can run on it: a customer per customer id, an order per order id (per row without an
     order column; its time is its first row's), one order line per row naming the product ``"unspecified"``
@@ -199,22 +228,28 @@ def store_from_transactions(path: Path, columns: TransactionColumns, store_path:
     report: list[LoadReport] = []
 
     def fill(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-        report.append(load_transactions(con, path, columns, date_format=date_format,
-                                        drop_duplicates=drop_duplicates))
+        report.append(load_transactions(con, path, columns, date_format=date_format, drop_duplicates=drop_duplicates))
         con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM transactions")
         con.execute("""INSERT INTO orders SELECT order_key, any_value(customer_id), min(ts), 'completed', NULL
                        FROM transactions GROUP BY order_key""")
-        con.execute("""
+        con.execute(
+            """
             INSERT INTO order_items (order_id, line_no, product_id, quantity, amount, is_return)
             SELECT order_key, row_number() OVER (PARTITION BY order_key ORDER BY row_no), $p,
                    CASE WHEN amount < 0 THEN -1 ELSE 1 END, amount, amount < 0
             FROM transactions
-        """, {"p": UNSPECIFIED_PRODUCT})
-        con.execute("INSERT INTO events SELECT customer_id, ts, 'purchase', $p, order_key FROM transactions",
-                    {"p": UNSPECIFIED_PRODUCT})
+        """,
+            {"p": UNSPECIFIED_PRODUCT},
+        )
+        con.execute(
+            "INSERT INTO events SELECT customer_id, ts, 'purchase', $p, order_key FROM transactions",
+            {"p": UNSPECIFIED_PRODUCT},
+        )
         con.execute("DROP TABLE transactions")
-        return {"source": f"transactions file {path}", "note": "no catalogue: every line's product is "
-                f"'{UNSPECIFIED_PRODUCT}'"}
+        return {
+            "source": f"transactions file {path}",
+            "note": f"no catalogue: every line's product is '{UNSPECIFIED_PRODUCT}'",
+        }
 
     write_store(store_path, fill)
     return report[0]

@@ -33,8 +33,10 @@ def segments_db(settings: Settings) -> Path:
 def workspace(store_path: Path, db_path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to ``db_path`` (default: in memory) with the store's tables visible as views."""
     if not store_path.is_file():
-        raise StoreError(f"No store at {store_path}. Build the demo store with `kefu store build` or import "
-                         "yours with `kefu store import`.")
+        raise StoreError(
+            f"No store at {store_path}. Build the demo store with `kefu store build` or import "
+            "yours with `kefu store import`."
+        )
     if db_path is not None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db_path) if db_path else ":memory:")
@@ -45,8 +47,7 @@ def workspace(store_path: Path, db_path: Path | None = None) -> Iterator[duckdb.
             con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM store.main.{table}")
     except duckdb.Error as exc:
         con.close()
-        raise StoreError(f"Cannot open the store at {store_path} ({exc}). Rebuild it with `kefu store build`.") \
-            from exc
+        raise StoreError(f"Cannot open the store at {store_path} ({exc}). Rebuild it with `kefu store build`.") from exc
     try:
         yield con
     finally:

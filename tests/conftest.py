@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from kefu.llm import prepare as model_prep
-from kefu.store import demo as store_demo
 from kefu.llm import server as vllm_server
 from kefu.settings import Settings
+from kefu.store import demo as store_demo
 
 REPO = Path(__file__).resolve().parent.parent
 

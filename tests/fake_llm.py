@@ -43,7 +43,7 @@ class ScriptedLLM:
 
     def _check(self, kind, messages):
         with self._lock:
-            self.calls.append((kind, messages))
+            self.calls.append((kind, list(messages)))  # a copy: the native loop extends its list
         if self.down:
             raise LLMError("Cannot reach the LLM server (scripted); start it with `kefu llm serve`.")
 

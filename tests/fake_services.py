@@ -10,7 +10,9 @@ from assistant.services import Coupon, Found, Order, OrderLine, Services, Shoppe
 
 PRODUCTS = [
     ProductCard(product_id="p1", title="SPAGHETTI 16 OZ", price=1.29, category="DRY NOODLES/PASTA", brand="Private"),
-    ProductCard(product_id="p2", title="PENNE RIGATE 16 OZ", price=1.89, category="DRY NOODLES/PASTA", brand="National"),
+    ProductCard(
+        product_id="p2", title="PENNE RIGATE 16 OZ", price=1.89, category="DRY NOODLES/PASTA", brand="National"
+    ),
     ProductCard(product_id="p3", title="CHEDDAR CHEESE 8 OZ", price=3.49, category="CHEESE", brand="National"),
     ProductCard(product_id="p4", title="BRIE CHEESE 7 OZ", price=6.99, category="CHEESE", brand="National"),
 ]
@@ -57,10 +59,9 @@ class FakeCatalogue:
 
 class FakeOrders:
     def __init__(self, orders: dict[str, list[Order]] | None = None) -> None:
-        self.orders = orders if orders is not None else {
-            "c1": [Order("40000000001", datetime(2018, 1, 2), "delivered", 2, 4.78,
-                         [OrderLine("p1", "SPAGHETTI 16 OZ", 2, 2.58), OrderLine("p3", "CHEDDAR CHEESE 8 OZ", 1, 3.49)])]
-        }  # fmt: skip
+        lines = [OrderLine("p1", "SPAGHETTI 16 OZ", 2, 2.58), OrderLine("p3", "CHEDDAR CHEESE 8 OZ", 1, 3.49)]
+        default = {"c1": [Order("40000000001", datetime(2018, 1, 2), "delivered", 2, 4.78, lines)]}
+        self.orders = orders if orders is not None else default
 
     def recent(self, customer_id, limit):
         return self.orders.get(customer_id, [])[:limit]

@@ -19,10 +19,13 @@ def cluster_sample(store_path: Path, n: int = 30, max_products: int = 8) -> list
     from segmentation.workspace import workspace
 
     with workspace(store_path) as con:
-        rows = con.execute("""
+        rows = con.execute(
+            """
             SELECT o.customer_id FROM orders o JOIN order_items i USING (order_id)
             GROUP BY 1 HAVING count(DISTINCT i.product_id) <= $m ORDER BY hash(o.customer_id) LIMIT $n
-        """, {"m": max_products, "n": n}).fetchall()
+        """,
+            {"m": max_products, "n": n},
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -35,8 +38,13 @@ def fitted_data_dir(demo_store: Path, root: Path) -> tuple[Path, dict]:
         data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(demo_store, data_dir / "store.duckdb")
         settings = Settings(data_dir=data_dir)
-        report = fit_all(settings, llm=None, with_transformer=False, k_range=range(2, 5),
-                         cluster_customers=cluster_sample(settings.store_path))
+        report = fit_all(
+            settings,
+            llm=None,
+            with_transformer=False,
+            k_range=range(2, 5),
+            cluster_customers=cluster_sample(settings.store_path),
+        )
         _fitted[demo_store] = (data_dir, report)
     return _fitted[demo_store]
 

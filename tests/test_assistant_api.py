@@ -45,8 +45,11 @@ def test_chat_streams_events_and_keeps_the_conversation(services, shop_settings)
     done = events[-1][1]
     products = next(d for k, d in events if k == "products")["items"]
     assert all({"product_id", "title", "price"} <= set(p) for p in products)
-    r2 = client.post("/v1/chat", json={"message": "cheaper", "conversation_id": done["conversation_id"]},
-                     headers={"Authorization": f"Bearer {token}"})
+    r2 = client.post(
+        "/v1/chat",
+        json={"message": "cheaper", "conversation_id": done["conversation_id"]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     done2 = events_of(r2)[-1][1]
     assert done2["conversation_id"] == done["conversation_id"] and done2["turn"] == 2
 
@@ -67,8 +70,7 @@ def test_conversation_of_another_customer_is_not_reused(services, shop_settings)
     alice = {"Authorization": f"Bearer {auth.sign('1111', shop_settings.auth_secret)}"}
     done = events_of(client.post("/v1/chat", json={"message": "milk"}, headers=alice))[-1][1]
     bob = {"Authorization": f"Bearer {auth.sign('42', shop_settings.auth_secret)}"}
-    r = client.post("/v1/chat", json={"message": "my orders", "conversation_id": done["conversation_id"]},
-                    headers=bob)
+    r = client.post("/v1/chat", json={"message": "my orders", "conversation_id": done["conversation_id"]}, headers=bob)
     assert events_of(r)[-1][1]["conversation_id"] != done["conversation_id"]
 
 
@@ -88,8 +90,12 @@ def test_shop_events_update_live_profiles_with_the_shops_key(demo_store, tmp_pat
     settings = copy_of_fit(demo_store, tmp_path_factory.getbasetemp(), tmp_path)
     profiles = ProfileStore.load(settings)
     before = profiles.get("2261")
-    order = {"customer_id": "2261", "ts": "2018-01-03T10:00:00", "type": "order",
-             "items": [{"product_id": "no-such-product", "amount": 12.5}]}
+    order = {
+        "customer_id": "2261",
+        "ts": "2018-01-03T10:00:00",
+        "type": "order",
+        "items": [{"product_id": "no-such-product", "amount": 12.5}],
+    }
 
     off = TestClient(create_app(Assistant(fake_services(profiles=profiles), ScriptedLLM()), settings))
     assert off.post("/v1/events", json=order).status_code == 503  # no key set: the endpoint is off

@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from ui.cli import app
 from tests.conftest import free_port
+from ui.cli import app
 
 
 def test_chat_json_turn_without_the_llm(shop_settings, monkeypatch):

@@ -47,7 +47,7 @@ def test_search_turn_respects_budget_and_grounds_products(services, log):
     session = Session(customer_id=CUSTOMER)
     events, done = run(Assistant(services, llm, log=log), session, "cheap pasta under $2")
     assert isinstance(events[0], Understood) and events[0].understanding.slots.budget_max == 2
-    (name, args), = tools_of(events)
+    ((name, args),) = tools_of(events)
     assert name == "search_products" and args["max_price"] == 2 and "pasta" in args["query"]
     products = next(e for e in events if isinstance(e, Products)).items
     assert products and all(p.price is not None and p.price <= 2 for p in products)
@@ -67,21 +67,22 @@ def test_invented_prices_are_removed_and_counted(services, log):
 
 
 def test_multi_turn_refinement_and_references(services, log):
-    llm = ScriptedLLM([reading(product="crackers"), reading(product=""), reading(product=""),
-                       reading(intent="comparison")])
+    llm = ScriptedLLM(
+        [reading(product="crackers"), reading(product=""), reading(product=""), reading(intent="comparison")]
+    )
     assistant, session = Assistant(services, llm, log=log), Session(customer_id=CUSTOMER)
     _, first = run(assistant, session, "crackers")
     assert len(first.products) >= 2
     cheapest = min(p.price for p in first.products)
     events, cheaper = run(assistant, session, "something cheaper")
-    (_, args), = tools_of(events)
+    ((_, args),) = tools_of(events)
     assert args["query"] == "crackers" and args["max_price"] < cheapest
     assert all(p.price < cheapest for p in cheaper.products)
     events, _ = run(assistant, session, "show me the second one")
     assert tools_of(events) == [] and session.candidates
     second = session.candidates[1] if len(session.candidates) > 1 else session.candidates[0]
     events, compared = run(assistant, session, "compare the first and second one")
-    (name, args), = tools_of(events)
+    ((name, args),) = tools_of(events)
     assert name == "compare_products" and len(args["product_ids"]) == 2
     assert second.product_id in args["product_ids"] or len(session.candidates) == 2
 
@@ -163,8 +164,11 @@ def test_llm_down_still_answers_from_tools(services, log):
 
 
 def test_native_mode_runs_the_models_tool_calls(services, log):
-    llm = ScriptedLLM([reading(product="cookies")], ["Some cookies."],
-                      tool_calls=[[("search_products", {"query": "cookies", "max_price": 4})]])
+    llm = ScriptedLLM(
+        [reading(product="cookies")],
+        ["Some cookies."],
+        tool_calls=[[("search_products", {"query": "cookies", "max_price": 4})]],
+    )
     events, done = run(Assistant(services, llm, NATIVE, log=log), Session(customer_id=CUSTOMER), "cookies")
     assert tools_of(events) == [("search_products", {"query": "cookies", "max_price": 4})]
     assert any(kind == "tool_calls" for kind, _ in llm.calls)
@@ -181,10 +185,16 @@ def test_concurrent_sessions_do_not_leak(services, log, shop_settings):
     import duckdb
 
     con = duckdb.connect(str(shop_settings.store_path), read_only=True)
-    customers = [r[0] for r in con.execute(
-        "SELECT customer_id FROM orders GROUP BY 1 HAVING count(*) >= 3 ORDER BY 1 LIMIT 8").fetchall()]
-    owned = {c: {r[0] for r in con.execute("SELECT order_id FROM orders WHERE customer_id = ?", [c]).fetchall()}
-             for c in customers}
+    customers = [
+        r[0]
+        for r in con.execute(
+            "SELECT customer_id FROM orders GROUP BY 1 HAVING count(*) >= 3 ORDER BY 1 LIMIT 8"
+        ).fetchall()
+    ]
+    owned = {
+        c: {r[0] for r in con.execute("SELECT order_id FROM orders WHERE customer_id = ?", [c]).fetchall()}
+        for c in customers
+    }
     con.close()
     llm = ScriptedLLM([reading(intent="order_status")] * 8)
     assistant = Assistant(services, llm, log=log)
@@ -206,12 +216,16 @@ def test_logs_are_versioned_redacted_and_complete(services, tmp_path):
     path = tmp_path / "log.sqlite"
     log = conversation_log(path)
     llm = ScriptedLLM([reading(product="milk")])
-    run(Assistant(services, llm, log=log), Session(customer_id=CUSTOMER),
-        "milk please, mail me at jane.doe@example.com or call +1 415 555 0100")
+    run(
+        Assistant(services, llm, log=log),
+        Session(customer_id=CUSTOMER),
+        "milk please, mail me at jane.doe@example.com or call +1 415 555 0100",
+    )
     con = sqlite3.connect(str(path))
     assert con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     message, understanding, tool_count = con.execute(
-        "SELECT message, understanding, (SELECT count(*) FROM tool_calls) FROM turns").fetchone()
+        "SELECT message, understanding, (SELECT count(*) FROM tool_calls) FROM turns"
+    ).fetchone()
     assert "jane.doe" not in message and "[EMAIL]" in message and "[PHONE]" in message
     assert json.loads(understanding)["intent"] == "product_search" and tool_count == 1
     tool = con.execute("SELECT name, product_ids, latency_ms FROM tool_calls").fetchone()
@@ -221,5 +235,5 @@ def test_logs_are_versioned_redacted_and_complete(services, tmp_path):
 def test_a_brand_the_catalogue_lacks_is_not_a_filter(services, log):
     llm = ScriptedLLM([reading(product="cheese", brand="cheese")])
     events, done = run(Assistant(services, llm, log=log), Session(customer_id=CUSTOMER), "cheese")
-    (_, args), = tools_of(events)
+    ((_, args),) = tools_of(events)
     assert "brand" not in args and done.products

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kefu import store
-from assistant.loop import Assistant
 from assistant.guardrails import RateLimiter, fence, looks_like_injection
-from kefu.records.redact import redact
+from assistant.loop import Assistant
 from assistant.policy import find_coupon, load_rules, treatment_for
 from assistant.session import Session
 from assistant.shop_tools import Injected
 from assistant.tools import ToolError, ToolOutput, run_tool, tool
+from kefu import store
+from kefu.records.redact import redact
 from tests.conftest import real_services
 from tests.fake_llm import ScriptedLLM, reading
 
@@ -63,8 +63,9 @@ def test_at_risk_customer_gets_a_coupon_and_priority_handoff(shop_settings):
 
 
 def test_price_sensitive_customers_see_value_first(shop_settings):
-    services = real_services(shop_settings, shop_settings.data_dir / "p2.sqlite",
-                             FakeProfiles("Loyal", private_label_share=0.8))
+    services = real_services(
+        shop_settings, shop_settings.data_dir / "p2.sqlite", FakeProfiles("Loyal", private_label_share=0.8)
+    )
     done = list(Assistant(services, ScriptedLLM([reading(product="cheese")])).turn(Session("1111"), "cheese"))[-1]
     prices = [p.price for p in done.products]
     assert prices == sorted(prices)

@@ -56,8 +56,14 @@ def turn(assistant, session, text):
 
 
 def test_structured_understanding_is_always_a_valid_object(assistant):
-    for text in ["cheap gluten free pasta under $3", "where is my order?", "hi!", "I want to return my milk",
-                 "what's the capital of France?", "compare the first two"]:
+    for text in [
+        "cheap gluten free pasta under $3",
+        "where is my order?",
+        "hi!",
+        "I want to return my milk",
+        "what's the capital of France?",
+        "compare the first two",
+    ]:
         events, _ = turn(assistant, Session(customer_id=CUSTOMER), text)
         understood = next(e for e in events if isinstance(e, Understood))
         assert isinstance(understood.understanding, Understanding) and "llm" in understood.source

@@ -2,8 +2,8 @@
 
 import pytest
 
-from kefu import store
 from assistant.understanding import LLMReading, Slots, catalogue_vocabulary, combine, parse_rules
+from kefu import store
 
 
 def llm(intent="product_search", product="", brand="", max_price=None):

@@ -11,13 +11,12 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from assistant.understanding import intent_data
-from assistant.understanding import intents
-from ui.cli import app
-from kefu.errors import IntentError
+from assistant.understanding import intent_data, intents
 from assistant.understanding.intents import IntentClassifier, TrainConfig
-from kefu.settings import Settings
 from eval.intents import evaluate_file
+from kefu.errors import IntentError
+from kefu.settings import Settings
+from ui.cli import app
 
 TINY = TrainConfig(per_label=24, epochs=2, eval_limit=60)
 OBVIOUS = {  # none of these texts (normalized) is in either data set ("where is my order" itself is)
@@ -61,9 +60,7 @@ def test_manifest_records_labels_data_and_held_out_metrics(tiny, classifier):
     settings, manifest = tiny
     assert manifest == json.loads((intents.model_dir(settings) / "manifest.json").read_text())
     assert classifier.labels == manifest["labels"]
-    assert {"order_status", "return_refund", "out_of_scope", "chitchat", "product_search"} <= set(
-        manifest["labels"]
-    )
+    assert {"order_status", "return_refund", "out_of_scope", "chitchat", "product_search"} <= set(manifest["labels"])
     assert {"recommendation", "comparison"} == set(manifest["never_predicted"])
     assert manifest["data"]["sources_sha256"] == intents.sources_sha256()
     assert manifest["training"]["rows"] == 24 * (len(manifest["labels"]) - 1) + 24 * 3  # out_of_scope: 3x
@@ -76,9 +73,7 @@ def test_manifest_records_labels_data_and_held_out_metrics(tiny, classifier):
 
 
 def test_predict_top_and_bad_input(classifier):
-    top = classifier.predict_top(
-        ["cancel my order please", "", "   ", "x" * 100_000, "где мой заказ 📦"], k=3
-    )
+    top = classifier.predict_top(["cancel my order please", "", "   ", "x" * 100_000, "где мой заказ 📦"], k=3)
     assert len(top) == 5
     probs = [p for _, p in top[0]]
     assert len(top[0]) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
@@ -182,9 +177,7 @@ def test_eval_bad_files_get_clear_errors(tiny, tmp_path, content, message):
 
 
 def test_eval_cli_prints_errors_without_a_traceback(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
-        "KEFU_DATA_DIR": str(tmp_path)
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {"KEFU_DATA_DIR": str(tmp_path)}
     command = "from ui.cli import main; main()"
     args = ["eval", "intents", "--data", str(tmp_path / "missing.csv"), "--json"]
     result = subprocess.run(
@@ -199,9 +192,7 @@ def test_eval_assistant_mode_with_the_llm_down_is_an_error(tiny, tmp_path, monke
 
     data = tmp_path / "t.csv"
     data.write_text("text,intent\nwhere is my order,order_status\n")
-    down = Settings(
-        data_dir=tiny[0].data_dir, llm_url="http://127.0.0.1:9/v1", llm_retries=0, llm_timeout_s=5
-    )
+    down = Settings(data_dir=tiny[0].data_dir, llm_url="http://127.0.0.1:9/v1", llm_retries=0, llm_timeout_s=5)
     with pytest.raises(KefuError):
         evaluate_file(down, data, "text", "intent", mode="assistant")
     with pytest.raises(IntentError, match="--mode"):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from assistant.understanding import intent_data
-from kefu.errors import IntentError
 from assistant.understanding.schema import INTENTS, SHOPPING
+from kefu.errors import IntentError
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kefu.llm import server as vllm_server
 from kefu.errors import ServerError
+from kefu.llm import server as vllm_server
 from tests.conftest import free_port
 
 FAKE = str(Path(__file__).with_name("fake_vllm.py"))

@@ -6,10 +6,10 @@ import pytest
 from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
-from kefu.llm import server as vllm_server
-from ui.cli import app
 from kefu.errors import LLMError
+from kefu.llm import server as vllm_server
 from kefu.llm.client import LLM, Usage
+from ui.cli import app
 
 pytestmark = pytest.mark.llm
 
@@ -40,13 +40,26 @@ def test_streaming_yields_several_chunks(llm_settings):
 
 def test_token_counts_come_back_from_the_server(llm_settings):
     llm, usage = LLM.from_settings(llm_settings), Usage()
-    chunks = list(llm.stream([{"role": "user", "content": "Count from one to ten in words."}], max_tokens=12,
-                             temperature=0, usage=usage, extra_body={"ignore_eos": True}))
+    chunks = list(
+        llm.stream(
+            [{"role": "user", "content": "Count from one to ten in words."}],
+            max_tokens=12,
+            temperature=0,
+            usage=usage,
+            extra_body={"ignore_eos": True},
+        )
+    )
     assert chunks and usage.completion_tokens == 12 and usage.prompt_tokens > 5
     streamed = usage.prompt_tokens
-    llm.structured([{"role": "system", "content": "Extract the shopper's request as JSON."},
-                    {"role": "user", "content": "I want running shoes under $100"}], ShopperRequest,
-                   temperature=0, usage=usage)
+    llm.structured(
+        [
+            {"role": "system", "content": "Extract the shopper's request as JSON."},
+            {"role": "user", "content": "I want running shoes under $100"},
+        ],
+        ShopperRequest,
+        temperature=0,
+        usage=usage,
+    )
     assert usage.prompt_tokens > streamed and usage.completion_tokens > 12
 
 

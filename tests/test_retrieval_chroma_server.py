@@ -12,9 +12,9 @@ import duckdb
 import httpx
 import pytest
 
+from kefu.embedder import Embedder
 from kefu.errors import SearchIndexError
 from kefu.settings import Settings
-from kefu.embedder import Embedder
 from retrieval.hybrid import ProductSearch
 from retrieval.indexer import index_store
 from tests.conftest import free_port
@@ -25,8 +25,11 @@ def chroma_server(tmp_path):
     port = free_port()
     chroma = Path(sys.executable).parent / "chroma"
     log = (tmp_path / "chroma.log").open("w")
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

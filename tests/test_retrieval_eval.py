@@ -9,18 +9,34 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
 from eval.make_fashion_beir import DEFAULT_SOURCE, build
+from ui.cli import app
 
 DOCS = {
-    "d1": "Puma Men Black Running Shoes", "d2": "Nike Women Pink Running Shoes", "d3": "Titan Men Silver Watch",
-    "d4": "Fastrack Women Black Watch", "d5": "Levis Men Blue Jeans", "d6": "Roadster Women Blue Jeans",
-    "d7": "Wildcraft Unisex Green Backpack", "d8": "Lavie Women Brown Handbag",
+    "d1": "Puma Men Black Running Shoes",
+    "d2": "Nike Women Pink Running Shoes",
+    "d3": "Titan Men Silver Watch",
+    "d4": "Fastrack Women Black Watch",
+    "d5": "Levis Men Blue Jeans",
+    "d6": "Roadster Women Blue Jeans",
+    "d7": "Wildcraft Unisex Green Backpack",
+    "d8": "Lavie Women Brown Handbag",
 }
-QUERIES = {"q1": "black running shoes for men", "q2": "wrist watch for women", "q3": "blue denim jeans",
-           "q4": "ladies handbag"}
-QRELS = [("q1", "d1", 2), ("q1", "d2", 1), ("q2", "d4", 2), ("q2", "d3", 1), ("q3", "d5", 1), ("q3", "d6", 1),
-         ("q4", "d8", 2)]
+QUERIES = {
+    "q1": "black running shoes for men",
+    "q2": "wrist watch for women",
+    "q3": "blue denim jeans",
+    "q4": "ladies handbag",
+}
+QRELS = [
+    ("q1", "d1", 2),
+    ("q1", "d2", 1),
+    ("q2", "d4", 2),
+    ("q2", "d3", 1),
+    ("q3", "d5", 1),
+    ("q3", "d6", 1),
+    ("q4", "d8", 2),
+]
 
 
 def write_beir(folder: Path) -> Path:
@@ -32,7 +48,8 @@ def write_beir(folder: Path) -> Path:
         for qid, text in QUERIES.items():
             f.write(json.dumps({"_id": qid, "text": text}) + "\n")
     (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in QRELS))
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in QRELS)
+    )
     return folder
 
 

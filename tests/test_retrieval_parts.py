@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
+from eval.retrieval import load_beir, mrr, ndcg, read_qrels, recall
 from kefu.errors import FilterError, StoreError
 from kefu.store import connect
-from eval.retrieval import load_beir, mrr, ndcg, read_qrels, recall
 from retrieval.catalog import Catalog, catalog_from_records
 from retrieval.filters import Filters
 from retrieval.lexical import LexicalIndex, is_shorthand, tokenize
@@ -31,11 +31,13 @@ def test_filters_validate_and_name_the_field():
 
 
 def test_filter_mask_where_and_matches_agree_on_a_small_catalogue():
-    df = catalog_from_records([
-        {"product_id": "a", "text": "milk", "price": 1.0, "department": "DAIRY", "brand": "Private"},
-        {"product_id": "b", "text": "milk", "price": None, "department": "Dairy", "brand": "National"},
-        {"product_id": "c", "text": "soap", "price": 4.0, "department": "DRUG GM", "in_stock": False},
-    ])
+    df = catalog_from_records(
+        [
+            {"product_id": "a", "text": "milk", "price": 1.0, "department": "DAIRY", "brand": "Private"},
+            {"product_id": "b", "text": "milk", "price": None, "department": "Dairy", "brand": "National"},
+            {"product_id": "c", "text": "soap", "price": 4.0, "department": "DRUG GM", "in_stock": False},
+        ]
+    )
     catalog = Catalog(df)
     cases = [
         (Filters(max_price=2), {"a"}),  # unknown price never passes a price bound
@@ -59,8 +61,9 @@ def test_catalogue_rejects_duplicate_and_missing_ids():
 
 
 def test_lexical_expansion_handles_typos_and_shorthand():
-    index = LexicalIndex.build(["SOFT DRINK POWDER - PWDR/CRYSTL DRNK MX", "CHOCOLATE CANDY BAR",
-                                "FROZEN CHICKEN BREAST", "CAN CATFD GOURMET"])
+    index = LexicalIndex.build(
+        ["SOFT DRINK POWDER - PWDR/CRYSTL DRNK MX", "CHOCOLATE CANDY BAR", "FROZEN CHICKEN BREAST", "CAN CATFD GOURMET"]
+    )
     assert index.query_terms("choclate").corrections == {"choclate": ["chocolate"]}
     assert index.query_terms("chkn").corrections == {"chkn": ["chicken"]}
     assert index.query_terms("choc").corrections == {"choc": ["chocolate"]}
@@ -109,7 +112,8 @@ def test_profile_from_store_reflects_purchases(demo_store):
         profile = profile_from_store(con, "1111")
         expected_lines = con.execute(
             "SELECT count(*) FROM order_items JOIN orders USING (order_id) "
-            "WHERE customer_id = '1111' AND NOT is_return AND quantity > 0").fetchone()[0]
+            "WHERE customer_id = '1111' AND NOT is_return AND quantity > 0"
+        ).fetchone()[0]
         with pytest.raises(StoreError, match="No customer"):
             profile_from_store(con, "nobody")
     assert profile.lines == expected_lines > 100
@@ -120,15 +124,28 @@ def test_profile_from_store_reflects_purchases(demo_store):
 
 
 def test_personal_boost_is_bounded_and_explained():
-    profile = ShopperProfile(customer_id="c", lines=10, category_affinity={"MILK": 0.9},
-                             department_share={"DAIRY": 1.0}, private_label_share=0.8, price_p25=1, price_p75=3)
-    boost, reasons = personal_boost({"category": "MILK", "department": "DAIRY", "brand": "Private",
-                                     "price": 2.0}, profile)
+    profile = ShopperProfile(
+        customer_id="c",
+        lines=10,
+        category_affinity={"MILK": 0.9},
+        department_share={"DAIRY": 1.0},
+        private_label_share=0.8,
+        price_p25=1,
+        price_p75=3,
+    )
+    boost, reasons = personal_boost(
+        {"category": "MILK", "department": "DAIRY", "brand": "Private", "price": 2.0}, profile
+    )
     assert boost == pytest.approx(MAX_BOOST)
-    assert reasons == ["you often buy milk", "you often buy PRIVATE-label milk",
-                       "within your usual price range ($1.00–$3.00)"]
-    assert personal_boost({"category": "SOAP", "department": "DRUG", "brand": "National", "price": 9.0},
-                          profile) == (0.0, [])
+    assert reasons == [
+        "you often buy milk",
+        "you often buy PRIVATE-label milk",
+        "within your usual price range ($1.00–$3.00)",
+    ]
+    assert personal_boost({"category": "SOAP", "department": "DRUG", "brand": "National", "price": 9.0}, profile) == (
+        0.0,
+        [],
+    )
     due = profile.model_copy(update={"repurchase_days": {"SOAP": 30.0}, "days_since": {"SOAP": 45}})
     boost, reasons = personal_boost({"category": "SOAP", "department": "DRUG", "brand": "National"}, due)
     assert boost == pytest.approx(0.05)
@@ -147,7 +164,8 @@ def test_bought_together_uses_basket_cooccurrence_with_min_support(demo_store):
         shared = con.execute(
             "SELECT count(*) FROM (SELECT order_id FROM order_items WHERE product_id = ? AND NOT is_return "
             "INTERSECT SELECT order_id FROM order_items WHERE product_id = ? AND NOT is_return)",
-            [top, partner]).fetchone()[0]
+            [top, partner],
+        ).fetchone()[0]
         assert pairs[0].support == shared
         assert all(p.support >= 1000 for p in bought_together(con, top, min_support=1000)) is True
         assert bought_together(con, top, min_support=10**6) == []

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from kefu.embedder import Embedder
 from kefu.errors import FilterError, SearchIndexError
 from kefu.settings import Settings
 from kefu.store import connect
 from retrieval.catalog import catalog_from_store
-from kefu.embedder import Embedder
 from retrieval.filters import Filters
 from retrieval.hybrid import ProductSearch, SearchQueryError
 from retrieval.indexer import IndexLocation, index_store
@@ -116,10 +116,13 @@ def random_filters(draw, ids):
     lo, hi = draw(PRICES), draw(PRICES)
     if lo is not None and hi is not None and lo > hi:
         lo, hi = hi, lo
-    departments = draw(st.lists(st.sampled_from(["GROCERY", "DRUG GM", "produce", "Meat", "PASTRY"]),
-                                max_size=2, unique=True))
+    departments = draw(
+        st.lists(st.sampled_from(["GROCERY", "DRUG GM", "produce", "Meat", "PASTRY"]), max_size=2, unique=True)
+    )
     return Filters(
-        min_price=lo, max_price=hi, departments=tuple(departments),
+        min_price=lo,
+        max_price=hi,
+        departments=tuple(departments),
         brands=tuple(draw(st.lists(st.sampled_from(["National", "private"]), max_size=1))),
         exclude_brands=tuple(draw(st.lists(st.sampled_from(["Private"]), max_size=1))),
         exclude_ids=tuple(draw(st.lists(st.sampled_from(ids), max_size=5))),
@@ -132,8 +135,12 @@ def test_hard_filters_are_never_violated(search, catalog, profile):
     queries = st.sampled_from(["milk", "cat food", "cheese", "chocolate candy", "soap", "drink", "frozen pizza"])
 
     @hsettings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(filters=random_filters(ids), query=queries, system=st.sampled_from(["hybrid", "bm25", "dense"]),
-           personal=st.booleans())
+    @given(
+        filters=random_filters(ids),
+        query=queries,
+        system=st.sampled_from(["hybrid", "bm25", "dense"]),
+        personal=st.booleans(),
+    )
     def check(filters, query, system, personal):
         allowed = {pid for pid, rec in catalog.items() if filters.matches(rec)}
         response = search.search(query, filters, k=20, customer=profile if personal else None, system=system)
@@ -149,10 +156,12 @@ def test_hard_filters_are_never_violated(search, catalog, profile):
         exact = search.dense_candidates(vector, 50, mask)
         assert {search.catalog.ids[row] for row, _ in exact} <= allowed
         if allowed:  # the exact filtered side really returns the nearest allowed product
-            best = max(allowed, key=lambda pid: float(search.vectors[search.text_row[search.catalog.row_of[pid]]]
-                                                      @ vector))
+            best = max(
+                allowed, key=lambda pid: float(search.vectors[search.text_row[search.catalog.row_of[pid]]] @ vector)
+            )
             assert exact[0][1] == pytest.approx(
-                float(search.vectors[search.text_row[search.catalog.row_of[best]]] @ vector), abs=1e-5)
+                float(search.vectors[search.text_row[search.catalog.row_of[best]]] @ vector), abs=1e-5
+            )
 
     check()
 
@@ -233,16 +242,21 @@ def test_cli_search_json_and_errors_without_traceback(indexed, tmp_path):
     settings, _ = indexed
     env = {**os.environ, "KEFU_DATA_DIR": str(settings.data_dir)}
     kefu = str(Path(sys.executable).parent / "kefu")
-    out = subprocess.run([kefu, "search", "cat food", "--max-price", "5", "-k", "3", "--json"], env=env,
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [kefu, "search", "cat food", "--max-price", "5", "-k", "3", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
     results = json.loads(out.stdout)["results"]
     assert 0 < len(results) <= 3 and all(r["price"] <= 5 for r in results)
     env["KEFU_DATA_DIR"] = str(tmp_path / "empty")
-    out = subprocess.run([kefu, "search", "milk"], env=env, capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path)
+    out = subprocess.run([kefu, "search", "milk"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 2 and "kefu index" in out.stderr and "Traceback" not in out.stderr
 
 

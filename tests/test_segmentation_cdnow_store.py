@@ -11,9 +11,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
 from kefu.settings import Settings
 from segmentation.profiles import ProfileEvent, ProfileStore
+from ui.cli import app
 
 CDNOW = Path(__file__).resolve().parent.parent / "data" / "cdnow" / "cdnow_master.csv"  # real CDNOW (MIT)
 COLUMNS = ["--customer-col", "customer_id", "--date-col", "date", "--amount-col", "amount"]
@@ -71,8 +71,9 @@ def test_profiles_band_one_time_buyers_honestly_and_update_live(cdnow):
     once = store.get("00001")  # one purchase, on the first day of the data
     assert once.features["frequency"] == 1 and once.p_alive == 1.0  # BG/NBD's convention for no repeat purchase
     assert once.alive_band == "one purchase day" and once.top_categories == []
-    after = store.record(ProfileEvent(customer_id="00001", ts=once.as_of + timedelta(hours=12), type="order",
-                                      amount=20.0, lines=1)).profile
+    after = store.record(
+        ProfileEvent(customer_id="00001", ts=once.as_of + timedelta(hours=12), type="order", amount=20.0, lines=1)
+    ).profile
     assert after.features["frequency"] == 2 and after.alive_band == "likely active" and after.r == 5
 
 
@@ -95,8 +96,9 @@ def test_a_bad_file_leaves_the_built_store_alone(cdnow, tmp_path, monkeypatch, c
 def test_the_report_samples_large_populations_and_says_so(cdnow, tmp_path):
     settings, _ = cdnow
     out = tmp_path / "report.html"
-    done = CliRunner().invoke(app, ["segment", "report", "--html", str(out)],
-                              env={"KEFU_DATA_DIR": str(settings.data_dir)})
+    done = CliRunner().invoke(
+        app, ["segment", "report", "--html", str(out)], env={"KEFU_DATA_DIR": str(settings.data_dir)}
+    )
     assert done.exit_code == 0, done.output
     text = out.read_text()
     assert "a random sample of 5,000 of 23,570 customers" in text  # the cluster map

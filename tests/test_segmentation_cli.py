@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
 from tests.segmentation_fit import fitted_data_dir
+from ui.cli import app
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,19 @@ def test_show_json_has_every_part(data_dir):
     assert result.exit_code == 0, result.output
     profile = json.loads(result.stdout)
     assert profile["customer_id"] == "2261"
-    for key in ("segment", "r", "f", "m", "cluster", "persona", "clv_expected_value", "p_alive", "propensity",
-                "top_categories", "price_band"):
+    for key in (
+        "segment",
+        "r",
+        "f",
+        "m",
+        "cluster",
+        "persona",
+        "clv_expected_value",
+        "p_alive",
+        "propensity",
+        "top_categories",
+        "price_band",
+    ):
         assert profile[key] is not None, key
     assert profile["features"]["frequency"] >= 1
 
@@ -89,8 +100,14 @@ def test_report_is_a_self_contained_html_page(data_dir, tmp_path):
     page.feed(text)
     page.close()
     assert page.errors == [] and page.stack == []
-    assert page.headings[:6] == ["Personas", "Segment sizes", "RFM heat map", "Cluster map", "CLV distribution",
-                                 "Purchase propensity"]
+    assert page.headings[:6] == [
+        "Personas",
+        "Segment sizes",
+        "RFM heat map",
+        "Cluster map",
+        "CLV distribution",
+        "Purchase propensity",
+    ]
     assert all(src is None for src in page.scripts)  # plotly.js is inline: works offline
     assert "Plotly.newPlot" in text and text.count("Plotly.newPlot") == 5
     assert len(text) > 3_000_000  # plotly.js itself (~4.6 MB) is in the page

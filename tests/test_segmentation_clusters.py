@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kefu.errors import StoreError
 from kefu.embedder import Embedder
+from kefu.errors import StoreError
 from segmentation import clusters
 from segmentation.features import build_features
 from segmentation.workspace import workspace
@@ -69,7 +69,7 @@ def taste(sample, fitted, embedder, tmp_path_factory):
     cache = clusters.TitleEmbeddingCache(fitted[0] / "segments" / "title_embeddings.npz")
     cache.path = None  # read-only use
     before = embedder.encoded
-    vectors = clusters.taste_vectors(con, frame["customer_id"].tolist(), embedder, cache)
+    vectors = taste_vectors(con, frame["customer_id"].tolist(), embedder, cache)
     assert embedder.encoded == before  # every title was in the cache
     return vectors
 
@@ -79,7 +79,7 @@ def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tm
     ids = frame["customer_id"].tolist()[:8]
     cache = clusters.TitleEmbeddingCache(tmp_path / "titles.npz")
     start = embedder.encoded
-    taste = clusters.taste_vectors(con, ids, embedder, cache)
+    taste = taste_vectors(con, ids, embedder, cache)
     bought = purchased_titles(con, ids)
     assert taste.shape == (len(ids), 384)
     assert embedder.encoded - start == bought["product_id"].nunique()
@@ -89,7 +89,7 @@ def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tm
     expected = (embedder.inner.encode(mine["title"].tolist()) * mine["n"].to_numpy()[:, None]).sum(axis=0)
     np.testing.assert_allclose(taste[0], expected / np.linalg.norm(expected), atol=1e-5)
     # Reloaded from disk, the cache answers without encoding anything.
-    again = clusters.taste_vectors(con, ids, embedder, clusters.TitleEmbeddingCache(tmp_path / "titles.npz"))
+    again = taste_vectors(con, ids, embedder, clusters.TitleEmbeddingCache(tmp_path / "titles.npz"))
     assert embedder.encoded - start == bought["product_id"].nunique()
     np.testing.assert_allclose(again, taste, atol=1e-6)
 
@@ -131,9 +131,21 @@ def test_mixture_assignment_is_sklearns_where_nearest_centroid_is_not():
     gm = clusters._one_fit("gmm", 2, space, seed=0, n_init=1)
     empty = np.zeros(0)
     model = clusters.ClusterModel(
-        features=[], log_features=[], medians=empty, mean=empty, scale=empty, taste_mean=empty,
-        taste_components=np.zeros((0, 0)), taste_scale=1.0, centroids=gm.means_, map_axes=np.zeros((2, 4)),
-        map_mean=np.zeros(4), method="gmm", variances=gm.covariances_, weights=gm.weights_)
+        features=[],
+        log_features=[],
+        medians=empty,
+        mean=empty,
+        scale=empty,
+        taste_mean=empty,
+        taste_components=np.zeros((0, 0)),
+        taste_scale=1.0,
+        centroids=gm.means_,
+        map_axes=np.zeros((2, 4)),
+        map_mean=np.zeros(4),
+        method="gmm",
+        variances=gm.covariances_,
+        weights=gm.weights_,
+    )
     points = rng.normal(0.8, 2.0, (2000, 4))
     assert (model.predict(points) == gm.predict(points)).all()
     nearest = ((points[:, None, :] - gm.means_[None]) ** 2).sum(axis=2).argmin(axis=1)
@@ -163,7 +175,14 @@ def test_pipeline_clusters_every_customer(fitted):
     import duckdb
 
     con = duckdb.connect(str(data_dir / "segments.duckdb"), read_only=True)
-    n, fitted, k = con.execute("SELECT count(*), count(*) FILTER (WHERE in_fit), max(cluster) + 1 "
-                               "FROM customer_clusters").fetchall()[0]
+    n, fitted, k = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE in_fit), max(cluster) + 1 FROM customer_clusters"
+    ).fetchall()[0]
     con.close()
     assert n == report["customers"] == 2377 and fitted == 30 and k == report["clusters"]["k"]
+
+
+def taste_vectors(con, customer_ids, embedder, cache):
+    """(len(customer_ids), dim): ``taste_of`` each customer's purchases, as cluster_store computes them."""
+    matrix, products = clusters.purchase_matrix(con, customer_ids)
+    return clusters.taste_of(matrix, cache.embed(products, embedder))

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
-from kefu.errors import StoreError
 from eval.clv import evaluate
+from kefu.errors import StoreError
 from segmentation import clv
 from segmentation.transactions import TransactionColumns, load_transactions
+from ui.cli import app
 
 CDNOW = Path(__file__).resolve().parent.parent / "data" / "cdnow" / "cdnow_master.csv"  # real CDNOW (MIT)
 CAL_END, HOLDOUT_END = date(1997, 9, 30), date(1998, 6, 30)
@@ -102,12 +102,16 @@ def summary_of(path: Path, cal_end: date, holdout_end: date | None):
 
 
 def test_calibration_summary_conventions(tmp_path):
-    rows = [("a", "2024-01-01", 10), ("a", "2024-01-01", 5),  # one purchase day worth 15
-            ("a", "2024-01-11", 20), ("a", "2024-01-21", -30),  # a repeat purchase; a return day
-            ("a", "2024-02-05", 7),  # holdout
-            ("b", "2024-01-31", 0),  # one zero-amount purchase on the last calibration day
-            ("c", "2024-02-10", 9),  # first buys in the holdout: not in the summary
-            ("a", "2024-03-15", 50)]  # after the holdout end: counted, left out
+    rows = [
+        ("a", "2024-01-01", 10),
+        ("a", "2024-01-01", 5),  # one purchase day worth 15
+        ("a", "2024-01-11", 20),
+        ("a", "2024-01-21", -30),  # a repeat purchase; a return day
+        ("a", "2024-02-05", 7),  # holdout
+        ("b", "2024-01-31", 0),  # one zero-amount purchase on the last calibration day
+        ("c", "2024-02-10", 9),  # first buys in the holdout: not in the summary
+        ("a", "2024-03-15", 50),
+    ]  # after the holdout end: counted, left out
     summary, report = summary_of(write(tmp_path, rows), date(2024, 1, 31), date(2024, 2, 29))
     a, b = summary.loc["a"], summary.loc["b"]
     assert (a["frequency"], a["recency"], a["T"], a["monetary_value"]) == (1, 10, 30, 20.0)
@@ -133,15 +137,49 @@ def test_empty_windows_and_nothing_to_fit(tmp_path):
 
 
 def test_eval_clv_cli_prints_the_json(tmp_path):
-    result = CliRunner().invoke(app, [
-        "eval", "clv", "--transactions", str(CDNOW), "--customer-col", "customer_id", "--date-col", "date",
-        "--amount-col", "amount", "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "clv",
+            "--transactions",
+            str(CDNOW),
+            "--customer-col",
+            "customer_id",
+            "--date-col",
+            "date",
+            "--amount-col",
+            "amount",
+            "--calibration-end",
+            "1997-09-30",
+            "--holdout-end",
+            "1998-06-30",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["customers"] == 23_570 and data["bgnbd"]["mae_purchases"] < data["naive"]["mae_purchases"]
-    bad = CliRunner().invoke(app, [
-        "eval", "clv", "--transactions", str(CDNOW), "--customer-col", "customer_id", "--date-col", "date",
-        "--amount-col", "amount", "--calibration-end", "30/09/1997", "--holdout-end", "1998-06-30", "--json"])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "clv",
+            "--transactions",
+            str(CDNOW),
+            "--customer-col",
+            "customer_id",
+            "--date-col",
+            "date",
+            "--amount-col",
+            "amount",
+            "--calibration-end",
+            "30/09/1997",
+            "--holdout-end",
+            "1998-06-30",
+            "--json",
+        ],
+    )
     assert bad.exit_code != 0 and "--calibration-end must be a date" in str(bad.exception)
 
 

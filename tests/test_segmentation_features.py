@@ -11,7 +11,7 @@ import pytest
 
 from kefu.errors import StoreError
 from kefu.store import schema_sql
-from segmentation.features import FEATURE_COLUMNS, build_features, column_name, department_columns
+from segmentation.features import FEATURE_COLUMNS, build_features, column_name
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def tiny_store() -> duckdb.DuckDBPyConnection:
 def test_hand_worked_values():
     con = tiny_store()
     assert build_features(con) == 2
-    c1, c2 = (con.sql("SELECT * FROM customer_features ORDER BY customer_id").df().to_dict("records"))
+    c1, c2 = con.sql("SELECT * FROM customer_features ORDER BY customer_id").df().to_dict("records")
     assert c1["as_of"] == pd.Timestamp("2024-01-13")  # the day after the store's last order (even a cancelled one)
     assert (c1["recency_days"], c1["frequency"], c1["tenure_days"]) == (3, 2, 7)
     assert c1["monetary"] == pytest.approx(3.0)  # 103 bought, 100 returned
@@ -119,3 +119,9 @@ def test_column_names_and_empty_store():
     con.execute(schema_sql())
     with pytest.raises(StoreError, match="no orders"):
         build_features(con)
+
+
+def department_columns(con) -> list[str]:
+    """The ``dept_*`` share columns of an existing ``customer_features`` table."""
+    cols = [r[0] for r in con.execute("DESCRIBE customer_features").fetchall()]
+    return [c for c in cols if c.startswith("dept_")]

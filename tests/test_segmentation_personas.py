@@ -21,19 +21,37 @@ from segmentation.personas import (
 )
 from tests.segmentation_fit import fitted_data_dir
 
-VOCABULARY = {"COUPON", "GROCERY", "DRUG GM", "PRODUCE", "MEAT-PCKGD", "FUEL", "BAKED BREAD/BUNS/ROLLS", "SOFT DRINKS",
-              "BEERS/ALES", "FLUID MILK PRODUCTS", "CANDY - CHECKLANE"}
+VOCABULARY = {
+    "COUPON",
+    "GROCERY",
+    "DRUG GM",
+    "PRODUCE",
+    "MEAT-PCKGD",
+    "FUEL",
+    "BAKED BREAD/BUNS/ROLLS",
+    "SOFT DRINKS",
+    "BEERS/ALES",
+    "FLUID MILK PRODUCTS",
+    "CANDY - CHECKLANE",
+}
 
 
 def stats(**overrides) -> PersonaStats:
     """A hand-written card: frequent, high spenders who shop less on weekends, buying grocery and soft drinks."""
     values = {
-        "cluster": 1, "size": 412, "share": 0.173,
+        "cluster": 1,
+        "size": 412,
+        "share": 0.173,
         "traits": [
             Trait(feature="frequency", label="orders", cluster_mean=41.2, population_mean=19.6, z=1.35),
             Trait(feature="monetary", label="total spend", cluster_mean=210.0, population_mean=100.0, z=1.1),
-            Trait(feature="weekend_share", label="share of weekend orders", cluster_mean=0.18,
-                  population_mean=0.29, z=-0.6),
+            Trait(
+                feature="weekend_share",
+                label="share of weekend orders",
+                cluster_mean=0.18,
+                population_mean=0.29,
+                z=-0.6,
+            ),
         ],
         "top_departments": [Share(name="GROCERY", share=0.52, lift=1.1)],
         "top_categories": [Share(name="SOFT DRINKS", share=0.06, lift=1.8)],
@@ -65,42 +83,63 @@ def test_template_text_passes_the_guard_on_real_cards(fitted_personas, demo_stor
     import duckdb
 
     con = duckdb.connect(str(demo_store), read_only=True)
-    vocabulary = {v for (v,) in con.execute("SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
-                                            "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL"
-                                            ).fetchall()}
+    vocabulary = {
+        v
+        for (v,) in con.execute(
+            "SELECT DISTINCT department FROM products WHERE department IS NOT NULL "
+            "UNION SELECT DISTINCT category FROM products WHERE category IS NOT NULL"
+        ).fetchall()
+    }
     con.close()
     for persona in fitted_personas:
         assert unsupported_claims(template_text(persona.stats), persona.stats, vocabulary) == []
 
 
 def test_guard_accepts_a_faithful_text():
-    faithful = text("Frequent big spenders", "They place 41.2 orders against 19.6 overall and spend about twice "
-                    "as much; they buy GROCERY and SOFT DRINKS, and shop less at weekends.")
+    faithful = text(
+        "Frequent big spenders",
+        "They place 41.2 orders against 19.6 overall and spend about twice "
+        "as much; they buy GROCERY and SOFT DRINKS, and shop less at weekends.",
+    )
     assert unsupported_claims(faithful, stats(), VOCABULARY) == []
 
 
-@pytest.mark.parametrize(("name", "description", "problem"), [
-    ("Frequent shoppers", "They place 55 orders a year.", "number 55"),
-    ("Frequent shoppers", "They love BEERS/ALES and buy them often.", "BEERS/ALES"),
-    ("Lapsed bargain hunters", "They have not come back for a while.", "claims 'laps"),
-    ("Evening shoppers", "They shop mostly in the evening.", "evening"),
-    ("Busy young families", "Frequent shoppers with kids.", "demographics"),
-    ("Occasional buyers", "They rarely shop here.", "claims 'Occasional'"),
-    # Seen from SmolLM2-135M: says nothing about the customers, loops, and the name is one token.
-    ("MEAT-PCKGD", "A product that is made with a lot of meat, which is made with a lot of meat, which is made "
-     "with a lot of meat.", "says nothing"),
-    ("MEAT-PCKGD", "Frequent shoppers.", "2-6 word"),
-    ("Frequent spenders", "Frequent orders, made with a lot of care, made with a lot of care, made with a lot of "
-     "care, made with a lot of care.", "repeats itself"),
-])
+@pytest.mark.parametrize(
+    ("name", "description", "problem"),
+    [
+        ("Frequent shoppers", "They place 55 orders a year.", "number 55"),
+        ("Frequent shoppers", "They love BEERS/ALES and buy them often.", "BEERS/ALES"),
+        ("Lapsed bargain hunters", "They have not come back for a while.", "claims 'laps"),
+        ("Evening shoppers", "They shop mostly in the evening.", "evening"),
+        ("Busy young families", "Frequent shoppers with kids.", "demographics"),
+        ("Occasional buyers", "They rarely shop here.", "claims 'Occasional'"),
+        # Seen from SmolLM2-135M: says nothing about the customers, loops, and the name is one token.
+        (
+            "MEAT-PCKGD",
+            "A product that is made with a lot of meat, which is made with a lot of meat, which is made "
+            "with a lot of meat.",
+            "says nothing",
+        ),
+        ("MEAT-PCKGD", "Frequent shoppers.", "2-6 word"),
+        (
+            "Frequent spenders",
+            "Frequent orders, made with a lot of care, made with a lot of care, made with a lot of "
+            "care, made with a lot of care.",
+            "repeats itself",
+        ),
+    ],
+)
 def test_guard_rejects_claims_the_stats_do_not_show(name, description, problem):
     problems = unsupported_claims(text(name, description), stats(), VOCABULARY)
     assert any(problem.lower() in p.lower() for p in problems), problems
 
 
 def test_reversed_trait_is_rejected():
-    lapsing = stats(traits=[Trait(feature="recency_days", label="days since last purchase", cluster_mean=90,
-                                  population_mean=48, z=0.9)])
+    lapsing = stats(
+        traits=[
+            Trait(feature="recency_days", label="days since last purchase", cluster_mean=90, population_mean=48, z=0.9)
+        ]
+    )
     assert unsupported_claims(text("Lapsing customers", "Not seen for 90 days."), lapsing, VOCABULARY) == []
     assert unsupported_claims(text("Recently active", "Engaged customers."), lapsing, VOCABULARY)
 
@@ -149,8 +188,9 @@ def test_real_llm_persona_is_structured_and_guarded(llm_settings, fitted_persona
     assert isinstance(raw, PersonaText) and raw.name
     persona = write_persona(llm, card, VOCABULARY | {s.name for s in card.top_categories})
     if persona.source == "llm":
-        assert unsupported_claims(PersonaText(name=persona.name, description=persona.description), card,
-                                  VOCABULARY) == []
+        assert (
+            unsupported_claims(PersonaText(name=persona.name, description=persona.description), card, VOCABULARY) == []
+        )
     else:  # the small model's text made a claim the stats do not show: the guard caught it
         assert persona.note.startswith("LLM text rejected")
 
@@ -170,7 +210,8 @@ def test_renaming_personas_after_a_fit_updates_the_profiles(demo_store, tmp_path
     for card in cards:
         shown = {(t.feature, t.z > 0) for t in card.stats.traits if abs(t.z) >= 0.2}
         supported = bool(shown & {("frequency", True), ("interpurchase_days", False)}) and bool(
-            shown & {("monetary", True), ("avg_basket_value", True)})
+            shown & {("monetary", True), ("avg_basket_value", True)}
+        )
         assert card.source == ("llm" if supported else "template")
 
 
@@ -180,6 +221,10 @@ def test_template_passes_the_guard_for_every_trait_and_direction(z):
     from segmentation.personas import label
 
     for feature in NUMERIC_FEATURES:
-        card = stats(traits=[Trait(feature=feature, label=label(feature), cluster_mean=1.5, population_mean=1.0, z=z),
-                             Trait(feature="frequency", label="orders", cluster_mean=30, population_mean=20, z=0.5)])
+        card = stats(
+            traits=[
+                Trait(feature=feature, label=label(feature), cluster_mean=1.5, population_mean=1.0, z=z),
+                Trait(feature="frequency", label="orders", cluster_mean=30, population_mean=20, z=0.5),
+            ]
+        )
         assert unsupported_claims(template_text(card), card, VOCABULARY) == [], feature

@@ -47,8 +47,17 @@ def test_an_order_updates_that_customer_only(store):
     other = next(c for c in sorted(store._profiles) if c != cid)
     before, other_before = store.get(cid), store.get(other)
     as_of = before.as_of
-    result = store.record(ProfileEvent(customer_id=cid, ts=as_of + timedelta(hours=10), type="order",
-                                       amount=80.0, lines=6, discount=4.0, coupon_lines=1))
+    result = store.record(
+        ProfileEvent(
+            customer_id=cid,
+            ts=as_of + timedelta(hours=10),
+            type="order",
+            amount=80.0,
+            lines=6,
+            discount=4.0,
+            coupon_lines=1,
+        )
+    )
     after = result.profile
     assert after.features["frequency"] == before.features["frequency"] + 1
     assert after.features["monetary"] == pytest.approx(before.features["monetary"] + 80.0, abs=0.01)
@@ -61,8 +70,9 @@ def test_an_order_updates_that_customer_only(store):
 
 def test_a_new_customer_gets_a_segment_and_a_cluster(store):
     k = store.model.k
-    result = store.record(ProfileEvent(customer_id="web-000001", ts=datetime(2018, 1, 3, 12), type="order",
-                                       amount=12.5, lines=3))
+    result = store.record(
+        ProfileEvent(customer_id="web-000001", ts=datetime(2018, 1, 3, 12), type="order", amount=12.5, lines=3)
+    )
     profile = result.profile
     assert result.new_customer and profile.segment == "New" and (profile.r, profile.f) == (5, 1)
     assert 0 <= profile.cluster < k and profile.persona
@@ -94,8 +104,12 @@ def test_drift_triggers_on_a_shifted_segment_mix(store):
     """Test construction: 600 synthetic brand-new customers (labelled as such) arrive at once, so the "New"
     segment's share jumps from under 1% to about 20%."""
     assert not store.drift().drifted
-    results = [store.record(ProfileEvent(customer_id=f"synthetic-{i}", ts=datetime(2018, 1, 5), type="order",
-                                         amount=10, lines=1)) for i in range(600)]
+    results = [
+        store.record(
+            ProfileEvent(customer_id=f"synthetic-{i}", ts=datetime(2018, 1, 5), type="order", amount=10, lines=1)
+        )
+        for i in range(600)
+    ]
     drift = results[-1].drift
     assert drift.drifted and drift.tvd > store.drift_threshold and drift.psi > 0.1
     assert drift.current_shares["New"] > 0.15 > drift.fit_shares["New"]
@@ -110,8 +124,9 @@ def test_concurrent_updates_and_reads(store):
     def buy(n: int) -> None:
         try:
             for i in range(n):
-                store.record(ProfileEvent(customer_id=cid, ts=datetime(2018, 1, 6, 9, i), type="order",
-                                          amount=1.0, lines=1))
+                store.record(
+                    ProfileEvent(customer_id=cid, ts=datetime(2018, 1, 6, 9, i), type="order", amount=1.0, lines=1)
+                )
                 store.get(cid)
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
@@ -144,18 +159,25 @@ def _lines_for(store_path, customer_id: str) -> list[OrderLine]:
     """Real products for a test order: a store-brand one in a department with a share column, one from a
     category the customer never bought, a product the catalogue does not know, and a returned line."""
     with duckdb.connect(str(store_path), read_only=True) as con:
-        private = con.execute("SELECT product_id FROM products WHERE brand = 'Private' AND department = 'GROCERY' "
-                              "ORDER BY product_id LIMIT 1").fetchall()[0][0]
-        novel = con.execute("""
+        private = con.execute(
+            "SELECT product_id FROM products WHERE brand = 'Private' AND department = 'GROCERY' "
+            "ORDER BY product_id LIMIT 1"
+        ).fetchall()[0][0]
+        novel = con.execute(
+            """
             SELECT product_id FROM products
             WHERE category IS NOT NULL AND department IN ('GROCERY', 'DRUG GM', 'PRODUCE') AND category NOT IN (
                 SELECT p.category FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
                 WHERE o.customer_id = $c AND p.category IS NOT NULL)
-            ORDER BY product_id LIMIT 1""", {"c": customer_id}).fetchall()[0][0]
-    return [OrderLine(product_id=private, amount=40.0, discount=4.0),
-            OrderLine(product_id=novel, amount=900.0, discount=1.5, coupon=True),
-            OrderLine(product_id="no-such-product", amount=3.0),
-            OrderLine(product_id=private, amount=-2.0)]
+            ORDER BY product_id LIMIT 1""",
+            {"c": customer_id},
+        ).fetchall()[0][0]
+    return [
+        OrderLine(product_id=private, amount=40.0, discount=4.0),
+        OrderLine(product_id=novel, amount=900.0, discount=1.5, coupon=True),
+        OrderLine(product_id="no-such-product", amount=3.0),
+        OrderLine(product_id=private, amount=-2.0),
+    ]
 
 
 def _refit_with_order(settings, tmp_path, cid: str, ts: datetime, items: list[OrderLine]):
@@ -168,19 +190,32 @@ def _refit_with_order(settings, tmp_path, cid: str, ts: datetime, items: list[Or
     con = duckdb.connect(str(path))
     con.execute("INSERT INTO orders VALUES ('live-1', $c, $ts, 'completed', NULL)", {"c": cid, "ts": ts})
     for n, item in enumerate(items, start=1):
-        con.execute("INSERT INTO order_items VALUES ('live-1', $n, $p, 1, $a, $d, $cd, 0, $r)",
-                    {"n": n, "p": item.product_id, "a": item.amount, "d": 0.0 if item.coupon else item.discount,
-                     "cd": item.discount if item.coupon else 0.0, "r": item.amount < 0})
+        con.execute(
+            "INSERT INTO order_items VALUES ('live-1', $n, $p, 1, $a, $d, $cd, 0, $r)",
+            {
+                "n": n,
+                "p": item.product_id,
+                "a": item.amount,
+                "d": 0.0 if item.coupon else item.discount,
+                "cd": item.discount if item.coupon else 0.0,
+                "r": item.amount < 0,
+            },
+        )
     as_of = datetime.combine(ts.date() + timedelta(days=1), datetime.min.time())
     build_features(con, as_of)
     features = con.execute("SELECT * FROM customer_features WHERE customer_id = $c", {"c": cid}).df()
-    con.execute("CREATE TEMP VIEW transactions AS SELECT o.customer_id, o.ordered_at AS ts, i.amount "
-                "FROM orders o JOIN order_items i USING (order_id) WHERE o.status <> 'cancelled'")
+    con.execute(
+        "CREATE TEMP VIEW transactions AS SELECT o.customer_id, o.ordered_at AS ts, i.amount "
+        "FROM orders o JOIN order_items i USING (order_id) WHERE o.status <> 'cancelled'"
+    )
     summary, _ = calibration_summary(con, ts.date())
-    top = con.execute("""
+    top = con.execute(
+        """
         SELECT p.category FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
         WHERE o.customer_id = $c AND NOT i.is_return AND i.amount >= 0 AND p.category IS NOT NULL
-        GROUP BY 1 ORDER BY sum(i.amount) DESC, 1 LIMIT 3""", {"c": cid}).fetchall()
+        GROUP BY 1 ORDER BY sum(i.amount) DESC, 1 LIMIT 3""",
+        {"c": cid},
+    ).fetchall()
     con.close()
     return features.iloc[0].to_dict(), summary.loc[cid], [t[0] for t in top]
 
@@ -198,13 +233,28 @@ def test_an_order_with_lines_lands_where_a_refit_does(settings, store, tmp_path)
     assert result.unknown_products == ["no-such-product"]
     refit, summary, top = _refit_with_order(settings, tmp_path, cid, ts, items)
 
-    compared = ["recency_days", "frequency", "monetary", "tenure_days", "avg_basket_value", "avg_basket_size",
-                "interpurchase_days", "discount_share", "coupon_share", "private_label_share", "weekend_share",
-                "evening_share", "hour_mean", *[c for c in refit if c.startswith("dept_")]]
+    compared = [
+        "recency_days",
+        "frequency",
+        "monetary",
+        "tenure_days",
+        "avg_basket_value",
+        "avg_basket_size",
+        "interpurchase_days",
+        "discount_share",
+        "coupon_share",
+        "private_label_share",
+        "weekend_share",
+        "evening_share",
+        "hour_mean",
+        *[c for c in refit if c.startswith("dept_")],
+    ]
     for name in compared:
         assert live.features[name] == pytest.approx(refit[name], rel=1e-9, abs=1e-9), name
-    assert (live.features["top_department"], live.features["top_category"]) == (refit["top_department"],
-                                                                                refit["top_category"])
+    assert (live.features["top_department"], live.features["top_category"]) == (
+        refit["top_department"],
+        refit["top_category"],
+    )
     assert live.top_categories == top and live.top_categories != before.top_categories  # the $900 line leads
 
     # CLV: the fitted parameters applied to the re-computed purchase days give the live values.
@@ -213,7 +263,8 @@ def test_an_order_with_lines_lands_where_a_refit_does(settings, store, tmp_path)
     x, tx, big_t = summary["frequency"], summary["recency"], summary["T"]
     assert live.p_alive == pytest.approx(float(clv.p_alive(bgnbd, [x], [tx], [big_t])[0]), rel=1e-9)
     assert live.clv_expected_purchases == pytest.approx(
-        float(clv.expected_purchases(bgnbd, store.meta["clv_horizon_days"], [x], [tx], [big_t])[0]), rel=1e-9)
+        float(clv.expected_purchases(bgnbd, store.meta["clv_horizon_days"], [x], [tx], [big_t])[0]), rel=1e-9
+    )
     assert live.p_alive > 0.5 and live.alive_band != "likely lapsed"
     # Time passing without a purchase lowers P(alive).
     later = store.record(ProfileEvent(customer_id=cid, ts=ts + timedelta(days=300), type="view")).profile
@@ -221,11 +272,15 @@ def test_an_order_with_lines_lands_where_a_refit_does(settings, store, tmp_path)
 
 
 def test_a_lapsed_customer_comes_back_alive(store):
-    cid = next(c for c in sorted(store._profiles) if store.get(c).alive_band == "likely lapsed"
-               and store.get(c).features["frequency"] > 3)
+    cid = next(
+        c
+        for c in sorted(store._profiles)
+        if store.get(c).alive_band == "likely lapsed" and store.get(c).features["frequency"] > 3
+    )
     before = store.get(cid)
-    after = store.record(ProfileEvent(customer_id=cid, ts=before.as_of + timedelta(hours=9), type="order",
-                                      amount=25.0, lines=3)).profile
+    after = store.record(
+        ProfileEvent(customer_id=cid, ts=before.as_of + timedelta(hours=9), type="order", amount=25.0, lines=3)
+    ).profile
     assert after.p_alive > before.p_alive and after.alive_band != "likely lapsed"
     assert after.clv_expected_value > before.clv_expected_value
 
@@ -262,8 +317,9 @@ def test_order_lines_without_a_store_are_refused_and_nothing_changes(settings):
     store = ProfileStore.load(settings)
     settings.store_path.unlink()
     before = store.get("2261")
-    event = ProfileEvent(customer_id="2261", ts=datetime(2018, 1, 4), type="order",
-                         items=[OrderLine(product_id="1", amount=2.0)])
+    event = ProfileEvent(
+        customer_id="2261", ts=datetime(2018, 1, 4), type="order", items=[OrderLine(product_id="1", amount=2.0)]
+    )
     with pytest.raises(StoreError, match="kefu store build"):
         store.record(event)
     assert store.get("2261") is before and not store.log_path.exists()

@@ -25,11 +25,14 @@ def test_labels_and_features_use_only_their_windows(con):
     assert end - cutoff == timedelta(days=30)
     frame = propensity.labelled_features(con, cutoff, 30)
     for cid in frame["customer_id"].sample(n=25, random_state=1):
-        before, within = con.execute("""
+        before, within = con.execute(
+            """
             SELECT count(*) FILTER (WHERE ordered_at < $c),
                    count(*) FILTER (WHERE ordered_at >= $c AND ordered_at < $c + INTERVAL 30 DAY)
             FROM orders WHERE customer_id = $id AND status <> 'cancelled'
-        """, {"c": cutoff, "id": cid}).fetchall()[0]
+        """,
+            {"c": cutoff, "id": cid},
+        ).fetchall()[0]
         row = frame[frame["customer_id"] == cid].iloc[0]
         assert row["frequency"] == before and row["label"] == int(within > 0)
     assert (frame["recency_days"] >= 1).all()  # nothing on or after the cutoff was counted
@@ -63,8 +66,9 @@ def test_minilm_fine_tuning_path_lowers_the_loss(con):
     frame = frame.groupby("label").sample(n=4, random_state=0)  # 8 customers, both classes
     texts = propensity.serialize(con, t1, frame["customer_id"].tolist())
     labels = frame["label"].to_numpy()
-    model, losses = propensity.fine_tune(texts, labels, default_model_path(), epochs=4, max_length=32,
-                                         batch_size=8, lr=3e-4, freeze_layers=4, threads=1)
+    model, losses = propensity.fine_tune(
+        texts, labels, default_model_path(), epochs=4, max_length=32, batch_size=8, lr=3e-4, freeze_layers=4, threads=1
+    )
     assert len(losses) == 4
     assert losses[-1] < losses[0]  # it learns (here: memorizes 8 examples)
     scores = model.predict(texts)

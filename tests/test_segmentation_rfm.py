@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
 from kefu.errors import StoreError
 from segmentation.rfm import load_rules, rfm_from_store, rfm_from_transactions, score_edges, score_value
 from segmentation.transactions import TransactionColumns, load_transactions
+from ui.cli import app
 
 CDNOW = Path(__file__).resolve().parent.parent / "data" / "cdnow" / "cdnow_master.csv"  # real CDNOW (MIT)
 COLS = TransactionColumns("customer_id", "date", "amount")
@@ -34,10 +34,12 @@ def reference_rfm(tx: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Plain pandas, one row = one order: quintiles by splitting the worst-to-best order into 5 near-equal parts."""
     tx = tx[tx["date"] < as_of]
     bought = tx[tx["amount"] >= 0]
-    out = pd.DataFrame({
-        "recency_days": (as_of - bought.groupby("customer_id")["date"].max()).dt.days,
-        "frequency": bought.groupby("customer_id").size(),
-    })
+    out = pd.DataFrame(
+        {
+            "recency_days": (as_of - bought.groupby("customer_id")["date"].max()).dt.days,
+            "frequency": bought.groupby("customer_id").size(),
+        }
+    )
     out["monetary"] = tx.groupby("customer_id")["amount"].sum().round(6)
     out = out.reset_index()
     for axis, col, worst_first in (("r", "recency_days", False), ("f", "frequency", True), ("m", "monetary", True)):
@@ -115,12 +117,17 @@ def test_fewer_than_five_customers_is_an_error(tmp_path):
 
 
 def test_returns_zero_amounts_duplicates_and_future_rows(tmp_path):
-    rows = [("a", "2024-01-01", 10), ("a", "2024-01-01", 10),  # identical rows: two purchases
-            ("a", "2024-02-10", -4),  # a return: netted, not a purchase
-            ("b", "2024-02-20", 0),  # zero amount: an order
-            ("c", "2024-01-05", 5), ("d", "2024-01-06", 6), ("e", "2024-01-07", 7),
-            ("f", "2024-01-08", -3),  # only a return: not scored, counted
-            ("e", "2024-03-05", 100)]  # after as-of: counted, left out
+    rows = [
+        ("a", "2024-01-01", 10),
+        ("a", "2024-01-01", 10),  # identical rows: two purchases
+        ("a", "2024-02-10", -4),  # a return: netted, not a purchase
+        ("b", "2024-02-20", 0),  # zero amount: an order
+        ("c", "2024-01-05", 5),
+        ("d", "2024-01-06", 6),
+        ("e", "2024-01-07", 7),
+        ("f", "2024-01-08", -3),  # only a return: not scored, counted
+        ("e", "2024-03-05", 100),
+    ]  # after as-of: counted, left out
     loaded, report, out = run_rfm(write_csv(tmp_path, rows))
     assert (loaded.duplicate_rows, loaded.negative_amount_rows, loaded.zero_amount_rows) == (1, 2, 1)
     assert report.future_rows_excluded == 1 and report.return_orders == 2 and report.customers_only_returns == 1
@@ -145,13 +152,21 @@ def test_order_column_groups_lines(tmp_path):
         run_rfm(clash, columns=TransactionColumns("cust", "day", "amt", order="order"))
 
 
-@pytest.mark.parametrize(("rows", "columns", "kwargs", "message"), [
-    ([("a", "2024-01-01", 1)], TransactionColumns("customer", "day", "amt"), {}, "no column 'customer'"),
-    ([("a", "2024-01-01", 1), ("b", "01/02/2024", 2)], None, {}, r"column 'day' cannot be parsed.*row 2 \(line 3\)"),
-    ([("a", "20240101", 1)], None, {"date_format": "%Y-%m-%d"}, "with format '%Y-%m-%d'"),
-    ([("a", "2024-01-01", "1,5")], None, {}, "column 'amt' is not a number"),
-    ([("", "2024-01-01", 1)], None, {}, "column 'cust' is empty in 1 row"),
-])
+@pytest.mark.parametrize(
+    ("rows", "columns", "kwargs", "message"),
+    [
+        ([("a", "2024-01-01", 1)], TransactionColumns("customer", "day", "amt"), {}, "no column 'customer'"),
+        (
+            [("a", "2024-01-01", 1), ("b", "01/02/2024", 2)],
+            None,
+            {},
+            r"column 'day' cannot be parsed.*row 2 \(line 3\)",
+        ),
+        ([("a", "20240101", 1)], None, {"date_format": "%Y-%m-%d"}, "with format '%Y-%m-%d'"),
+        ([("a", "2024-01-01", "1,5")], None, {}, "column 'amt' is not a number"),
+        ([("", "2024-01-01", 1)], None, {}, "column 'cust' is empty in 1 row"),
+    ],
+)
 def test_bad_input_names_column_and_row(tmp_path, rows, columns, kwargs, message):
     path = tmp_path / "bad.csv"
     path.write_text("cust,day,amt\n" + "\n".join(",".join(f'"{v}"' for v in r) for r in rows) + "\n")
@@ -185,13 +200,40 @@ def test_custom_rules_through_the_cli(tmp_path):
     rules = tmp_path / "two.csv"
     rules.write_text("segment,r_min,r_max,f_min,f_max\nRecent,4,5,1,5\nOlder,1,3,1,5\n")
     out = tmp_path / "rfm.csv"
-    result = CliRunner().invoke(app, [
-        "segment", "rfm", "--transactions", str(CDNOW), "--customer-col", "customer_id", "--date-col", "date",
-        "--amount-col", "amount", "--as-of", "1998-01-01", "--out", str(out), "--rules", str(rules)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "segment",
+            "rfm",
+            "--transactions",
+            str(CDNOW),
+            "--customer-col",
+            "customer_id",
+            "--date-col",
+            "date",
+            "--amount-col",
+            "amount",
+            "--as-of",
+            "1998-01-01",
+            "--out",
+            str(out),
+            "--rules",
+            str(rules),
+        ],
+    )
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out, dtype={"customer_id": str})
-    assert list(df.columns) == ["customer_id", "recency_days", "frequency", "monetary", "r", "f", "m", "segment",
-                                "returns"]
+    assert list(df.columns) == [
+        "customer_id",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "r",
+        "f",
+        "m",
+        "segment",
+        "returns",
+    ]
     assert set(df["segment"]) == {"Recent", "Older"}
     assert (df.loc[df["segment"] == "Recent", "r"] >= 4).all()
     assert "row(s) dated on or after 1998-01-01 were left out" in result.output
@@ -200,9 +242,26 @@ def test_custom_rules_through_the_cli(tmp_path):
 def test_cli_reports_missing_column_without_traceback(tmp_path, monkeypatch, capsys):
     from ui.cli import main
 
-    monkeypatch.setattr("sys.argv", [
-        "kefu", "segment", "rfm", "--transactions", str(CDNOW), "--customer-col", "cust", "--date-col", "date",
-        "--amount-col", "amount", "--as-of", "1998-07-01", "--out", str(tmp_path / "o.csv")])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "kefu",
+            "segment",
+            "rfm",
+            "--transactions",
+            str(CDNOW),
+            "--customer-col",
+            "cust",
+            "--date-col",
+            "date",
+            "--amount-col",
+            "amount",
+            "--as-of",
+            "1998-07-01",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     err = capsys.readouterr().err
@@ -221,9 +280,11 @@ def test_store_rfm_on_demo_store(demo_store, tmp_path):
     from segmentation.features import build_features
 
     build_features(con)
-    joined = con.sql("SELECT r.monetary AS a, f.monetary AS b, r.frequency AS fa, f.frequency AS fb, "
-                     "r.recency_days AS ra, f.recency_days AS rb FROM customer_rfm r JOIN customer_features f "
-                     "USING (customer_id)").df()
+    joined = con.sql(
+        "SELECT r.monetary AS a, f.monetary AS b, r.frequency AS fa, f.frequency AS fb, "
+        "r.recency_days AS ra, f.recency_days AS rb FROM customer_rfm r JOIN customer_features f "
+        "USING (customer_id)"
+    ).df()
     assert len(joined) == 2377 and np.allclose(joined["a"], joined["b"])
     assert (joined["fa"] == joined["fb"]).all() and (joined["ra"] == joined["rb"]).all()
 
@@ -239,12 +300,15 @@ def test_parquet_input_gives_the_same_scores(tmp_path, cdnow_rfm):
     assert again[["r", "f", "m", "segment"]].equals(ours[["r", "f", "m", "segment"]])
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "is empty"),
-    (b"cust,day,amt\n", "has a header but no transaction rows"),
-    (b"cust,day,amt\na,2024-01-01,1\nb,2024-01-02,2,5,6\n", "not a well-formed CSV: CSV Error on Line: 3"),
-    (bytes(range(256)) * 8, "Cannot read"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"cust,day,amt\n", "has a header but no transaction rows"),
+        (b"cust,day,amt\na,2024-01-01,1\nb,2024-01-02,2,5,6\n", "not a well-formed CSV: CSV Error on Line: 3"),
+        (bytes(range(256)) * 8, "Cannot read"),
+    ],
+)
 def test_malformed_files_get_a_clear_error(tmp_path, content, message):
     path = tmp_path / "tx.csv"
     path.write_bytes(content)
@@ -259,19 +323,38 @@ def test_store_and_file_paths_agree_on_returns(tmp_path):
 
     con = duckdb.connect()
     con.execute(schema_sql())
-    orders = [("o1", "a", "2024-01-05"), ("o2", "a", "2024-02-01"), ("o3", "a", "2024-02-10"),
-              ("o4", "b", "2024-01-20"), ("o5", "c", "2024-02-25"), ("o6", "d", "2024-01-02"),
-              ("o7", "e", "2024-02-03"), ("o8", "f", "2024-02-04"), ("o9", "g", "2024-01-09"),
-              ("o10", "b", "2024-02-05")]
-    lines = [("o1", 1, 20.0), ("o1", 2, 5.0), ("o2", 1, -8.0),  # o2: a return order
-             ("o3", 1, 10.0), ("o3", 2, -4.0),  # o3: a purchase with a returned line, net 6
-             ("o4", 1, 3.0), ("o5", 1, 0.0), ("o6", 1, 7.5), ("o7", 1, 1.0), ("o8", 1, 2.0),
-             ("o9", 1, -5.0),  # g only returned
-             ("o10", 1, 4.0)]
+    orders = [
+        ("o1", "a", "2024-01-05"),
+        ("o2", "a", "2024-02-01"),
+        ("o3", "a", "2024-02-10"),
+        ("o4", "b", "2024-01-20"),
+        ("o5", "c", "2024-02-25"),
+        ("o6", "d", "2024-01-02"),
+        ("o7", "e", "2024-02-03"),
+        ("o8", "f", "2024-02-04"),
+        ("o9", "g", "2024-01-09"),
+        ("o10", "b", "2024-02-05"),
+    ]
+    lines = [
+        ("o1", 1, 20.0),
+        ("o1", 2, 5.0),
+        ("o2", 1, -8.0),  # o2: a return order
+        ("o3", 1, 10.0),
+        ("o3", 2, -4.0),  # o3: a purchase with a returned line, net 6
+        ("o4", 1, 3.0),
+        ("o5", 1, 0.0),
+        ("o6", 1, 7.5),
+        ("o7", 1, 1.0),
+        ("o8", 1, 2.0),
+        ("o9", 1, -5.0),  # g only returned
+        ("o10", 1, 4.0),
+    ]
     con.executemany("INSERT INTO orders VALUES (?, ?, ?, 'completed', NULL)", orders)
     con.execute("INSERT INTO orders VALUES ('o11', 'b', '2024-02-06', 'cancelled', NULL)")
-    con.executemany("INSERT INTO order_items VALUES (?, ?, 'p', 1, ?, 0, 0, 0, ?)",
-                    [(o, n, amount, amount < 0) for o, n, amount in lines] + [("o11", 1, 99.0, False)])
+    con.executemany(
+        "INSERT INTO order_items VALUES (?, ?, 'p', 1, ?, 0, 0, 0, ?)",
+        [(o, n, amount, amount < 0) for o, n, amount in lines] + [("o11", 1, 99.0, False)],
+    )
     report = rfm_from_store(con, datetime(2024, 3, 1))
     from_store = con.sql("SELECT * FROM customer_rfm").df().set_index("customer_id")
 

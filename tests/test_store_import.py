@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from kefu import store
-from ui.cli import app
 from kefu.errors import StoreError
 from kefu.store.importer import TableSource, import_files, load_mapping
+from ui.cli import app
 
 PRODUCTS = (
     "sku,name,cost,dept\nA1,Oat milk 1 L,2.49,DAIRY\nB2,Rye bread,3.10,BAKERY\nC3,Coffee beans 500 g,7.99,GROCERY\n"

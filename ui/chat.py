@@ -8,10 +8,10 @@ from importlib import resources
 
 import gradio as gr
 
-from kefu.errors import LLMError
 from assistant.events import Products, Refused, TextChunk
-from kefu.llm.client import LLM
 from assistant.session import Session
+from kefu.errors import LLMError
+from kefu.llm.client import LLM
 from kefu.settings import Settings
 
 
@@ -60,8 +60,13 @@ def build(settings: Settings, assistant=None) -> gr.Blocks:
         else:
             customer = gr.Textbox(label="Signed in as customer (demo)", value="", elem_id="kefu-customer")
             state = gr.State(None)
-            gr.ChatInterface(respond_assistant, chatbot=chatbot, textbox=textbox,
-                             additional_inputs=[customer, state], additional_outputs=[state])
+            gr.ChatInterface(
+                respond_assistant,
+                chatbot=chatbot,
+                textbox=textbox,
+                additional_inputs=[customer, state],
+                additional_outputs=[state],
+            )
     return page
 
 

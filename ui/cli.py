@@ -21,6 +21,7 @@ from kefu.settings import Settings
 from kefu.store.cli import app as store_app
 from retrieval.cli import register as register_retrieval
 from segmentation.cli import app as segment_app
+from segmentation.cli import from_transactions
 from ui.terminal import chat, token
 from ui.web import run_web
 
@@ -51,6 +52,7 @@ def serve(ctx: typer.Context, start_llm: bool = typer.Option(True, help="Start v
 
 
 app.add_typer(llm_app, name="llm", help="Prepare, serve and check the LLM.")
+store_app.command("from-transactions")(from_transactions)  # a store built by segmentation code: registered here
 app.add_typer(store_app, name="store", help="Build, import and inspect the shop store.")
 app.add_typer(intents_app, name="intents", help="Train and try the fast intent classifier.")
 app.command()(chat)

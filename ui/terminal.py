@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from kefu.console import console, print_json, settings_of
 from assistant.events import Products, Refused, TextChunk, ToolCalled, TurnDone, Understood
 from assistant.session import Session
+from kefu.console import console, print_json, settings_of
 
 
 def chat(

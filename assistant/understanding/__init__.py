@@ -13,7 +13,7 @@ Three sources, combined in a fixed order (documented in README):
    where they find something, they win;
 3. catalogue words: when the LLM calls a turn chitchat or out of scope but it names a product category or type
    of the shop's catalogue ("cheese", "crackers") or states a budget, it is a product search;
-4. the fast intent classifier (fine-tuned MiniLM, ``assistant/understanding/intents.py``; it knows the after-sales intents,
+4. the fast intent classifier (fine-tuned MiniLM, ``understanding/intents.py``; it knows the after-sales intents,
    chitchat and out-of-scope, not the shopping ones) gives a prior: when the LLM is down its intent is used;
    when it is sure (≥ 0.9) of an intent the LLM did not choose, it wins. Comparison and recommendation words
    ("compare", "versus", "recommend", "suggest") then set those intents, and catalogue words (3.) come last.

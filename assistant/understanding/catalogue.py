@@ -59,5 +59,3 @@ def catalogue_vocabulary(con, min_products: int = 20) -> frozenset[str]:
 def catalogue_terms(text: str, vocabulary: frozenset[str]) -> list[str]:
     """Words of ``text`` that name a product category or type in the shop's catalogue (plural or singular)."""
     return [w for w in _WORD.findall(text.lower()) if {w, w + "s", w.removesuffix("s")} & vocabulary]
-
-

@@ -23,10 +23,10 @@ def train(
     splits."""
     from rich.progress import Progress
 
-    from kefu.console import console, print_json, settings_of
-    from kefu.errors import IntentError
     from assistant.understanding.intents import TrainConfig
     from assistant.understanding.intents import train as train_model
+    from kefu.console import console, print_json, settings_of
+    from kefu.errors import IntentError
 
     if holdout not in {"utterance", "register"}:
         raise IntentError(f"Unknown --holdout {holdout!r}; use utterance or register.")
@@ -58,8 +58,8 @@ def predict(
     model_dir: Path | None = typer.Option(None, "--model-dir", help="Model folder (default: data dir)."),
 ) -> None:
     """Print the most likely intents of each utterance as JSON."""
-    from kefu.console import print_json, settings_of
     from assistant.understanding.intents import IntentClassifier
+    from kefu.console import print_json, settings_of
 
     classifier = IntentClassifier.load(settings_of(ctx), model_dir)
     print_json(

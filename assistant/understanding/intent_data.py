@@ -27,7 +27,6 @@ from typing import Literal
 import pandas as pd
 
 from assistant.understanding.schema import INTENTS
-
 from kefu.errors import IntentError
 
 Holdout = Literal["utterance", "register"]

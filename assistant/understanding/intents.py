@@ -1,7 +1,7 @@
-"""The assistant's shopper-turn intents, and the fast intent classifier.
+"""The fast intent classifier over the assistant's intents (``understanding/schema.py``).
 
-The classifier is the packaged MiniLM fine-tuned (``assistant.understanding.intent_model``) on labelled utterances that live
-in the repository (``assistant.understanding.intent_data``: Bitext customer support and CLINC150, mapped by
+The classifier is the packaged MiniLM fine-tuned (``understanding.intent_model``) on labelled utterances that live
+in the repository (``understanding.intent_data``: Bitext customer support and CLINC150, mapped by
 ``intent_map.toml``). Those sets hold after-sales, small-talk and off-topic requests, plus thin shopping
 material (ordering and shopping-list requests as product_search, food facts as product_question); there is no
 recommendation or comparison data, so it never predicts those. The classifier knows the after-sales intents,
@@ -27,7 +27,6 @@ from typing import Any
 from assistant.understanding.schema import INTENTS
 from kefu.errors import IntentError
 from kefu.settings import Settings
-
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from assistant.understanding.schema import Intent, Slots
 from kefu.llm.client import LLM, Usage
 
+
 class IntentReading(BaseModel):
     """What a small model is asked for: the intent only (SmolLM2-135M copies or invents slot values)."""
 
@@ -33,15 +34,15 @@ def prompt(slots: bool) -> str:
     return resources.files("assistant").joinpath(name).read_text()
 
 
-def understand_with_llm(llm: LLM, text: str, previous: Slots | None = None, slots: bool = False,
-                        usage: Usage | None = None) -> LLMReading:
+def understand_with_llm(
+    llm: LLM, text: str, previous: Slots | None = None, slots: bool = False, usage: Usage | None = None
+) -> LLMReading:
     context = f"Previous request: {previous.model_dump_json(exclude_defaults=True)}\n" if previous else ""
     messages = [
         {"role": "system", "content": prompt(slots)},
         {"role": "user", "content": f"{context}Shopper: {text}"},
     ]
-    reading = llm.structured(messages, LLMReading if slots else IntentReading, max_tokens=120, temperature=0,
-                             usage=usage)
+    reading = llm.structured(
+        messages, LLMReading if slots else IntentReading, max_tokens=120, temperature=0, usage=usage
+    )
     return LLMReading(**reading.model_dump())
-
-

@@ -114,5 +114,3 @@ def stage_and_score(text: str, intent: str, slots: Slots) -> tuple[Stage, float]
     score += 0.15 * (slots.budget_max is not None or slots.budget_min is not None) + 0.1 * bool(slots.product_refs)
     score += 0.35 * ready
     return stage, round(min(score, 1.0), 2)
-
-

@@ -17,7 +17,9 @@ Intent = Literal[
 INTENTS: tuple[str, ...] = get_args(Intent)
 Stage = Literal["browsing", "comparing", "ready_to_buy", "post_purchase"]
 SHOPPING = frozenset({"product_search", "recommendation", "comparison", "product_question"})
-AFTER_SALES = frozenset({"order_status", "return_refund", "delivery", "payment", "account", "human_handoff", "complaint"})
+AFTER_SALES = frozenset(
+    {"order_status", "return_refund", "delivery", "payment", "account", "human_handoff", "complaint"}
+)
 
 
 class Slots(BaseModel):

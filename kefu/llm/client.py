@@ -85,8 +85,9 @@ class LLM:
         choice = self._first_choice(response)
         return Reply(text=choice.message.content or "", usage=self._usage(response))
 
-    def stream(self, messages: list[Message], *, max_tokens: int = 256, usage: Usage | None = None,
-               **extra: Any) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], *, max_tokens: int = 256, usage: Usage | None = None, **extra: Any
+    ) -> Iterator[str]:
         """Yield text chunks as the server produces them; with ``usage``, the server's token counts are added to
         it when the stream ends."""
         if usage is not None:
@@ -105,8 +106,15 @@ class LLM:
                 f"The LLM server at {self.base_url} streamed something that is not JSON ({exc.msg})."
             ) from exc
 
-    def structured(self, messages: list[Message], schema: type[T], *, max_tokens: int = 512,
-                   usage: Usage | None = None, **extra: Any) -> T:
+    def structured(
+        self,
+        messages: list[Message],
+        schema: type[T],
+        *,
+        max_tokens: int = 512,
+        usage: Usage | None = None,
+        **extra: Any,
+    ) -> T:
         """Ask for JSON constrained by ``schema``'s JSON schema and return the validated object (with ``usage``,
         the request's token counts are added to it)."""
         response_format = {

@@ -102,17 +102,3 @@ INSERT INTO coupons SELECT coupon_upc, product_id, campaign_id FROM src_coupons;
 INSERT INTO coupon_redemptions
 SELECT household_id, coupon_upc, campaign_id, redemption_date FROM src_coupon_redemptions;
 """
-
-
-def source_counts(source: Path) -> dict[str, int]:
-    """Row counts of the source files, for checking a built store against them."""
-    con = duckdb.connect()
-    counts = {
-        name: con.execute("SELECT count(*) FROM read_parquet(?)", [str(source / f"{name}.parquet")]).fetchone()[0]
-        for name in SOURCE_FILES
-    }
-    counts["baskets"] = con.execute(
-        "SELECT count(DISTINCT basket_id) FROM read_parquet(?)", [str(source / "transactions_sample.parquet")]
-    ).fetchone()[0]
-    con.close()
-    return counts
