@@ -1,1 +1,2 @@
-"""Kefu's shopping assistant: settings, LLM client, vLLM lifecycle, the store, the CLI."""
+"""Kefu's shopping assistant: the dialogue loop and its events, session and service Protocols, tools, planning,
+understanding, replies and their grounding, policy and guardrails."""

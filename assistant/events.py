@@ -70,11 +70,18 @@ class Refused(BaseModel):
     message: str
 
 
+Outcome = Literal["answered", "no_match", "declined", "handoff", "refused"]
+
+
 class TurnDone(BaseModel):
     kind: Literal["done"] = "done"
     conversation_id: str
     turn: int
     reply: str
+    # answered; no_match: a shopping turn whose search found nothing to show; declined: outside what the shop
+    # assistant does (or an injection attempt); handoff: a case was opened for a person; refused: not read at all
+    outcome: Outcome = "answered"
+    coupon: dict[str, str] | None = None  # the campaign coupon the reply offered (coupon_upc, campaign_id, product_id)
     products: list[ProductCard] = Field(default_factory=list)
     handoff_case: str | None = None
     return_id: str | None = None

@@ -1,4 +1,4 @@
-"""Guardrails: message limits, per-session rate limits, PII redaction for logs, fencing of untrusted text.
+"""Guardrails: message limits, per-session rate limits, injection flags, fencing of untrusted text.
 
 What stops prompt injection here is structural, not these regexes: the customer id comes from the session and
 no tool takes one; prices come from the catalogue; replies are post-checked against tool results

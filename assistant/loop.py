@@ -13,16 +13,27 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from assistant.events import Event, Products, Refused, Repaired, TextChunk, ToolCalled, TurnDone, Understood
+from assistant.events import (
+    Event,
+    Outcome,
+    ProductCard,
+    Products,
+    Refused,
+    Repaired,
+    TextChunk,
+    ToolCalled,
+    TurnDone,
+    Understood,
+)
 from assistant.guardrails import RateLimiter, looks_like_injection
 from assistant.native import native_calls
 from assistant.planner import CONFIRM_RETURN, plan_turn
 from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, load_rules, treatment_for
 from assistant.reply import Facts, messages, write_reply
-from assistant.services import Services
+from assistant.services import Coupon, Services
 from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
@@ -85,7 +96,7 @@ class Assistant:
         turn = Turn(message)
         if refusal := self._guard(session, message):
             yield refusal
-            yield self._finish(session, turn, refusal.message, [], refused=refusal.reason)
+            yield self._finish(session, turn, refusal.message, [], "refused", refused=refusal.reason)
             return
 
         turn.understanding, turn.source = self._understand(session, message, turn)
@@ -96,7 +107,7 @@ class Assistant:
         deps = Deps(self.services, session)
 
         t0 = time.perf_counter()
-        answer: str | None = None
+        answer: str | None = None  # a canned reply the plan chose
         native = self.config.mode == "native" and u.intent in NATIVE_INTENTS and not flagged
         try:
             if native:
@@ -139,7 +150,8 @@ class Assistant:
         session.history = session.history[-6:]
         session.intents.append(u.intent)
         session.slots = u.slots
-        yield self._finish(session, turn, reply, cards, repairs=len(repairs))
+        outcome = _outcome(u, answer, turn.tools, cards)
+        yield self._finish(session, turn, reply, cards, outcome, repairs=len(repairs), coupon=coupon)
 
     # -- steps --------------------------------------------------------------------------------------------
     def _guard(self, session: Session, message: str) -> Refused | None:
@@ -205,8 +217,8 @@ class Assistant:
         turn.tools.append(event)
         return event
 
-    def _finish(self, session: Session, turn: Turn, reply: str, cards: list, refused: str | None = None,
-                repairs: int = 0) -> TurnDone:  # fmt: skip
+    def _finish(self, session: Session, turn: Turn, reply: str, cards: list[ProductCard], outcome: Outcome,
+                refused: str | None = None, repairs: int = 0, coupon: Coupon | None = None) -> TurnDone:  # fmt: skip
         turn.timings["total_ms"] = _ms(turn.started)
         done = TurnDone(
             conversation_id=session.conversation_id,
@@ -215,6 +227,8 @@ class Assistant:
             products=cards,
             handoff_case=_data(turn.tools, "handoff_to_human", "case_id"),
             return_id=_data(turn.tools, "confirm_return", "return_id"),
+            outcome=outcome,
+            coupon=asdict(coupon) if coupon else None,
             timings_ms=turn.timings,
             tokens={"prompt": turn.usage.prompt_tokens, "completion": turn.usage.completion_tokens},
             repairs=repairs,
@@ -230,6 +244,8 @@ class Assistant:
                     understanding=turn.understanding.model_dump(mode="json") if turn.understanding else None,
                     source=turn.source,
                     product_ids=[p.product_id for p in cards],
+                    card_prices=[p.price for p in cards],
+                    outcome=outcome,
                     repairs=repairs,
                     refused=refused,
                     tokens=done.tokens,
@@ -242,6 +258,20 @@ class Assistant:
                 )
             )
         return done
+
+
+CATALOGUE_TOOLS = {"search_products", "recommend_for_me", "similar_items", "bought_together", "compare_products"}
+
+
+def _outcome(u: Understanding, answer: str | None, tools: list[ToolCalled], cards: list[ProductCard]) -> Outcome:
+    """What the turn came to, as data for the UI, the log and the eval."""
+    if answer in ("out_of_scope", "injection"):
+        return "declined"
+    if _data(tools, "handoff_to_human", "case_id"):
+        return "handoff"
+    if u.intent in SHOPPING and not cards and any(t.name in CATALOGUE_TOOLS and t.ok for t in tools):
+        return "no_match"
+    return "answered"
 
 
 def _data(tools: list[ToolCalled], name: str, key: str) -> str | None:

@@ -19,6 +19,7 @@ from assistant.tools import Tool, ToolResult
 from kefu.llm.client import LLM, Usage
 
 MAX_CALLS_PER_ROUND = 3
+MAX_TOKENS = 200  # per round; a small model may otherwise ramble up to the context limit
 
 
 def system_prompt() -> str:
@@ -44,7 +45,8 @@ def native_calls(
         {"role": "user", "content": message},
     ]
     for step in range(max_steps):
-        calls, reply = llm.tool_calls(messages, specs, tool_choice=tool_choice if step == 0 else "auto", temperature=0)
+        choice = tool_choice if step == 0 else "auto"
+        calls, reply = llm.tool_calls(messages, specs, tool_choice=choice, temperature=0, max_tokens=MAX_TOKENS)
         usage.add(reply.usage)
         calls = calls[:MAX_CALLS_PER_ROUND]
         if not calls:

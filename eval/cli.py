@@ -1,14 +1,20 @@
-"""``kefu eval …``: offline evaluation commands, each printing JSON with --json."""
+"""``kefu eval …``: offline evaluation commands, each printing one JSON object with --json."""
 
 from __future__ import annotations
 
 import typer
 
+from eval.cases import cases_command
 from eval.clv import clv_command
+from eval.dialogues import dialogues_command
 from eval.intents import intents_command
+from eval.logs import logs_command
 from eval.retrieval import retrieval_command
 
 app = typer.Typer(no_args_is_help=True)
+app.command("cases")(cases_command)
 app.command("clv")(clv_command)
+app.command("dialogues")(dialogues_command)
 app.command("intents")(intents_command)
+app.command("logs")(logs_command)
 app.command("retrieval")(retrieval_command)

@@ -30,3 +30,39 @@ def test_log_cases_and_returns_live_in_one_migrated_database(tmp_path):
     assert row["handoff_case"] == case_id and "jane@" not in row["message"] and "[EMAIL]" in row["message"]
     assert ConversationLog(again).tool_calls(turn_id)[0]["name"] == "handoff_to_human"
     assert CaseBook(again).rows("returns")[0]["return_id"] == return_id
+
+
+KEPT = ["order 32445856036", "product 1082185", "case CASE-1A2B3C4D", "coupon 10000089073", "return RET-9F00AA12",
+        "$12.99 on 2018-01-03", "40000000001"]  # fmt: skip
+REMOVED = [
+    ("card 4111 1111 1111 1111", "4111", "[CARD]"),
+    ("card 5500-0000-0000-0004", "5500", "[CARD]"),
+    ("call me on (415) 555-0100", "555-0100", "[PHONE]"),
+    ("ring 415-555-0100 today", "555-0100", "[PHONE]"),
+    ("+1 415 555 0100", "555 0100", "[PHONE]"),
+    ("+44 (20) 7946 0958", "7946", "[PHONE]"),
+    ("call 4155550100 after six", "4155550100", "[PHONE]"),
+    ("mail jane.doe+shop@example.co.uk", "jane.doe", "[EMAIL]"),
+    ("ship it to 742 Evergreen Terrace please", "Evergreen", "[ADDRESS]"),
+]
+
+
+def test_redaction_keeps_ids_and_removes_cards_phones_emails_addresses():
+    from kefu.records.redact import redact
+
+    for text in KEPT:
+        assert redact(text) == text
+    for text, hidden, tag in REMOVED:
+        out = redact(text)
+        assert hidden not in out and tag in out, (text, out)
+    mixed = redact("Order 32445856036: refund to card 4111 1111 1111 1111, call (415) 555-0100")
+    assert mixed == "Order 32445856036: refund to card [CARD], call [PHONE]"
+    assert redact("card 4111 1111 1111 1112") == "card 4111 1111 1111 1112"  # fails Luhn: not a card number
+
+
+def test_case_reasons_are_redacted(tmp_path):
+    records = Records(tmp_path / "records.sqlite")
+    CaseBook(records).open_case("c", "1111", "normal", "order 32445856036, call me on (415) 555-0100",
+                                {"note": "mail jane@example.com"})  # fmt: skip
+    case = CaseBook(records).rows("cases")[0]
+    assert case["reason"] == "order 32445856036, call me on [PHONE]" and "jane@" not in case["summary"]

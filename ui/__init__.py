@@ -1,1 +1,1 @@
-"""Gradio user interfaces: the shopper chat and the support copilot."""
+"""Every way a person reaches Kefu: the `kefu` command, the HTTP API, the Gradio pages, session tokens."""

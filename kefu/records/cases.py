@@ -1,4 +1,5 @@
-"""Support cases (handoffs to a human) and return requests, in the records database."""
+"""Support cases (handoffs to a human) and return requests, in the records database; reasons and summaries
+are PII-redacted like the conversation log."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import uuid
 
 from kefu.records.db import Records
+from kefu.records.redact import redact
 
 
 class CaseBook:
@@ -20,7 +22,14 @@ class CaseBook:
             con.execute(
                 "INSERT INTO cases (case_id, conversation_id, customer_id, priority, reason, summary, status) "
                 "VALUES (?,?,?,?,?,?, 'open')",
-                (case_id, conversation_id, customer_id, priority, reason, json.dumps(summary, default=str)),
+                (
+                    case_id,
+                    conversation_id,
+                    customer_id,
+                    priority,
+                    redact(reason),
+                    redact(json.dumps(summary, default=str)),
+                ),
             )
         return case_id
 
@@ -30,7 +39,7 @@ class CaseBook:
             con.execute(
                 "INSERT INTO returns (return_id, customer_id, order_id, product_id, reason, status) "
                 "VALUES (?,?,?,?,?, 'requested')",
-                (return_id, customer_id, order_id, product_id, reason),
+                (return_id, customer_id, order_id, product_id, redact(reason)),
             )
         return return_id
 

@@ -32,6 +32,8 @@ class TurnRecord:
     understanding: dict[str, Any] | None = None  # Understanding.model_dump(mode="json")
     source: str = ""
     product_ids: list[str] = field(default_factory=list)
+    card_prices: list[float | None] = field(default_factory=list)  # aligned with product_ids
+    outcome: str = "answered"
     repairs: int = 0
     refused: str | None = None
     tokens: dict[str, int] = field(default_factory=dict)
@@ -50,7 +52,7 @@ class ConversationLog:
             cur = con.execute(
                 """INSERT INTO turns (conversation_id, turn, customer_id, message, understanding,
                    understanding_source, reply, product_ids, repairs, refused, prompt_tokens, completion_tokens,
-                   timings, handoff_case) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   timings, handoff_case, outcome, card_prices) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     turn.conversation_id,
                     turn.turn,
@@ -66,6 +68,8 @@ class ConversationLog:
                     turn.tokens.get("completion", 0),
                     json.dumps(turn.timings_ms),
                     turn.handoff_case,
+                    turn.outcome,
+                    json.dumps(turn.card_prices),
                 ),
             )
             turn_id = cur.lastrowid
@@ -90,6 +94,16 @@ class ConversationLog:
     def turns(self, conversation_id: str | None = None) -> list[dict]:
         sql = "SELECT * FROM turns" + (" WHERE conversation_id = ?" if conversation_id else "") + " ORDER BY id"
         return self.records.rows(sql, (conversation_id,) if conversation_id else ())
+
+    def feedback(self, conversation_id: str, turn: int, rating: int, comment: str = "") -> None:
+        """A shopper's thumbs up (+1) or down (-1) on one turn's reply."""
+        if rating not in (-1, 1):
+            raise ValueError("rating is +1 (thumbs up) or -1 (thumbs down)")
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                "INSERT INTO feedback (conversation_id, turn, rating, comment) VALUES (?,?,?,?)",
+                (conversation_id, turn, rating, redact(comment[:1000])),
+            )
 
     def tool_calls(self, turn_id: int) -> list[dict]:
         return self.records.rows("SELECT * FROM tool_calls WHERE turn_id = ? ORDER BY id", (turn_id,))

@@ -49,6 +49,18 @@ MIGRATIONS = [
         order_id TEXT NOT NULL, product_id TEXT, reason TEXT NOT NULL, status TEXT NOT NULL
     );
     """,
+    """
+    ALTER TABLE turns ADD COLUMN outcome TEXT;
+    ALTER TABLE turns ADD COLUMN card_prices TEXT;  -- JSON list, aligned with product_ids
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        conversation_id TEXT NOT NULL,
+        turn INTEGER NOT NULL,
+        rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+        comment TEXT
+    );
+    """,
 ]
 
 

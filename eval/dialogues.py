@@ -1,0 +1,131 @@
+"""``kefu eval dialogues``: replay the shopper turns of recorded dialogues through the assistant.
+
+For MG-ShopDial-format JSON Lines (dialogue_id, utterance_id, participant, utterance, goal, intents) each
+dialogue is one session; its ``Client`` utterances are sent in order (the human agent's turns are not: the
+assistant answers instead). Each shopper utterance is scored by the dialogue goal its intent implies:
+
+    product_search -> search;  recommendation, comparison -> recommendation;  product_question -> qa;
+    chitchat, out_of_scope -> meta;  after-sales intents -> other (never right: MG-ShopDial has none)
+
+against the utterance's annotated goal (search / recommendation / qa / meta). Latency and reply hygiene come
+from every turn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.progress import Progress
+
+from assistant.factory import build_assistant
+from assistant.loop import Assistant
+from assistant.session import Session
+from eval.hygiene import Tally
+from eval.turns import TurnResult, run_turn
+from kefu.console import console, print_json, settings_of
+from kefu.errors import KefuError
+
+GOAL_OF_INTENT = {
+    "product_search": "search",
+    "recommendation": "recommendation",
+    "comparison": "recommendation",
+    "product_question": "qa",
+    "chitchat": "meta",
+    "out_of_scope": "meta",
+}
+GOALS = ("search", "recommendation", "qa", "meta", "other")
+SHOPPER = "Client"
+REQUIRED = ("dialogue_id", "utterance_id", "participant", "utterance")
+
+
+def goal_of(intent: str | None) -> str:
+    return GOAL_OF_INTENT.get(intent or "", "other")
+
+
+def load_dialogues(path: Path, limit: int | None = None) -> dict[str, list[dict]]:
+    """dialogue id -> its shopper utterances in order (at most ``limit`` dialogues, in file order)."""
+    if not path.is_file():
+        raise KefuError(f"No dialogue file {path}; expected MG-ShopDial-style JSON Lines (utterances.jsonl).")
+    dialogues: dict[str, list[dict]] = defaultdict(list)
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise KefuError(f"{path} line {n} is not JSON ({exc.msg}).") from None
+        if missing := [k for k in REQUIRED if k not in row]:
+            raise KefuError(f"{path} line {n} lacks {', '.join(missing)}; each line needs {', '.join(REQUIRED)}.")
+        if row["participant"] == SHOPPER and str(row["utterance"]).strip():
+            dialogues[str(row["dialogue_id"])].append(row)
+    chosen = list(dialogues)[:limit] if limit else list(dialogues)
+    if not chosen:
+        raise KefuError(f"{path} holds no {SHOPPER!r} utterances to replay.")
+    return {d: sorted(dialogues[d], key=lambda r: int(r["utterance_id"])) for d in chosen}
+
+
+def replay(assistant: Assistant, utterances: list[dict]) -> list[tuple[dict, TurnResult]]:
+    session = Session(customer_id=None)
+    return [(row, run_turn(assistant, session, str(row["utterance"]))) for row in utterances]
+
+
+def score(results: list[tuple[dict, TurnResult]], dialogues: int) -> dict:
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    hygiene, latencies, grounded = Tally(), [], 0
+    for row, turn in results:
+        if row.get("goal"):
+            confusion[row["goal"]][goal_of(turn.intent)] += 1
+        hygiene.add(turn.hygiene, turn.message, turn.reply)
+        latencies.append(turn.total_ms)
+        grounded += not turn.hygiene.get("ungrounded")
+    scored = sum(sum(c.values()) for c in confusion.values())
+    right = sum(confusion[g][g] for g in confusion)
+    per_goal = {g: round(c[g] / sum(c.values()), 4) for g, c in sorted(confusion.items())}
+    return {
+        "kind": "dialogues",
+        "dialogues": dialogues,
+        "utterances": len(results),
+        "goal_accuracy": round(right / scored, 4) if scored else None,
+        "goal_accuracy_by_goal": per_goal,
+        "goal_confusion": {g: dict(c) for g, c in sorted(confusion.items())},
+        "goal_mapping": GOAL_OF_INTENT | {"(other intents)": "other"},
+        "grounded_rate": round(grounded / len(results), 4) if results else None,
+        "hygiene": hygiene.as_json(),
+        "p50_turn_ms": float(np.percentile(latencies, 50)) if latencies else None,
+        "p95_turn_ms": float(np.percentile(latencies, 95)) if latencies else None,
+        "turn_ms": sorted(latencies),
+    }
+
+
+def run_dialogues(assistant: Assistant, dialogues: dict[str, list[dict]], workers: int = 1,
+                  progress: bool = False) -> dict:  # fmt: skip
+    results: list[tuple[dict, TurnResult]] = []
+    with Progress(console=console, disable=not progress) as bar:
+        task = bar.add_task("dialogues", total=len(dialogues))
+        with ThreadPoolExecutor(max(1, workers)) as pool:  # dialogues in parallel, turns of one in order
+            for done in pool.map(lambda rows: replay(assistant, rows), dialogues.values()):
+                results += done
+                bar.advance(task)
+    return score(results, len(dialogues))
+
+
+def dialogues_command(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", help="MG-ShopDial-style utterances.jsonl."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Replay only the first N dialogues."),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Dialogues replayed at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Replay recorded dialogues' shopper turns: goal accuracy and confusion, grounding, hygiene, latency."""
+    dialogues = load_dialogues(data, limit)
+    report = run_dialogues(build_assistant(settings_of(ctx)), dialogues, workers, progress=True) | {"data": str(data)}
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"{report['utterances']} shopper turns in {report['dialogues']} dialogues: goal accuracy "
+                  f"{report['goal_accuracy']:.1%}, p50 {report['p50_turn_ms']:.0f} ms")  # fmt: skip

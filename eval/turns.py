@@ -1,0 +1,94 @@
+"""One assistant turn as the eval commands see it: the loop's typed events folded into a ``TurnResult``.
+
+Every eval command (cases, dialogues, simulate) runs turns through ``run_turn`` against the real assistant and
+scores the result; nothing here parses reply text to find out what happened (the outcome, the tools, the cards
+are event data).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from assistant.events import Event, Products, Refused, ToolCalled, TurnDone, Understood
+from assistant.loop import Assistant
+from assistant.session import Session
+from eval.hygiene import check, facts_of
+
+
+@dataclass
+class Card:
+    product_id: str
+    title: str
+    price: float | None
+    category: str | None
+
+
+@dataclass
+class TurnResult:
+    message: str
+    reply: str
+    outcome: str
+    intent: str | None
+    budget_max: float | None
+    tools: list[str]
+    tool_errors: int
+    cards: list[Card]
+    known_prices: set[str]  # every price a tool stated this session, as "1.29"
+    known_ids: set[str]  # every id (5+ digits) a tool stated this session
+    repairs: int
+    total_ms: float
+    refused: str | None = None
+    hygiene: dict[str, bool] = field(default_factory=dict)  # filled by eval.hygiene.check
+
+    def as_json(self) -> dict:
+        return {
+            "message": self.message,
+            "reply": self.reply,
+            "outcome": self.outcome,
+            "intent": self.intent,
+            "tools": self.tools,
+            "cards": [{"product_id": c.product_id, "title": c.title, "price": c.price} for c in self.cards],
+            "total_ms": self.total_ms,
+            "hygiene": {k: v for k, v in self.hygiene.items() if v},
+        }
+
+
+def fold(message: str, events: list[Event], session: Session) -> TurnResult:
+    """The turn's events (in order) as a TurnResult."""
+    done = events[-1]
+    if not isinstance(done, TurnDone):
+        raise ValueError("a turn's events end with TurnDone")
+    understood = next((e for e in events if isinstance(e, Understood)), None)
+    tools = [e for e in events if isinstance(e, ToolCalled)]
+    products = next((e.items for e in events if isinstance(e, Products)), [])
+    seen = list(session.seen.values()) + list(products)
+    prices, ids = facts_of([e.summary for e in tools] + list((done.coupon or {}).values()))
+    prices |= {f"{p.price:.2f}" for p in seen if p.price is not None}
+    ids |= {p.product_id for p in seen}
+    return TurnResult(
+        message=message,
+        reply=done.reply,
+        outcome=done.outcome,
+        intent=understood.understanding.intent if understood else None,
+        budget_max=understood.understanding.slots.budget_max if understood else None,
+        tools=[e.name for e in tools],
+        tool_errors=sum(not e.ok for e in tools),
+        cards=[Card(p.product_id, p.title, p.price, p.category) for p in products],
+        known_prices=prices,
+        known_ids=ids,
+        repairs=done.repairs,
+        total_ms=done.timings_ms.get("total_ms", 0.0),
+        refused=next((e.reason for e in events if isinstance(e, Refused)), None),
+    )
+
+
+def run_turn(assistant: Assistant, session: Session, message: str) -> TurnResult:
+    """Run one real turn and score its hygiene."""
+    started = time.perf_counter()
+    events = list(assistant.turn(session, message))
+    result = fold(message, events, session)
+    result.total_ms = result.total_ms or round((time.perf_counter() - started) * 1000, 1)
+    prices = [c.price for c in result.cards]
+    result.hygiene = check(message, result.reply, prices, result.budget_max, result.known_prices, result.known_ids)
+    return result

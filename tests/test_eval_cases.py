@@ -1,0 +1,160 @@
+"""``kefu eval cases``, ``dialogues`` and ``logs``: expectation logic on hand-made turns, a case file with a
+known pass/fail mix through the real loop (in-memory services, scripted model), and each command end to end
+against the real served model, store and index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.loop import Assistant
+from eval.cases import Expect, load_cases, run_cases
+from eval.cases import failures as failures_of
+from eval.dialogues import goal_of, load_dialogues
+from eval.turns import Card, TurnResult
+from kefu.errors import KefuError
+from tests.fake_llm import ScriptedLLM, reading
+from tests.fake_services import fake_services
+from ui.cli import app
+
+
+def turn(**kw) -> TurnResult:
+    base = dict(message="m", reply="Here you go.", outcome="answered", intent="product_search", budget_max=None,
+                tools=["search_products"], tool_errors=0, cards=[], known_prices=set(), known_ids=set(), repairs=0,
+                total_ms=10.0)  # fmt: skip
+    return TurnResult(**{**base, **kw})
+
+
+CHEESE = Card("p3", "CHEDDAR CHEESE 8 OZ", 3.49, "CHEESE")
+PASTA = Card("p1", "SPAGHETTI 16 OZ", 1.29, "DRY NOODLES/PASTA")
+
+
+def test_each_expectation_passes_and_fails_on_hand_made_turns():
+    shown = turn(cards=[PASTA, CHEESE])
+    assert failures_of(Expect(products="some", category_any=["pasta"], max_price=4), shown) == []
+    assert failures_of(Expect(products="none"), shown) == ["expected no products, showed 2"]
+    assert failures_of(Expect(max_price=2), shown)[0].startswith("cards over $2")
+    assert failures_of(Expect(category_any=["CHEESE"]), turn(cards=[PASTA] * 3 + [CHEESE]))  # only the first 3
+    assert failures_of(Expect(max_price=5), turn(cards=[Card("x", "X", None, "C")]))  # unpriced fails a budget
+    assert failures_of(Expect(intent_any=["out_of_scope"]), shown) == [
+        "intent 'product_search', expected one of ['out_of_scope']"
+    ]
+    assert failures_of(Expect(tool_none=["search_products"]), shown)
+    assert not failures_of(Expect(tool_any=["search_products", "x"]), shown)
+    assert failures_of(Expect(outcome="no_match"), shown) == ["outcome 'answered', expected 'no_match'"]
+    assert not failures_of(Expect(reply_contains_any=["HERE"], reply_excludes=["discount"]), shown)
+    assert failures_of(Expect(reply_excludes=["you go"]), shown) == ["reply contains ['you go']"]
+
+
+def write(path, cases):
+    path.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    return path
+
+
+MIX = [  # passes: cheese, sign-in; fails: the budget one (nothing under $1) and the wrong-outcome one
+    {"id": "cheese", "kind": "carried", "turns": [{"message": "cheese", "expect": {"category_any": ["cheese"]}}]},
+    {"id": "cheap-cheese", "kind": "carried",
+     "turns": [{"message": "cheese under $1", "expect": {"products": "some", "max_price": 1}}]},
+    {"id": "weather", "kind": "out_of_scope",
+     "turns": [{"message": "weather in Paris?", "expect": {"outcome": "declined", "products": "none"}}]},
+    {"id": "orders", "kind": "after_sales",
+     "turns": [{"message": "where is my order?", "expect": {"reply_contains_any": ["sign in"]}}]},
+    {"id": "wrong", "kind": "after_sales",
+     "turns": [{"message": "where is my order?", "expect": {"outcome": "handoff"}}]},
+]  # fmt: skip
+
+
+def test_a_case_file_with_a_known_pass_fail_mix(tmp_path):
+    cases = load_cases(write(tmp_path / "mix.jsonl", MIX))
+    llm = ScriptedLLM([reading(product="cheese"), reading(product="cheese", max_price=1), reading("out_of_scope"),
+                       reading("order_status"), reading("order_status")])  # fmt: skip
+    report = run_cases(Assistant(fake_services(), llm), cases)
+    assert (report["cases"], report["passed"]) == (5, 3)
+    assert report["by_kind"] == {"after_sales": {"cases": 2, "pass_rate": 0.5},
+                                 "carried": {"cases": 2, "pass_rate": 0.5},
+                                 "out_of_scope": {"cases": 1, "pass_rate": 1.0}}  # fmt: skip
+    assert sorted(f["case"] for f in report["failures"]) == ["cheap-cheese", "wrong"]
+    assert report["hygiene"]["turns"] == 5
+
+
+@pytest.mark.parametrize(
+    "line,error",
+    [
+        ("not json", "line 1 is not JSON"),
+        ('{"id": "a", "turns": [{"message": "x", "expect": {"prodcts": "some"}}]}', "turns.0.expect.prodcts"),
+        ('{"id": "a", "turns": []}', "turns"),
+        ('{"id": "a", "turns": [{"message": "x", "expect": {"outcome": "maybe"}}]}', "outcome"),
+    ],
+)
+def test_bad_case_files_name_the_line_and_field(tmp_path, line, error):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(KefuError, match=error.replace(".", r"\.")):
+        load_cases(path)
+
+
+def test_dialogue_files_and_the_goal_mapping(tmp_path):
+    assert [goal_of(i) for i in ("product_search", "comparison", "product_question", "chitchat", "order_status")] == [
+        "search", "recommendation", "qa", "meta", "other"]  # fmt: skip
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"dialogue_id": "a", "utterance_id": 1, "participant": "Client"}\n')
+    with pytest.raises(KefuError, match="line 1 lacks utterance"):
+        load_dialogues(path)
+
+
+# -- end to end, real served model ---------------------------------------------------------------------
+DIALOGUES = [  # a test construction in MG-ShopDial's format (not real dialogues)
+    {"dialogue_id": "t1", "utterance_id": 1, "participant": "Client", "utterance": "hi there", "goal": "meta"},
+    {"dialogue_id": "t1", "utterance_id": 2, "participant": "Wizard", "utterance": "Hello!", "goal": "meta"},
+    {"dialogue_id": "t1", "utterance_id": 3, "participant": "Client", "utterance": "I need crackers", "goal": "search"},
+    {"dialogue_id": "t2", "utterance_id": 1, "participant": "Client", "utterance": "what cheese do you recommend?",
+     "goal": "recommendation"},
+]  # fmt: skip
+
+
+@pytest.fixture
+def live(shop_settings, llm_settings, tmp_path, monkeypatch):
+    """`kefu` pointed at the test shop and the session's real vLLM, with a records database of its own."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("store.duckdb", "index"):
+        (data / name).symlink_to(shop_settings.data_dir / name)
+    monkeypatch.setenv("KEFU_DATA_DIR", str(data))
+    monkeypatch.setenv("KEFU_LLM_URL", llm_settings.llm_base_url)
+    monkeypatch.setenv("KEFU_LLM_SERVED_NAME", llm_settings.llm_served_name)
+    return data
+
+
+def kefu_json(*args):
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.llm
+def test_cases_dialogues_and_logs_end_to_end(live, tmp_path):
+    cases = kefu_json("eval", "cases", "--data", str(write(tmp_path / "c.jsonl", MIX[:3] + MIX[3:4])))
+    assert cases["kind"] == "cases" and cases["cases"] == 4 and 0 <= cases["passed"] <= 4
+    assert cases["hygiene"]["turns"] == 4 and set(cases["hygiene"]["rates"]) >= {"echo", "glyphs", "ungrounded"}
+    by_id = {f["case"] for f in cases["failures"]}
+    assert "cheap-cheese" in by_id  # the test shop has no cheese under $1: a product card would be a bug
+
+    dialogues = kefu_json("eval", "dialogues", "--data", str(write(tmp_path / "d.jsonl", DIALOGUES)))
+    assert (dialogues["dialogues"], dialogues["utterances"]) == (2, 3)
+    assert sum(sum(row.values()) for row in dialogues["goal_confusion"].values()) == 3
+    assert 0 <= dialogues["goal_accuracy"] <= 1 and dialogues["p95_turn_ms"] >= dialogues["p50_turn_ms"] > 0
+
+    from kefu.records.conversations import ConversationLog
+    from kefu.records.db import Records
+
+    records = Records(live / "logs" / "records.sqlite")
+    first = ConversationLog(records).turns()[0]
+    ConversationLog(records).feedback(first["conversation_id"], first["turn"], -1, "not what I asked")
+    records.close()
+    logs = kefu_json("eval", "logs")
+    assert logs["turns"] == 7 and logs["thumbs"] == {"up": 0, "down": 1}
+    assert sum(logs["outcomes"].values()) == 7 and logs["tool_calls"] >= 3
+    assert logs["turn_ms"]["p50"] > 0 and logs["tokens"]["prompt"] > 0
+    assert kefu_json("eval", "logs", "--since", "2999-01-01")["turns"] == 0
