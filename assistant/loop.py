@@ -114,6 +114,8 @@ class Assistant:
                 yield from self._native(session, message, deps, turn)
         except LLMError:  # the server is down: unless tools already ran, the structured plan carries the turn
             native = bool(turn.tools)
+        if native and not turn.tools and self.config.tool_choice == "required":
+            native = False  # forced, the model still produced no usable call: the structured plan carries the turn
         if not native:
             plan = plan_turn(u, session, treatment, message, flagged, self.brands)
             if session.pending_return is not None and CONFIRM_RETURN not in plan.calls:

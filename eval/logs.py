@@ -93,8 +93,8 @@ def summarize(path: Path, since: date | None = None) -> dict:
             name: {"calls": c["ok"] + c["error"], "error_rate": round(c["error"] / (c["ok"] + c["error"]), 4)}
             for name, c in sorted(tools.items())
         },
-        "tool_calls": sum(sum(c.values()) for c in tools.values()),
-        "tool_error_rate": round(sum(c["error"] for c in tools.values()) / max(1, sum(map(sum, tools.values()))), 4),
+        "tool_calls": (calls_made := sum(sum(c.values()) for c in tools.values())),
+        "tool_error_rate": round(sum(c["error"] for c in tools.values()) / max(1, calls_made), 4),
         "grounding_repairs": repairs,
         "turns_with_repairs": rate(sum(t["repairs"] > 0 for t in turns)),
         "thumbs": {"up": thumbs["up"], "down": thumbs["down"]},

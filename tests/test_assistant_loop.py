@@ -135,3 +135,11 @@ def test_every_tool_argument_has_a_description_the_model_sees(name):
     params = TOOLS[name].schema()["function"]["parameters"]
     assert "deps" not in params.get("properties", {})
     assert all(spec.get("description") for spec in params.get("properties", {}).values())
+
+
+def test_a_forced_round_without_a_usable_call_falls_back_to_the_structured_plan():
+    llm = ScriptedLLM([reading(product="cheese")], tool_calls=[[]])
+    config = LoopConfig(mode="native", tool_choice="required")
+    events, done = run(Assistant(fake_services(), llm, config), Session("c1"), "cheddar cheese")
+    assert [e.name for e in tools_of(events)] == ["search_products"] and done.products
+    assert sum(kind == "tool_calls" for kind, _ in llm.calls) == 1

@@ -118,7 +118,8 @@ def test_native_mode_with_forced_tool_choice_on_the_real_server(assistant):
     native = Assistant(assistant.services, assistant.llm, LoopConfig(mode="native", tool_choice="required"))
     events, done = turn(native, Session(customer_id=CUSTOMER), "find me some pasta")
     calls = [e for e in events if isinstance(e, ToolCalled)]
-    assert calls, "the served model was forced to call a tool"
+    # forced, the model calls a tool, or (the 135M model's malformed calls) the structured plan carries the turn
+    assert calls and done.products
     # the 135M model often sends malformed arguments: they must come back as text, never crash the turn
     assert all(e.ok or "Invalid arguments" in e.summary or "failed" in e.summary for e in calls)
     assert done.reply

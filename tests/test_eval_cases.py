@@ -135,11 +135,15 @@ def kefu_json(*args):
 
 @pytest.mark.llm
 def test_cases_dialogues_and_logs_end_to_end(live, tmp_path):
-    cases = kefu_json("eval", "cases", "--data", str(write(tmp_path / "c.jsonl", MIX[:3] + MIX[3:4])))
-    assert cases["kind"] == "cases" and cases["cases"] == 4 and 0 <= cases["passed"] <= 4
-    assert cases["hygiene"]["turns"] == 4 and set(cases["hygiene"]["rates"]) >= {"echo", "glyphs", "ungrounded"}
-    by_id = {f["case"] for f in cases["failures"]}
-    assert "cheap-cheese" in by_id  # the test shop has no cheese under $1: a product card would be a bug
+    live_cases = MIX[:4] + [
+        {"id": "impossible", "turns": [{"message": "cheese", "expect": {"products": "some", "max_price": 0.01}}]},
+        {"id": "clean", "turns": [{"message": "crackers", "expect": {"reply_excludes": ["<<<", ">>>"]}}]},
+    ]
+    cases = kefu_json("eval", "cases", "--data", str(write(tmp_path / "c.jsonl", live_cases)))
+    assert cases["kind"] == "cases" and cases["cases"] == 6 and cases["passed"] == 6 - len(cases["failures"])
+    assert cases["hygiene"]["turns"] == 6 and set(cases["hygiene"]["rates"]) >= {"echo", "glyphs", "ungrounded"}
+    failed = {f["case"] for f in cases["failures"]}
+    assert "impossible" in failed and "clean" not in failed  # no card costs $0.01; fences never reach the reply
 
     dialogues = kefu_json("eval", "dialogues", "--data", str(write(tmp_path / "d.jsonl", DIALOGUES)))
     assert (dialogues["dialogues"], dialogues["utterances"]) == (2, 3)
@@ -154,7 +158,63 @@ def test_cases_dialogues_and_logs_end_to_end(live, tmp_path):
     ConversationLog(records).feedback(first["conversation_id"], first["turn"], -1, "not what I asked")
     records.close()
     logs = kefu_json("eval", "logs")
-    assert logs["turns"] == 7 and logs["thumbs"] == {"up": 0, "down": 1}
-    assert sum(logs["outcomes"].values()) == 7 and logs["tool_calls"] >= 3
+    assert logs["turns"] == 9 and logs["thumbs"] == {"up": 0, "down": 1}
+    assert sum(logs["outcomes"].values()) == 9 and logs["tool_calls"] >= 3
     assert logs["turn_ms"]["p50"] > 0 and logs["tokens"]["prompt"] > 0
     assert kefu_json("eval", "logs", "--since", "2999-01-01")["turns"] == 0
+
+
+def test_log_health_on_a_hand_made_log(tmp_path):
+    from eval.logs import summarize
+    from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
+    from kefu.records.db import Records
+
+    records = Records(tmp_path / "records.sqlite")
+    log = ConversationLog(records)
+    search = ToolCallRecord("search_products", {"query": "pasta"}, True, ["p1"], 5.0, "1. PASTA — $1.29")
+    failed = ToolCallRecord("order_status", {"order_id": "x"}, False, [], 1.0, "order_status failed: no order x")
+    rows = [  # (outcome, intent, tools, reply, product ids, card prices, budget)
+        ("answered", "product_search", [search], "Here you go.\n\n1. PASTA — $1.29", ["p1"], [1.29], 2.0),
+        ("answered", "product_search", [search], "A discount of $9.99 applies.", ["p1"], [1.29], 1.0),
+        ("no_match", "product_search", [], "We don't carry that.", [], [], None),
+        ("declined", "out_of_scope", [], "Sorry, I can only help with shopping.", [], [], None),
+        ("handoff", "human_handoff", [failed], "A person will reply here.", [], [], None),
+    ]
+    for i, (outcome, intent, tools, reply, ids, prices, budget) in enumerate(rows, 1):
+        understanding = {"intent": intent, "slots": {"budget_max": budget}}
+        log.record(TurnRecord(conversation_id="c1", turn=i, customer_id="1111", message=f"message {i}", reply=reply,
+                              understanding=understanding, source="llm", product_ids=ids, card_prices=prices,
+                              outcome=outcome, repairs=int(i == 2), timings_ms={"total_ms": 100.0 * i},
+                              tokens={"prompt": 10, "completion": 5}, tools=tools))  # fmt: skip
+    log.feedback("c1", 1, 1)
+    log.feedback("c1", 2, -1, "wrong")
+    records.close()
+    out = summarize(tmp_path / "records.sqlite")
+    assert out["turns"] == 5 and out["conversations"] == 1
+    assert out["outcomes"] == {"answered": 2, "no_match": 1, "declined": 1, "handoff": 1}
+    assert (out["no_match_rate"], out["decline_rate"], out["handoff_rate"]) == (0.2, 0.2, 0.2)
+    assert out["intent_mix"]["product_search"] == 0.6
+    assert out["tools"] == {"order_status": {"calls": 1, "error_rate": 1.0},
+                            "search_products": {"calls": 2, "error_rate": 0.0}}  # fmt: skip
+    assert out["tool_calls"] == 3 and out["tool_error_rate"] == round(1 / 3, 4)
+    assert out["grounding_repairs"] == 1 and out["thumbs"] == {"up": 1, "down": 1}
+    # the invented $9.99 ($1.29 came from the tool) and a $1.29 card over the $1 budget
+    assert out["hygiene"]["counts"] == {"ungrounded": 1, "over_budget": 1}
+    assert out["turn_ms"]["p50"] == 300.0 and out["tokens"]["prompt"] == 50
+    with pytest.raises(KefuError, match="No conversation log"):
+        summarize(tmp_path / "missing.sqlite")
+
+
+@pytest.mark.llm
+def test_simulate_and_report_end_to_end(live, tmp_path):
+    sim = kefu_json("eval", "simulate", "--episodes", "4", "--persona", "all", "--turns", "2", "--seed", "3")
+    assert sim["kind"] == "simulate" and sim["episodes"] == 4 and set(sim["personas"]) == {
+        "cooperative", "terse", "changes-mind", "adversarial"}  # fmt: skip
+    assert 0 <= sim["hit_rate"] <= 1 and sim["hygiene"]["turns"] == len(sim["turn_ms"]) >= 4
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "simulate.json").write_text(json.dumps(sim))
+    report = kefu_json("eval", "report", "--out", str(out))
+    assert report["figures"]["simulate"]["hit_rate"] == sim["hit_rate"]
+    page = (out / "index.html").read_text()
+    assert "<svg" in page and "<script" not in page
