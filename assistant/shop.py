@@ -17,7 +17,7 @@ from retrieval.hybrid import ProductSearch, SearchResult
 from retrieval.related import bought_together, similar_items
 from retrieval.rerank import ShopperProfile, profile_from_store
 
-IN_STOCK = {"in_stock": True}
+IN_STOCK = {"in_stock": True, "min_price": 0.01}  # sellable: in stock and priced
 _RANK_NOTE = re.compile(r"\s*\((?:keyword|semantic) rank \d+\)")
 
 
@@ -62,12 +62,13 @@ class StoreCatalogue:
                 return None
 
     def search(self, query: str, filters: dict[str, Any], k: int, customer_id: str | None) -> Found:
-        response = self.index.search(query, {**filters, **IN_STOCK}, k=k, customer=self._profile(customer_id))
+        sellable = {**filters, **IN_STOCK, "min_price": max(filters.get("min_price") or 0.0, 0.01)}
+        response = self.index.search(query, sellable, k=k, customer=self._profile(customer_id))
         return Found(cards_of(response.results), " ".join(response.warnings))
 
     def recommend(self, customer_id: str | None, k: int, max_price: float | None) -> Found:
         profile = self._profile(customer_id)
-        filters: dict[str, Any] = {**IN_STOCK, "min_price": 0.01}
+        filters: dict[str, Any] = dict(IN_STOCK)
         if max_price is not None:
             filters["max_price"] = max_price
         if profile is not None and profile.category_affinity:

@@ -116,3 +116,11 @@ def test_missing_or_corrupt_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="kefu store build"):
         store.info(bad)
     duckdb.connect(str(tmp_path / "ok.duckdb")).close()
+
+
+def test_only_priced_products_are_offered(demo_store):
+    with store.connect(demo_store) as con:
+        unpriced_in_stock = con.execute("SELECT count(*) FROM products WHERE price IS NULL AND in_stock").fetchone()[0]
+        priced = con.execute("SELECT count(*) FROM products WHERE price IS NOT NULL").fetchone()[0]
+    notes = store.info(demo_store)["notes"]
+    assert unpriced_in_stock == 0 and notes["products_offered"] == priced == 92331 - notes["products_without_price"]

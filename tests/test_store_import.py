@@ -156,3 +156,25 @@ def test_failed_import_leaves_the_previous_store_intact(shop, demo_store, tmp_pa
     expect_error(load_mapping(shop / "mapping.toml"), target, "cannot read 'two' as a number")
     assert store.info(target)["tables"]["products"] == 92331
     assert not target.with_name("live.duckdb.building").exists()
+
+
+def test_a_product_without_a_price_is_not_offered(tmp_path):
+    (tmp_path / "p.csv").write_text("product_id,title,price\nA,Tea,1.5\nB,Cocoa,\n")
+    (tmp_path / "m.toml").write_text('[products]\nfile = "p.csv"\n')
+    target = tmp_path / "store.duckdb"
+    import_files(load_mapping(tmp_path / "m.toml"), target)
+    with store.connect(target) as con:
+        assert con.execute("SELECT product_id, in_stock FROM products ORDER BY 1").fetchall() == [
+            ("A", True),
+            ("B", False),
+        ]
+    assert store.info(target)["notes"]["products_offered"] == 1
+    # a shop that states stock itself keeps its own column
+    (tmp_path / "p2.csv").write_text("product_id,title,price,stock\nA,Tea,1.5,false\nB,Cocoa,,true\n")
+    (tmp_path / "m2.toml").write_text('[products]\nfile = "p2.csv"\n[products.columns]\nin_stock = "stock"\n')
+    import_files(load_mapping(tmp_path / "m2.toml"), target)
+    with store.connect(target) as con:
+        assert con.execute("SELECT product_id, in_stock FROM products ORDER BY 1").fetchall() == [
+            ("A", False),
+            ("B", True),
+        ]

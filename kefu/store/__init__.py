@@ -78,5 +78,8 @@ def info(path: Path) -> dict:
                 "SELECT count(*) FROM order_items i ANTI JOIN products p USING (product_id)"
             ).fetchone()[0],
             "products_without_price": con.execute("SELECT count(*) FROM products WHERE price IS NULL").fetchone()[0],
+            "products_offered": con.execute(  # what shoppers can be shown: in stock and priced
+                "SELECT count(*) FROM products WHERE in_stock AND price IS NOT NULL"
+            ).fetchone()[0],
         }
     return {"path": str(path), "tables": counts, "notes": notes, "meta": meta}

@@ -70,7 +70,7 @@ SELECT p.product_id,
          || CASE WHEN p.brand = 'Private' THEN ' [store brand]' ELSE '' END AS title,
        NULL AS description,
        p.department, p.product_category, p.product_type, p.brand, p.manufacturer_id, p.package_size,
-       pr.price, TRUE, NULL
+       pr.price, pr.price IS NOT NULL, NULL  -- never sold in the sample: no price, so not offered
 FROM src_products p LEFT JOIN prices pr USING (product_id);
 
 INSERT INTO customers

@@ -177,6 +177,8 @@ def _load_table(con: duckdb.DuckDBPyConnection, table: str, source: TableSource,
                     f"{source.file}, {where(empty)}, column {src!r}: empty value, but {table}.{target} is required."
                 )
         exprs[target] = expr
+    if table == "products" and "in_stock" not in exprs and "price" in exprs:
+        exprs["in_stock"] = f"({exprs['price']}) IS NOT NULL"  # a product without a price is not offered
     for (t, col), default in DEFAULTS.items():
         if t == table and col not in exprs:
             exprs[col] = default
