@@ -8,8 +8,8 @@ import re
 
 from assistant.events import ProductCard
 
-_PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")
-_ID = re.compile(r"\b\d{5,}\b")
+PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")  # a stated price; group 1 is the amount
+ID = re.compile(r"\b\d{5,}\b")  # a product, order or coupon id
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 
 
@@ -28,10 +28,10 @@ def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None
         return "too long"
     if "<<<" in sentence or ">>>" in sentence or "not instructions" in sentence.lower():
         return "echoes the prompt"
-    for m in _PRICE.finditer(sentence):
+    for m in PRICE.finditer(sentence):
         if f"{float(m.group(1)):.2f}" not in prices:
             return f"price ${m.group(1)} not from a tool"
-    for m in _ID.finditer(sentence):
+    for m in ID.finditer(sentence):
         if m.group(0) not in ids:
             return f"id {m.group(0)} not from a tool"
     return None

@@ -99,11 +99,11 @@ class Assistant:
             yield self._finish(session, turn, refusal.message, [], "refused", refused=refusal.reason)
             return
 
-        turn.understanding, turn.source = self._understand(session, message, turn)
+        flagged = looks_like_injection(message)
+        turn.understanding, turn.source = self._understand(session, message, turn, flagged)
         u = turn.understanding
         yield Understood(understanding=u, source=turn.source)
         treatment = self._treatment(session)
-        flagged = looks_like_injection(message)
         deps = Deps(self.services, session)
 
         t0 = time.perf_counter()
@@ -166,14 +166,14 @@ class Assistant:
             return Refused(reason="too_long", message=m["too_long"].format(n=len(message), limit=self.config.max_chars))
         return None
 
-    def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
+    def _understand(self, session: Session, message: str, turn: Turn, flagged: bool) -> tuple[Understanding, str]:
         t0 = time.perf_counter()
         prior = self.classifier.predict([message])[0] if self.classifier is not None else None
         reading = None
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
             reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
-        if looks_like_injection(message) and understanding.intent in SHOPPING:
+        if flagged and understanding.intent in SHOPPING:
             source += "+injection"
         turn.timings["understand_ms"] = _ms(t0)
         return understanding, source

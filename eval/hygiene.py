@@ -14,14 +14,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from assistant.grounding import ID, PRICE  # the same facts the reply gate checks
+
 CHECKS = ("echo", "glyphs", "repeated_sentence", "ungrounded", "over_budget", "unpriced_card")
 ECHO_WORDS = 8
 
 _WORD = re.compile(r"[\w'$.%-]+")
 _GLYPHS = re.compile(r"<<<|>>>|‹‹|››|<\|[a-z_]+\|>|\{[a-z_]+\}|```|\[/?INST\]|</?s>|^\s*#{2,}", re.M)
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
-PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")
-ID = re.compile(r"\b\d{5,}\b")
 
 
 def _words(text: str) -> list[str]:

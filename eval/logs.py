@@ -48,7 +48,7 @@ def summarize(path: Path, since: date | None = None) -> dict:
 
     intents, outcomes, refused = Counter(), Counter(), Counter()
     tools: dict[str, Counter] = defaultdict(Counter)
-    hygiene, latency, tokens, repairs = Tally(), [], Counter(), 0
+    hygiene, latency, first_token, tokens, repairs = Tally(), [], [], Counter(), 0
     for t in turns:
         understanding = json.loads(t["understanding"]) if t["understanding"] else None
         intents[understanding["intent"] if understanding else "(refused)"] += 1
@@ -66,7 +66,10 @@ def summarize(path: Path, since: date | None = None) -> dict:
         budget = (understanding or {}).get("slots", {}).get("budget_max")
         flags = check(t["message"], t["reply"], card_prices, budget, prices, known_ids)
         hygiene.add(flags, t["message"], t["reply"])
-        latency.append(json.loads(t["timings"]).get("total_ms", 0.0))
+        timings = json.loads(t["timings"])
+        latency.append(timings.get("total_ms", 0.0))
+        if "first_token_ms" in timings:
+            first_token.append(timings["first_token_ms"])
         tokens["prompt"] += t["prompt_tokens"]
         tokens["completion"] += t["completion_tokens"]
     n = len(turns)
@@ -100,9 +103,7 @@ def summarize(path: Path, since: date | None = None) -> dict:
         "thumbs": {"up": thumbs["up"], "down": thumbs["down"]},
         "hygiene": hygiene.as_json(),
         "turn_ms": _percentiles(latency),
-        "first_token_ms": _percentiles(
-            [json.loads(t["timings"])["first_token_ms"] for t in turns if "first_token_ms" in json.loads(t["timings"])]
-        ),
+        "first_token_ms": _percentiles(first_token),
         "tokens": {
             "prompt": tokens["prompt"],
             "completion": tokens["completion"],

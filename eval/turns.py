@@ -7,7 +7,6 @@ are event data).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from assistant.events import Event, Products, Refused, ToolCalled, TurnDone, Understood
@@ -85,10 +84,7 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
 
 def run_turn(assistant: Assistant, session: Session, message: str) -> TurnResult:
     """Run one real turn and score its hygiene."""
-    started = time.perf_counter()
-    events = list(assistant.turn(session, message))
-    result = fold(message, events, session)
-    result.total_ms = result.total_ms or round((time.perf_counter() - started) * 1000, 1)
+    result = fold(message, events=list(assistant.turn(session, message)), session=session)
     prices = [c.price for c in result.cards]
     result.hygiene = check(message, result.reply, prices, result.budget_max, result.known_prices, result.known_ids)
     return result
