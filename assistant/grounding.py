@@ -10,6 +10,8 @@ from assistant.events import ProductCard
 
 PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")  # a stated price; group 1 is the amount
 ID = re.compile(r"\b\d{5,}\b")  # a product, order or coupon id
+# fence and template glyphs: ours (<<< >>> and the ‹‹‹ ››› fence() leaves inside data), chat-template tokens, {slots}
+GLYPHS = re.compile(r"<<<|>>>|‹‹|››|<\|[a-z_]+\|>|\{[a-z_]+\}|```|\[/?INST\]|</?s>|^\s*#{2,}", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 
 
@@ -26,7 +28,7 @@ def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None
         return "repetitive"  # small models sometimes loop on a phrase
     if len(words) > 45:
         return "too long"
-    if "<<<" in sentence or ">>>" in sentence or "not instructions" in sentence.lower():
+    if GLYPHS.search(sentence) or "not instructions" in sentence.lower():
         return "echoes the prompt"
     for m in PRICE.finditer(sentence):
         if f"{float(m.group(1)):.2f}" not in prices:

@@ -14,13 +14,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from assistant.grounding import ID, PRICE  # the same facts the reply gate checks
+from assistant.grounding import GLYPHS, ID, PRICE  # the same patterns the reply gate checks
 
 CHECKS = ("echo", "glyphs", "repeated_sentence", "ungrounded", "over_budget", "unpriced_card")
 ECHO_WORDS = 8
 
 _WORD = re.compile(r"[\w'$.%-]+")
-_GLYPHS = re.compile(r"<<<|>>>|‹‹|››|<\|[a-z_]+\|>|\{[a-z_]+\}|```|\[/?INST\]|</?s>|^\s*#{2,}", re.M)
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -38,7 +37,7 @@ def echo(message: str, reply: str, n: int = ECHO_WORDS) -> bool:
 
 
 def glyphs(reply: str) -> bool:
-    return bool(_GLYPHS.search(reply))
+    return bool(GLYPHS.search(reply))
 
 
 def repeated_sentence(reply: str) -> bool:

@@ -45,3 +45,12 @@ def test_tally_rates_and_examples():
     out = tally.as_json()
     assert out["turns"] == 3 and out["counts"] == {"glyphs": 2} and out["rates"]["glyphs"] == round(2 / 3, 4)
     assert out["examples"]["glyphs"] == [{"message": "hi", "reply": "›››"}]
+
+
+def test_the_reply_gate_drops_the_glyph_runs_hygiene_counts():
+    from assistant.grounding import SentenceGate
+
+    gate = SentenceGate(set(), set())
+    assert gate.feed("›››››››››››› ") == "" and gate.flush() == ""
+    assert gate.repairs and "echoes the prompt" in gate.repairs[0]
+    assert gate.feed("Here are some cheeses. ") == "Here are some cheeses. "
