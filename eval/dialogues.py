@@ -26,7 +26,7 @@ from assistant.factory import build_assistant
 from assistant.loop import Assistant
 from assistant.session import Session
 from eval.hygiene import Tally
-from eval.turns import TurnResult, run_turn
+from eval.turns import run_turn
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError
 
@@ -69,20 +69,27 @@ def load_dialogues(path: Path, limit: int | None = None) -> dict[str, list[dict]
     return {d: sorted(dialogues[d], key=lambda r: int(r["utterance_id"])) for d in chosen}
 
 
-def replay(assistant: Assistant, utterances: list[dict]) -> list[tuple[dict, TurnResult]]:
-    session = Session(customer_id=None)
-    return [(row, run_turn(assistant, session, str(row["utterance"]))) for row in utterances]
+def replay(assistant: Assistant, utterances: list[dict]) -> list[dict]:
+    """One dialogue's shopper turns in one session; a scored row per turn (what ``score`` and ``--turns`` keep)."""
+    session, rows = Session(customer_id=None), []
+    for row in utterances:
+        turn = run_turn(assistant, session, str(row["utterance"]))
+        rows.append({"dialogue_id": str(row["dialogue_id"]), "utterance_id": row["utterance_id"],
+                     "goal": row.get("goal"), "intent": turn.intent, "outcome": turn.outcome,
+                     "message": turn.message, "reply": turn.reply, "total_ms": turn.total_ms,
+                     "hygiene": turn.hygiene})  # fmt: skip
+    return rows
 
 
-def score(results: list[tuple[dict, TurnResult]], dialogues: int) -> dict:
+def score(results: list[dict], dialogues: int) -> dict:
     confusion: dict[str, Counter] = defaultdict(Counter)
     hygiene, latencies, grounded = Tally(), [], 0
-    for row, turn in results:
-        if row.get("goal"):
-            confusion[row["goal"]][goal_of(turn.intent)] += 1
-        hygiene.add(turn.hygiene, turn.message, turn.reply)
-        latencies.append(turn.total_ms)
-        grounded += not turn.hygiene.get("ungrounded")
+    for turn in results:
+        if turn.get("goal"):
+            confusion[turn["goal"]][goal_of(turn["intent"])] += 1
+        hygiene.add(turn["hygiene"], turn["message"], turn["reply"])
+        latencies.append(turn["total_ms"])
+        grounded += not turn["hygiene"].get("ungrounded")
     scored = sum(sum(c.values()) for c in confusion.values())
     right = sum(confusion[g][g] for g in confusion)
     per_goal = {g: round(c[g] / sum(c.values()), 4) for g, c in sorted(confusion.items())}
@@ -102,16 +109,46 @@ def score(results: list[tuple[dict, TurnResult]], dialogues: int) -> dict:
     }
 
 
+def load_turns(path: Path | None) -> dict[str, list[dict]]:
+    """Scored turns kept by an earlier run (``--turns``), by dialogue; a torn last line is dropped."""
+    kept: dict[str, list[dict]] = defaultdict(list)
+    if path is None or not path.is_file():
+        return kept
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a run killed mid-write; that dialogue is replayed again
+        kept[row["dialogue_id"]].append(row)
+    return kept
+
+
 def run_dialogues(assistant: Assistant, dialogues: dict[str, list[dict]], workers: int = 1,
-                  progress: bool = False) -> dict:  # fmt: skip
-    results: list[tuple[dict, TurnResult]] = []
-    with Progress(console=console, disable=not progress) as bar:
-        task = bar.add_task("dialogues", total=len(dialogues))
-        with ThreadPoolExecutor(max(1, workers)) as pool:  # dialogues in parallel, turns of one in order
-            for done in pool.map(lambda rows: replay(assistant, rows), dialogues.values()):
-                results += done
-                bar.advance(task)
+                  progress: bool = False, turns: Path | None = None) -> dict:  # fmt: skip
+    """Replay every dialogue; with ``turns``, each finished dialogue's rows are appended there as it ends and
+    dialogues already complete in the file are not replayed again (a long run can be stopped and resumed)."""
+    kept = load_turns(turns)
+    done_ids = {d for d, rows in dialogues.items() if len(kept.get(d, [])) == len(rows)}
+    results = [row for d in dialogues if d in done_ids for row in kept[d]]
+    todo = [rows for d, rows in dialogues.items() if d not in done_ids]
+    out = turns.open("a") if turns else None
+    try:
+        with Progress(console=console, disable=not progress) as bar:
+            task = bar.add_task("dialogues", total=len(dialogues), completed=len(done_ids))
+            with ThreadPoolExecutor(max(1, workers)) as pool:  # dialogues in parallel, turns of one in order
+                for done in pool.map(lambda rows: replay(assistant, rows), todo):
+                    results += done
+                    if out:
+                        out.write("".join(json.dumps(row) + "\n" for row in done))
+                        out.flush()
+                    bar.advance(task)
+    finally:
+        if out:
+            out.close()
     return score(results, len(dialogues))
+
+
+TURNS_HELP = "Keep every scored turn in this JSON Lines file; a rerun with it skips the dialogues it holds."
 
 
 def dialogues_command(
@@ -119,11 +156,13 @@ def dialogues_command(
     data: Path = typer.Option(..., "--data", help="MG-ShopDial-style utterances.jsonl."),
     limit: int = typer.Option(None, "--limit", min=1, help="Replay only the first N dialogues."),
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Dialogues replayed at once."),
+    turns: Path = typer.Option(None, "--turns", help=TURNS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Replay recorded dialogues' shopper turns: goal accuracy and confusion, grounding, hygiene, latency."""
     dialogues = load_dialogues(data, limit)
-    report = run_dialogues(build_assistant(settings_of(ctx)), dialogues, workers, progress=True) | {"data": str(data)}
+    assistant = build_assistant(settings_of(ctx))
+    report = run_dialogues(assistant, dialogues, workers, progress=True, turns=turns) | {"data": str(data)}
     if as_json:
         print_json(report)
         return

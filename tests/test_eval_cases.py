@@ -104,6 +104,18 @@ def test_dialogue_files_and_the_goal_mapping(tmp_path):
         load_dialogues(path)
 
 
+def test_dialogue_turns_file_resumes(tmp_path):
+    from eval.dialogues import run_dialogues
+
+    rows = [{"dialogue_id": "a", "utterance_id": 1, "participant": "Client", "utterance": "hi", "goal": "meta"}]
+    kept = tmp_path / "turns.jsonl"
+    turn = {"dialogue_id": "a", "utterance_id": 1, "goal": "meta", "intent": "chitchat", "outcome": "answered",
+            "message": "hi", "reply": "Hello!", "total_ms": 12.0, "hygiene": {"echo": False}}  # fmt: skip
+    kept.write_text(json.dumps(turn) + "\n" + '{"dialogue_id": "b", "utt')  # the second line was cut by a kill
+    report = run_dialogues(None, {"a": rows}, turns=kept)  # type: ignore[arg-type]  # replays nothing
+    assert (report["utterances"], report["goal_accuracy"], report["turn_ms"]) == (1, 1.0, [12.0])
+
+
 # -- end to end, real served model ---------------------------------------------------------------------
 DIALOGUES = [  # a test construction in MG-ShopDial's format (not real dialogues)
     {"dialogue_id": "t1", "utterance_id": 1, "participant": "Client", "utterance": "hi there", "goal": "meta"},
@@ -145,10 +157,14 @@ def test_cases_dialogues_and_logs_end_to_end(live, tmp_path):
     failed = {f["case"] for f in cases["failures"]}
     assert "impossible" in failed and "clean" not in failed  # no card costs $0.01; fences never reach the reply
 
-    dialogues = kefu_json("eval", "dialogues", "--data", str(write(tmp_path / "d.jsonl", DIALOGUES)))
+    data, kept = str(write(tmp_path / "d.jsonl", DIALOGUES)), tmp_path / "turns.jsonl"
+    dialogues = kefu_json("eval", "dialogues", "--data", data, "--turns", str(kept))
     assert (dialogues["dialogues"], dialogues["utterances"]) == (2, 3)
     assert sum(sum(row.values()) for row in dialogues["goal_confusion"].values()) == 3
     assert 0 <= dialogues["goal_accuracy"] <= 1 and dialogues["p95_turn_ms"] >= dialogues["p50_turn_ms"] > 0
+    assert [json.loads(line)["utterance_id"] for line in kept.read_text().splitlines()].count(1) == 2
+    again = kefu_json("eval", "dialogues", "--data", data, "--turns", str(kept))  # resumed: nothing left to replay
+    assert again["turn_ms"] == dialogues["turn_ms"] and len(kept.read_text().splitlines()) == 3
 
     from kefu.records.conversations import ConversationLog
     from kefu.records.db import Records
