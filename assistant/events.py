@@ -24,11 +24,23 @@ class ProductCard(BaseModel):
     brand: str | None = None
     size: str | None = None
     reason: str = ""
+    alike: int = 1  # products with this same display title that this card stands for
+    price_low: float | None = None  # their price range, when alike > 1
+    price_high: float | None = None
 
 
 def price_text(price: float | None) -> str:
     """A price as the shopper sees it."""
     return f"${price:.2f}" if price is not None else "price not listed"
+
+
+def card_price_text(card: ProductCard) -> str:
+    """A card's price, with the range of the alike products it stands for."""
+    if card.alike > 1 and card.price_low is not None and card.price_high is not None:
+        span = price_text(card.price_low) if card.price_low == card.price_high else (
+            f"{price_text(card.price_low)}–{price_text(card.price_high)}")  # fmt: skip
+        return f"{span} ({card.alike} alike)"
+    return price_text(card.price)
 
 
 class Understood(BaseModel):
@@ -52,6 +64,7 @@ class ToolCalled(BaseModel):
 class Products(BaseModel):
     kind: Literal["products"] = "products"
     items: list[ProductCard]
+    alternatives: bool = False  # the shop does not carry what was asked; these are related products instead
 
 
 class TextChunk(BaseModel):

@@ -18,6 +18,7 @@ from kefu.records.conversations import ConversationLog
 from kefu.records.db import Records
 from kefu.settings import Settings
 from retrieval.hybrid import ProductSearch
+from retrieval.match import MatchRule
 from segmentation.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def load_classifier(settings: Settings) -> IntentClassifier | None:
 
 def build_services(settings: Settings, records: Records) -> Services:
     return Services(
-        catalogue=StoreCatalogue(ProductSearch.open(settings), settings.store_path),
+        catalogue=StoreCatalogue(ProductSearch.open(settings), settings.store_path, MatchRule.from_settings(settings)),
         orders=StoreOrders(settings.store_path),
         cases=CaseBook(records),
         profiles=load_profiles(settings),
@@ -56,6 +57,9 @@ def loop_config(settings: Settings) -> LoopConfig:
         tool_choice=settings.native_tool_choice,
         native_max_steps=settings.native_max_steps,
         reads_slots=settings.llm_reads_slots,
+        lead_in=settings.reply_lead_in,
+        scope_threshold=settings.scope_threshold,
+        languages=tuple(settings.languages),
         max_chars=settings.max_message_chars,
     )
 

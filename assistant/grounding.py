@@ -1,6 +1,8 @@
-"""Grounding post-check of the model's own words: a sentence may only state prices and ids that tools returned
-this session. Sentences that state anything else are removed and counted as repairs. Product listings are
-rendered from tool results, never from model text, so titles and prices shown are always real."""
+"""The gate every model-written sentence passes before a shopper sees it. A sentence is removed (and counted as
+a repair) when it states a price or id that no tool returned this session, offers a discount, coupon, refund or
+delivery promise no tool returned, repeats 8+ consecutive words of the shopper's message, shows fence or
+template glyphs, loops, runs long, or repeats an earlier sentence. Product listings are rendered from tool
+results, never from model text, so titles and prices shown are always real."""
 
 from __future__ import annotations
 
@@ -13,16 +15,38 @@ ID = re.compile(r"\b\d{5,}\b")  # a product, order or coupon id
 # fence and template glyphs: ours (<<< >>> and the ‹‹‹ ››› fence() leaves inside data), chat-template tokens, {slots}
 GLYPHS = re.compile(r"<<<|>>>|‹‹|››|<\|[a-z_]+\|>|\{[a-z_]+\}|```|\[/?INST\]|</?s>|^\s*#{2,}", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+# an offer, discount or promise: stated only when a tool returned one (a coupon from the shopper's campaigns)
+OFFER = re.compile(
+    r"\b(discount\w*|coupons?|vouchers?|promo\w*|sale|deals?|\d+\s?% off|% off|free (shipping|delivery|gift)"
+    r"|refund\w*|guarantee\w*|warrant\w*|cashback|rebate\w*|money.back|price match\w*|loyalty points?)\b",
+    re.I,
+)
+ECHO_WORDS = 8
+_WORD = re.compile(r"[\w'$.%-]+")
+
+
+def words_of(text: str) -> list[str]:
+    return [w.strip(".,!?;:'\"").lower() for w in _WORD.findall(text) if w.strip(".,!?;:'\"")]
+
+
+def echoes(message: str, text: str, n: int = ECHO_WORDS) -> bool:
+    """``text`` repeats ``n`` or more consecutive words of ``message``."""
+    said = words_of(message)
+    grams = {tuple(said[i : i + n]) for i in range(len(said) - n + 1)}
+    written = words_of(text)
+    return any(tuple(written[i : i + n]) in grams for i in range(len(written) - n + 1))
 
 
 def allowed_facts(cards: list[ProductCard], extra_ids: set[str] = frozenset()) -> tuple[set[str], set[str]]:
-    prices = {f"{c.price:.2f}" for c in cards if c.price is not None}
+    prices = {f"{p:.2f}" for c in cards for p in (c.price, c.price_low, c.price_high) if p is not None}
     ids = {c.product_id for c in cards} | set(extra_ids)
     return prices, ids
 
 
-def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None:
-    """None when the sentence is grounded, else what is wrong with it."""
+def check_sentence(
+    sentence: str, prices: set[str], ids: set[str], message: str = "", offers: bool = False
+) -> str | None:
+    """None when the sentence may be shown, else what is wrong with it. ``offers``: a tool returned an offer."""
     words = sentence.lower().split()
     if len(words) >= 8 and len(set(words)) < 0.5 * len(words):
         return "repetitive"  # small models sometimes loop on a phrase
@@ -30,6 +54,10 @@ def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None
         return "too long"
     if GLYPHS.search(sentence) or "not instructions" in sentence.lower():
         return "echoes the prompt"
+    if message and echoes(message, sentence):
+        return "echoes the shopper"
+    if not offers and (m := OFFER.search(sentence)):
+        return f"states an offer no tool returned ({m.group(0)})"
     for m in PRICE.finditer(sentence):
         if f"{float(m.group(1)):.2f}" not in prices:
             return f"price ${m.group(1)} not from a tool"
@@ -42,8 +70,9 @@ def check_sentence(sentence: str, prices: set[str], ids: set[str]) -> str | None
 class SentenceGate:
     """Feed streamed text; get back grounded sentences as they complete (and repairs for the rest)."""
 
-    def __init__(self, prices: set[str], ids: set[str], max_sentences: int = 2) -> None:
-        self.prices, self.ids = prices, ids
+    def __init__(self, prices: set[str], ids: set[str], max_sentences: int = 2, message: str = "",
+                 offers: bool = False) -> None:  # fmt: skip
+        self.prices, self.ids, self.message, self.offers = prices, ids, message, offers
         self.buffer = ""
         self.repairs: list[str] = []
         self.emitted: list[str] = []
@@ -60,7 +89,7 @@ class SentenceGate:
         return self._pass(rest) if rest.strip() else ""
 
     def _pass(self, sentence: str) -> str:
-        problem = check_sentence(sentence, self.prices, self.ids)
+        problem = check_sentence(sentence, self.prices, self.ids, self.message, self.offers)
         if problem is None and len(self.emitted) >= self.max_sentences:
             problem = "beyond the sentence budget"
         if problem is None and sentence.strip().lower() in self.emitted:

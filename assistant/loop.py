@@ -29,15 +29,18 @@ from assistant.events import (
     Understood,
 )
 from assistant.guardrails import RateLimiter, looks_like_injection
+from assistant.language import detect
 from assistant.native import native_calls
 from assistant.planner import CONFIRM_RETURN, plan_turn
 from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, load_rules, treatment_for
 from assistant.reply import Facts, messages, write_reply
+from assistant.scope import out_of_scope
 from assistant.services import Coupon, Services
 from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
-from assistant.understanding import SHOPPING, Understanding, combine, understand_with_llm
+from assistant.understanding import SHOPPING, Slots, Understanding, combine, understand_with_llm
+from assistant.understanding.rules import parse_rules
 from kefu.errors import KefuError, LLMError
 from kefu.llm.client import LLM, Usage
 from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
@@ -57,6 +60,9 @@ class LoopConfig:
     tool_choice: str = "auto"  # native mode's first round
     native_max_steps: int = 3
     reads_slots: bool = False  # a capable model also fills product words, brand and budget
+    lead_in: str = "template"  # or "model": the served model writes the reply's first sentence (gated)
+    scope_threshold: float = 0.5  # the classifier's out-of-scope probability that declines (assistant/scope.py)
+    languages: tuple[str, ...] = ("en",)  # what the served model reads; other messages get an honest answer
     max_chars: int = 2000
 
 
@@ -99,6 +105,11 @@ class Assistant:
             yield self._finish(session, turn, refusal.message, [], "refused", refused=refusal.reason)
             return
 
+        language = detect(message)
+        if language not in self.config.languages:
+            yield from self._other_language(session, turn, message, language)
+            return
+
         flagged = looks_like_injection(message)
         turn.understanding, turn.source = self._understand(session, message, turn, flagged)
         u = turn.understanding
@@ -131,16 +142,18 @@ class Assistant:
         session.remember(cards)  # results of this turn become the list later turns refer to
         if u.slots.product_refs and not cards:
             cards = session.resolve_refs(u.slots.product_refs)  # shown again, list unchanged
+        alternatives = bool(cards) and _no_match(turn.tools) and any(t.data.get("alternatives") for t in turn.tools)
         if cards:
-            yield Products(items=cards)
+            yield Products(items=cards, alternatives=alternatives)
         coupon = None
         if treatment.offer_coupon and session.customer_id and cards:
             coupon = self.services.orders.coupon_for(session.customer_id, [c.product_id for c in cards])
 
         t0 = time.perf_counter()
-        facts = Facts(message, u, turn.tools, cards, list(session.seen.values()), answer, coupon, treatment.tone)
+        facts = Facts(message, u, turn.tools, cards, list(session.seen.values()), answer, coupon, treatment.tone,
+                      alternatives=alternatives, language=language)  # fmt: skip
         reply, repairs = "", []
-        for chunk in write_reply(self.llm, facts, turn.usage, repairs):
+        for chunk in write_reply(self.llm, facts, turn.usage, repairs, self.config.lead_in):
             if not reply:
                 turn.timings["first_token_ms"] = _ms(turn.started)
             reply += chunk
@@ -156,6 +169,19 @@ class Assistant:
         yield self._finish(session, turn, reply, cards, outcome, repairs=len(repairs), coupon=coupon)
 
     # -- steps --------------------------------------------------------------------------------------------
+    def _other_language(self, session: Session, turn: Turn, message: str, language: str) -> Iterator[Event]:
+        """A language the model cannot read: say so honestly, with any budget the parsers could still read."""
+        budget = parse_rules(message).get("budget_max")
+        turn.understanding = Understanding(intent="out_of_scope", slots=Slots(budget_max=budget))
+        turn.source = f"language:{language}"
+        yield Understood(understanding=turn.understanding, source=turn.source)
+        seen = messages()["other_language_budget"].format(budget=budget) if budget is not None else ""
+        reply = messages()["other_language"].format(budget=seen)
+        yield TextChunk(text=reply)
+        session.history += [{"role": "user", "content": message[:500]}, {"role": "assistant", "content": reply}]
+        session.history = session.history[-6:]
+        yield self._finish(session, turn, reply, [], "declined")
+
     def _guard(self, session: Session, message: str) -> Refused | None:
         m = messages()
         if not self.rate.allow(session.conversation_id):  # every message counts, refused ones too
@@ -173,6 +199,13 @@ class Assistant:
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
             reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
+        model_intent = reading.intent if reading is not None else None
+        carries = self.services.catalogue.carries
+        if understanding.intent != "out_of_scope" and out_of_scope(
+            message, understanding, prior, model_intent, carries, self.config.scope_threshold
+        ):
+            understanding = understanding.model_copy(update={"intent": "out_of_scope", "slots": Slots()})
+            source += "+scope"
         if flagged and understanding.intent in SHOPPING:
             source += "+injection"
         turn.timings["understand_ms"] = _ms(t0)
@@ -271,9 +304,16 @@ def _outcome(u: Understanding, answer: str | None, tools: list[ToolCalled], card
         return "declined"
     if _data(tools, "handoff_to_human", "case_id"):
         return "handoff"
-    if u.intent in SHOPPING and not cards and any(t.name in CATALOGUE_TOOLS and t.ok for t in tools):
+    if _no_match(tools) or (
+        u.intent in SHOPPING and not cards and any(t.name in CATALOGUE_TOOLS and t.ok for t in tools)
+    ):
         return "no_match"
     return "answered"
+
+
+def _no_match(tools: list[ToolCalled]) -> bool:
+    """A catalogue call found nothing that matches what was asked (perhaps related alternatives)."""
+    return any(t.name in CATALOGUE_TOOLS and t.ok and t.data.get("no_match") for t in tools)
 
 
 def _data(tools: list[ToolCalled], name: str, key: str) -> str | None:

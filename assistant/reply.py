@@ -1,7 +1,10 @@
-"""The reply a shopper reads: a lead-in the model writes from the fenced tool results, streamed through the
-grounding gate (``assistant/grounding.py``), then a block rendered from the tool results themselves (the
-product list, the order, the case), so every title, price and id shown is real. Canned answers
-(``prompts/messages.toml``) need no model."""
+"""The reply a shopper reads: a lead-in, then a block rendered from the tool results themselves (the product
+list, the order, the case), so every title, price and id shown is real. Canned answers
+(``prompts/messages.toml``) need no model.
+
+The lead-in is composed from the facts with templates (``lead_in.py``; the default, for the embedded 135M
+model), or written by a capable model (``KEFU_REPLY_LEAD_IN=model``) from the fenced tool results and streamed
+through the grounding gate (``grounding.py``); when the gate removes every sentence, the template one is used."""
 
 from __future__ import annotations
 
@@ -11,11 +14,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from assistant.events import ProductCard, ToolCalled, price_text
+from assistant.events import ProductCard, ToolCalled, card_price_text
 from assistant.grounding import SentenceGate, allowed_facts
 from assistant.guardrails import fence
+from assistant.lead_in import compose, templates
 from assistant.services import Coupon
-from assistant.understanding import SHOPPING, Understanding
+from assistant.understanding import Understanding
 from kefu.errors import LLMError
 from kefu.llm.client import LLM, Usage
 
@@ -41,10 +45,13 @@ class Facts:
     answer: str | None = None  # a canned answer (messages.toml key)
     coupon: Coupon | None = None
     tone: list[str] = field(default_factory=list)
+    alternatives: bool = False  # the cards are related alternatives: the shop does not carry what was asked
+    language: str = "en"  # the shopper's (assistant/language.py); a capable model answers in it
 
 
-def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:
-    """Yield the reply's chunks; sentences the gate removed are appended to ``repairs``."""
+def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_in: str = "template") -> Iterator[str]:
+    """Yield the reply's chunks; sentences the gate removed are appended to ``repairs``. ``lead_in``:
+    "template" (composed from the facts) or "model" (the model's sentences that pass the gate)."""
     m = messages()
     if facts.answer:
         yield m[facts.answer]
@@ -54,22 +61,30 @@ def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Ite
         yield m["return_confirmed"].format(**confirmed.data)
         return
     intro = ""
-    for chunk in _lead_in(llm, facts, usage, repairs):
-        intro += chunk
-        yield chunk
+    if lead_in == "model":
+        for chunk in _model_lead_in(llm, facts, usage, repairs):
+            intro += chunk
+            yield chunk
+    if not intro.strip():
+        intro = compose(facts)
+        yield intro
     block = _block(facts)
     if block:
         yield ("\n\n" if intro else "") + block
 
 
-def _lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:
+def _model_lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:
     results = "\n".join(fence(e.name, e.summary) for e in facts.tools) or fence("context", "no tool was needed")
     instruction = prompt("reply.md") + ("\n" + " ".join(facts.tone) if facts.tone else "")
+    if facts.language != "en":
+        instruction += f"\nWrite in the shopper's language (ISO code {facts.language})."
     request = [
         {"role": "system", "content": instruction},
         {"role": "user", "content": f"{fence('shopper message', facts.message[:500])}\nTool results:\n{results}"},
     ]
-    gate = SentenceGate(*allowed_facts(facts.known + facts.cards))
+    gate = SentenceGate(
+        *allowed_facts(facts.known + facts.cards), message=facts.message, offers=facts.coupon is not None
+    )
     try:
         for chunk in llm.stream(request, max_tokens=80, temperature=0.2, usage=usage):
             if passed := gate.feed(chunk):
@@ -78,7 +93,7 @@ def _lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterat
             yield tail
     except LLMError:
         if facts.cards:
-            yield messages()["llm_down_intro"]
+            yield templates()["llm_down"]
     repairs += gate.repairs
 
 
@@ -88,19 +103,24 @@ def _block(facts: Facts) -> str:
     block = ""
     if facts.cards:
         block = "\n".join(
-            f"{i}. {c.title} — {price_text(c.price)}" + (f" ({c.reason})" if c.reason else "")
+            f"{i}. {c.title} — {card_price_text(c)}" + (f" ({c.reason})" if c.reason else "")
             for i, c in enumerate(facts.cards, 1)
         )
     elif failed:
         block = failed[0].summary
-    elif facts.tools:
-        block = facts.tools[-1].summary.replace("<<<", "").replace(">>>", "").split("\n", 1)[-1]
-    elif facts.understanding.intent in SHOPPING:
-        block = messages()["no_results"]
+    elif (last := facts.tools[-1] if facts.tools else None) is not None and last.name in SHOWN_AS_TEXT:
+        block = last.summary.replace("<<<", "").replace(">>>", "").split("\n", 1)[-1]
+    elif last is not None and last.name == "start_return":
+        d = last.data
+        block = f"Return: item {d['product_id']} of order {d['order_id']}." if d.get("product_id") else (
+            f"Return: the whole order {d['order_id']}.")  # fmt: skip
     if facts.coupon:
         c = facts.coupon
         block += (
             f"\nA coupon from your offers applies: coupon {c.coupon_upc} (campaign {c.campaign_id}) "
             f"for product {c.product_id}."
         )
-    return block
+    return block.strip()
+
+
+SHOWN_AS_TEXT = {"list_my_orders", "order_status", "handoff_to_human", "get_my_profile"}

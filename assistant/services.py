@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from assistant.events import ProductCard
 
@@ -20,6 +20,8 @@ class Found:
 
     products: list[ProductCard]
     note: str = ""
+    no_match: Literal["", "not_carried", "outside_limits"] = ""  # "": the products match what was asked
+    alternatives: bool = False  # no match, and ``products`` are related products offered as alternatives
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class Catalogue(Protocol):
     def bought_together(self, product_id: str, k: int) -> Found: ...
 
     def details(self, product_ids: list[str]) -> list[ProductCard]: ...
+
+    def carries(self, words: str) -> bool:
+        """The catalogue has a match for these product words (the no-match rule, without showing anything)."""
+        ...
 
     def taste(self, customer_id: str) -> ShopperTaste | None: ...
 

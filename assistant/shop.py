@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from assistant.display import display_title, is_store_brand, merge_alike
 from assistant.events import ProductCard
 from assistant.policy import find_coupon
 from assistant.services import Coupon, Found, Order, OrderLine, ShopperTaste
@@ -14,6 +15,7 @@ from assistant.understanding import catalogue_vocabulary
 from kefu import store
 from kefu.errors import StoreError
 from retrieval.hybrid import ProductSearch, SearchResult
+from retrieval.match import MatchRule, search_evidence
 from retrieval.related import bought_together, similar_items
 from retrieval.rerank import ShopperProfile, profile_from_store
 
@@ -44,13 +46,32 @@ def cards_of(results: list[SearchResult]) -> list[ProductCard]:
 
 
 class StoreCatalogue:
-    def __init__(self, search: ProductSearch, store_path: Path) -> None:
-        self.index, self.store_path = search, store_path
+    def __init__(self, search: ProductSearch, store_path: Path, match: MatchRule | None = None) -> None:
+        self.index, self.store_path, self.match = search, store_path, match or MatchRule()
         with store.connect(store_path) as con:
             self._vocabulary = catalogue_vocabulary(con)
             self._brands = [
                 r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
             ]
+
+    def readable(self, cards: list[ProductCard], k: int | None = None, merge: bool = True) -> list[ProductCard]:
+        """Display titles from each row's own fields, alike cards merged (unless not ``merge``), at most ``k``."""
+        if not cards:
+            return cards
+        ids = [c.product_id for c in cards]
+        with store.connect(self.store_path) as con:
+            rows = con.execute(
+                "SELECT product_id, product_type, category, package_size, brand FROM products "
+                f"WHERE product_id IN ({','.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+        fields = {r[0]: r[1:] for r in rows}
+        shown = []
+        for card in cards:
+            ptype, category, size, brand = fields.get(card.product_id, (None, None, None, None))
+            title = display_title(ptype, category, size, brand, card.title)
+            shown.append(card.model_copy(update={"title": title, "size": size or card.size}))
+        return (merge_alike(shown) if merge else shown)[:k]
 
     def _profile(self, customer_id: str | None) -> ShopperProfile | None:
         if customer_id is None:
@@ -62,9 +83,29 @@ class StoreCatalogue:
                 return None
 
     def search(self, query: str, filters: dict[str, Any], k: int, customer_id: str | None) -> Found:
+        """The best sellable products for the query; a no-match when the best are not what was asked for
+        (``retrieval/match.py``): then related products come back only as labelled alternatives."""
         sellable = {**filters, **IN_STOCK, "min_price": max(filters.get("min_price") or 0.0, 0.01)}
-        response = self.index.search(query, sellable, k=k, customer=self._profile(customer_id))
-        return Found(cards_of(response.results), " ".join(response.warnings))
+        response = self.index.search(query, sellable, k=min(2 * k, 40), customer=self._profile(customer_id))
+        note, cards = " ".join(response.warnings), self.readable(cards_of(response.results), k)
+        if not query.strip():
+            return Found(cards, note)
+        evidence = search_evidence(self.index, query, response.results, self.match.top)
+        if self.match.carried(evidence):
+            return Found(cards, note)
+        if sellable != IN_STOCK:  # carried, but not within the shopper's limits (budget, brand, department)?
+            anywhere = self.index.search(query, IN_STOCK, k=self.match.top).results
+            if self.match.carried(search_evidence(self.index, query, anywhere, self.match.top)):
+                return Found([], note, no_match="outside_limits")
+        if cards and self.match.related(evidence):
+            return Found(cards, note, no_match="not_carried", alternatives=True)
+        return Found([], note, no_match="not_carried")
+
+    def carries(self, words: str) -> bool:
+        if not words.strip():
+            return False
+        results = self.index.search(words, IN_STOCK, k=self.match.top).results
+        return self.match.carried(search_evidence(self.index, words, results, self.match.top))
 
     def recommend(self, customer_id: str | None, k: int, max_price: float | None) -> Found:
         profile = self._profile(customer_id)
@@ -73,12 +114,13 @@ class StoreCatalogue:
             filters["max_price"] = max_price
         if profile is not None and profile.category_affinity:
             top = sorted(profile.category_affinity, key=profile.category_affinity.get, reverse=True)[:3]
-            response = self.index.search("", {**filters, "categories": top}, k=k, customer=profile)
-            return Found(cards_of(response.results), "Based on the categories you buy most.")
-        return Found(cards_of(self.index.search("", filters, k=k).results), "Popular picks in the shop.")
+            response = self.index.search("", {**filters, "categories": top}, k=2 * k, customer=profile)
+            return Found(self.readable(cards_of(response.results), k), "Based on the categories you buy most.")
+        found = self.index.search("", filters, k=2 * k).results
+        return Found(self.readable(cards_of(found), k), "Popular picks in the shop.")
 
     def similar(self, product_id: str, k: int) -> Found:
-        return Found(cards_of(similar_items(self.index, product_id, k, IN_STOCK)))
+        return Found(self.readable(cards_of(similar_items(self.index, product_id, 2 * k, IN_STOCK)), k))
 
     def bought_together(self, product_id: str, k: int) -> Found:
         with store.connect(self.store_path) as con:
@@ -90,7 +132,7 @@ class StoreCatalogue:
             for r in rows
             if r.title
         ]
-        return Found(cards, "" if cards else "Not enough baskets to say.")
+        return Found(self.readable(cards, k), "" if cards else "Not enough baskets to say.")
 
     def details(self, product_ids: list[str]) -> list[ProductCard]:
         with store.connect(self.store_path) as con:
@@ -103,12 +145,12 @@ class StoreCatalogue:
         cards = []
         for pid in (p for p in product_ids if p in found):
             _, title, price, dept, cat, brand, size = found[pid]
-            facts = ", ".join(x for x in (brand and f"{brand} label", size, cat) if x)
+            facts = ", ".join(x for x in ("store brand" if is_store_brand(brand) else "", size, cat) if x)
             cards.append(
                 ProductCard(product_id=pid, title=title, price=price, department=dept, category=cat, brand=brand,
                             size=size, reason=facts)
             )  # fmt: skip
-        return cards
+        return self.readable(cards, merge=False)  # a comparison names every product asked for
 
     def taste(self, customer_id: str) -> ShopperTaste | None:
         profile = self._profile(customer_id)

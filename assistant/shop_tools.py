@@ -20,14 +20,29 @@ from assistant.tools import Tool, ToolError, ToolOutput, tool
 Injected = Annotated[Deps, InjectedToolArg]
 
 
+NO_MATCH_TEXT = {
+    "not_carried": "The shop does not carry a match for this request.",
+    "outside_limits": "The shop carries this, but nothing within the requested limits (price, brand, department).",
+}
+
+
 def listing(found: Found | list[ProductCard], note: str = "") -> ToolOutput:
-    """Products as the model reads them (fenced: titles are shop data, not instructions) and as cards."""
-    products = found.products if isinstance(found, Found) else found
-    note = found.note if isinstance(found, Found) else note
-    if not products:
-        return ToolOutput(text="No matching products." + (f" {note}" if note else ""), products=[])
-    lines = [f"{i}. {p.title} — {price_text(p.price)} ({p.reason})" for i, p in enumerate(products, 1)]
-    return ToolOutput(text=fence("products", "\n".join(lines)) + (f"\n{note}" if note else ""), products=products)
+    """Products as the model reads them (fenced: titles are shop data, not instructions) and as cards.
+    ``data`` says whether they match: ``no_match`` ("not_carried" / "outside_limits") and ``alternatives``."""
+    if not isinstance(found, Found):
+        found = Found(found, note)
+    data = {"no_match": found.no_match, "alternatives": found.alternatives} if found.no_match else {}
+    if found.note:
+        data["note"] = found.note
+    head = ""
+    if found.no_match:
+        head = NO_MATCH_TEXT[found.no_match] + (" Related products, as alternatives:" if found.alternatives else "")
+    note = f"\n{found.note}" if found.note else ""
+    if not found.products:
+        return ToolOutput(text=(head or "No matching products.") + note, data=data, products=[])
+    lines = [f"{i}. {p.title} — {price_text(p.price)} ({p.reason})" for i, p in enumerate(found.products, 1)]
+    text = (head + "\n" if head else "") + fence("products", "\n".join(lines)) + note
+    return ToolOutput(text=text, data=data, products=found.products)
 
 
 def _require_customer(deps: Deps) -> str:
@@ -185,7 +200,7 @@ def start_return(
     what = f"item {product_id} of order {order_id}" if product_id else f"order {order_id}"
     return ToolOutput(
         text=f"Return of {what} prepared. Ask the shopper to confirm with 'yes'.",
-        data={"pending": True, "order_id": order_id},
+        data={"pending": True, "order_id": order_id, "product_id": product_id},
     )
 
 

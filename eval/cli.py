@@ -9,6 +9,7 @@ from eval.clv import clv_command
 from eval.dialogues import dialogues_command
 from eval.intents import intents_command
 from eval.logs import logs_command
+from eval.match import match_command
 from eval.report import report_command
 from eval.retrieval import retrieval_command
 from eval.simulate import simulate_command
@@ -19,6 +20,7 @@ app.command("clv")(clv_command)
 app.command("dialogues")(dialogues_command)
 app.command("intents")(intents_command)
 app.command("logs")(logs_command)
+app.command("match")(match_command)
 app.command("report")(report_command)
 app.command("retrieval")(retrieval_command)
 app.command("simulate")(simulate_command)

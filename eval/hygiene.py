@@ -14,26 +14,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from assistant.grounding import GLYPHS, ID, PRICE  # the same patterns the reply gate checks
+from assistant.grounding import ECHO_WORDS, GLYPHS, ID, PRICE, echoes, words_of  # what the reply gate checks
 
 CHECKS = ("echo", "glyphs", "repeated_sentence", "ungrounded", "over_budget", "unpriced_card")
-ECHO_WORDS = 8
 
-_WORD = re.compile(r"[\w'$.%-]+")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def _words(text: str) -> list[str]:
-    return [w.strip(".,!?;:'\"").lower() for w in _WORD.findall(text) if w.strip(".,!?;:'\"")]
+_words = words_of
 
 
 def echo(message: str, reply: str, n: int = ECHO_WORDS) -> bool:
-    said = _words(message)
-    if len(said) < n:
-        return False
-    grams = {tuple(said[i : i + n]) for i in range(len(said) - n + 1)}
-    out = _words(reply)
-    return any(tuple(out[i : i + n]) in grams for i in range(len(out) - n + 1))
+    return echoes(message, reply, n)
 
 
 def glyphs(reply: str) -> bool:

@@ -32,12 +32,13 @@ class TurnResult:
     budget_max: float | None
     tools: list[str]
     tool_errors: int
-    cards: list[Card]
+    cards: list[Card]  # products shown as matches
     known_prices: set[str]  # every price a tool stated this session, as "1.29"
     known_ids: set[str]  # every id (5+ digits) a tool stated this session
     repairs: int
     total_ms: float
     refused: str | None = None
+    alternatives: list[Card] = field(default_factory=list)  # shown under "we don't carry that; related:"
     hygiene: dict[str, bool] = field(default_factory=dict)  # filled by eval.hygiene.check
 
     def as_json(self) -> dict:
@@ -48,6 +49,9 @@ class TurnResult:
             "intent": self.intent,
             "tools": self.tools,
             "cards": [{"product_id": c.product_id, "title": c.title, "price": c.price} for c in self.cards],
+            "alternatives": [
+                {"product_id": c.product_id, "title": c.title, "price": c.price} for c in self.alternatives
+            ],
             "total_ms": self.total_ms,
             "hygiene": {k: v for k, v in self.hygiene.items() if v},
         }
@@ -60,10 +64,12 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
         raise ValueError("a turn's events end with TurnDone")
     understood = next((e for e in events if isinstance(e, Understood)), None)
     tools = [e for e in events if isinstance(e, ToolCalled)]
-    products = next((e.items for e in events if isinstance(e, Products)), [])
+    shown = next((e for e in events if isinstance(e, Products)), None)
+    products = shown.items if shown else []
+    as_cards = [Card(p.product_id, p.title, p.price, p.category) for p in products]
     seen = list(session.seen.values()) + list(products)
     prices, ids = facts_of([e.summary for e in tools] + list((done.coupon or {}).values()))
-    prices |= {f"{p.price:.2f}" for p in seen if p.price is not None}
+    prices |= {f"{x:.2f}" for p in seen for x in (p.price, p.price_low, p.price_high) if x is not None}
     ids |= {p.product_id for p in seen}
     return TurnResult(
         message=message,
@@ -73,7 +79,8 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
         budget_max=understood.understanding.slots.budget_max if understood else None,
         tools=[e.name for e in tools],
         tool_errors=sum(not e.ok for e in tools),
-        cards=[Card(p.product_id, p.title, p.price, p.category) for p in products],
+        cards=[] if shown and shown.alternatives else as_cards,
+        alternatives=as_cards if shown and shown.alternatives else [],
         known_prices=prices,
         known_ids=ids,
         repairs=done.repairs,
@@ -85,6 +92,6 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
 def run_turn(assistant: Assistant, session: Session, message: str) -> TurnResult:
     """Run one real turn and score its hygiene."""
     result = fold(message, events=list(assistant.turn(session, message)), session=session)
-    prices = [c.price for c in result.cards]
+    prices = [c.price for c in result.cards + result.alternatives]
     result.hygiene = check(message, result.reply, prices, result.budget_max, result.known_prices, result.known_ids)
     return result

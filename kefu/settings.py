@@ -82,6 +82,16 @@ class Settings(BaseSettings):
         description="Ask the model for product words, brand and budget too (capable models); "
         "the small default model is asked for the intent only.",
     )
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="Languages the assistant answers in (two-letter codes). The embedded model reads English only; "
+        "with a multilingual model (e.g. Qwen2.5-7B-Instruct) add e.g. zh, es, fr, de and set reply_lead_in=model.",
+    )
+    reply_lead_in: Literal["template", "model"] = Field(
+        "template",
+        description="template: the reply's first sentence is composed from the facts (the embedded small model); "
+        "model: the served model writes it through the grounding gate (capable models), the template as fallback.",
+    )
     native_tool_choice: Literal["auto", "required"] = Field(
         "auto", description="Native planner: let the model decide, or force a tool call on shopping turns."
     )
@@ -89,6 +99,20 @@ class Settings(BaseSettings):
         3, ge=1, le=8, description="Native planner: rounds of tool calls the model may make in one turn."
     )
     max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
+    scope_threshold: float = Field(
+        0.5, ge=0, le=1, description="Decline as out of scope from this out-of-scope probability of the intent "
+        "classifier (less 0.2 when the model agrees), unless the shop carries what the message names.",
+    )  # fmt: skip
+    no_match_min_cosine: float = Field(
+        0.5, ge=0, le=1, description="A search matches when a top result is at least this close in meaning "
+        "(calibrated by `kefu eval match`); else the turn is a no-match.",
+    )  # fmt: skip
+    no_match_min_cosine_all_words: float = Field(
+        0.3, ge=0, le=1, description="... or when a top result contains every query word and is this close."
+    )
+    no_match_alternatives_cosine: float = Field(
+        0.42, ge=0, le=1, description="A no-match still offers the results, labelled as alternatives, from this close."
+    )
     rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
     auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")
     events_key: str | None = Field(

@@ -44,6 +44,9 @@ class FakeCatalogue:
     def bought_together(self, product_id, k):
         return Found([], "Not enough baskets to say.")
 
+    def carries(self, words):
+        return bool(self.search(words, {}, 1, None).products)
+
     def details(self, product_ids):
         return [p for p in self.products if p.product_id in product_ids]
 

@@ -31,6 +31,32 @@ _MONEY = r"\$?\s*(\d+(?:\.\d{1,2})?)\s*(?:dollars|usd|\$)?"
 _UNDER = re.compile(rf"\b(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|<)\s*{_MONEY}", re.I)
 _OVER = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|>)\s*{_MONEY}", re.I)
 _BETWEEN = re.compile(rf"\bbetween\s*{_MONEY}\s*(?:and|-|to)\s*{_MONEY}", re.I)
+# budgets in other languages, read even when the rest of the message cannot be: "五美元以内", "menos de 5 dólares"
+_UNDER_OTHER = re.compile(
+    r"\b(?:menos de|por debajo de|moins de|unter|weniger als|meno di|sotto i?)\s*\$?\s*(\d+(?:[.,]\d{1,2})?)", re.I
+)
+_CJK_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CJK_UNDER = re.compile(
+    r"([0-9]+(?:\.[0-9]+)?|[零一二两三四五六七八九十百]+)\s*(?:美元|美金|块钱?|元|刀)\s*(?:以内|以下|之内|内)"
+)
+
+
+def cjk_number(text: str) -> float | None:
+    """ "5", "五", "十五", "二十", "一百" -> the number (up to 999)."""
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text):
+        return float(text)
+    total, digit = 0, 0
+    for ch in text:
+        if ch in _CJK_DIGITS:
+            digit = _CJK_DIGITS[ch]
+        elif ch in "十百":
+            total += (digit or 1) * (10 if ch == "十" else 100)
+            digit = 0
+        else:
+            return None
+    return float(total + digit) if total + digit else None
+
+
 _ORDINALS = {
     "first": 1,
     "1st": 1,
@@ -68,6 +94,10 @@ def parse_rules(text: str) -> dict:
     else:
         if m := _UNDER.search(text):
             found["budget_max"] = float(m.group(1))
+        elif m := _UNDER_OTHER.search(text):
+            found["budget_max"] = float(m.group(1).replace(",", "."))
+        elif (m := _CJK_UNDER.search(text)) and (amount := cjk_number(m.group(1))) is not None:
+            found["budget_max"] = amount
         if m := _OVER.search(text):
             found["budget_min"] = float(m.group(1))
     refs = [_ORDINALS[m.group(1).lower()] for m in _REF.finditer(text)]

@@ -1,0 +1,70 @@
+"""Cards a shopper can read and tell apart: a display title made only from the catalogue row's own fields, and
+results that would look the same merged into one card with their price range.
+
+    display_title("CHOCOLATE MILK", "FLUID MILK PRODUCTS", "64 OZ", "Private", "CHOCOLATE MILK - …")
+    -> "Chocolate milk, 64 oz — store brand"
+    display_title("MAINSTREAM", "PASTA SAUCE", "26 OZ", "National", …) -> "Mainstream (pasta sauce), 26 oz"
+
+Every word comes from the row (the product type, with the category where they share no word; else the category,
+else the raw title; the size; the store-brand label); nothing is invented. The raw title stays in the index,
+so it is still what search matches.
+"""
+
+from __future__ import annotations
+
+import re
+
+from assistant.events import ProductCard
+
+STORE_BRANDS = {"private", "store brand", "own brand"}
+_SPACE = re.compile(r"\s+")
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _stems(text: str) -> set[str]:
+    return {t.rstrip("s") for t in _TOKEN.findall(text.lower()) if len(t) > 2}
+
+
+def _readable(text: str) -> str:
+    """Retail capitals as a sentence ("FROZEN PIZZA" -> "Frozen pizza"); mixed-case text is left as written."""
+    text = _SPACE.sub(" ", text).strip(" -,")
+    if text.isupper():
+        text = text.lower()
+        return text[:1].upper() + text[1:]
+    return text
+
+
+def is_store_brand(brand: str | None) -> bool:
+    return (brand or "").strip().lower() in STORE_BRANDS
+
+
+def display_title(product_type: str | None, category: str | None, size: str | None, brand: str | None,
+                  title: str) -> str:  # fmt: skip
+    """The shopper-facing name of one catalogue row."""
+    ptype, category = (product_type or "").strip(), (category or "").strip()
+    name = _readable(ptype or category or title)
+    if ptype and category and not _stems(ptype) & _stems(category):
+        name += f" ({_readable(category).lower() if category.isupper() else category})"  # "Mainstream (pasta sauce)"
+    size = (size or "").strip()
+    if size and size.lower() not in name.lower():
+        name += f", {size.lower() if size.isupper() else size}"
+    if is_store_brand(brand):
+        name += " — store brand"
+    return name
+
+
+def merge_alike(cards: list[ProductCard]) -> list[ProductCard]:
+    """Cards with the same display title become one: the first (best ranked) keeps its own id and price and
+    gains ``alike`` (how many products it stands for) and the price range over them. Order is kept."""
+    groups: dict[str, list[ProductCard]] = {}
+    for card in cards:
+        groups.setdefault(card.title.casefold(), []).append(card)
+    merged = []
+    for group in groups.values():
+        first = group[0].model_copy()
+        prices = [c.price for c in group if c.price is not None]
+        if len(group) > 1:
+            first.alike = len(group)
+            first.price_low, first.price_high = (min(prices), max(prices)) if prices else (None, None)
+        merged.append(first)
+    return merged

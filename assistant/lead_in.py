@@ -1,0 +1,106 @@
+"""The lead-in composed from facts (templates in ``prompts/lead_ins.toml``): what the results are, how many, the
+cheapest, the budget honoured, why they suit this shopper. Every value comes from a tool result or from the
+shopper's own product words, so it can never echo the message, leak a glyph or state an unreturned offer.
+
+``reply.py`` uses it as the lead-in for the embedded small model, and as the fallback when the gate removes every
+sentence a capable model wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from assistant.events import price_text
+from assistant.understanding import SHOPPING
+
+if TYPE_CHECKING:
+    from assistant.reply import Facts
+
+ASKED_WORDS = 6
+_PLAIN = re.compile(r"[^\w\s'&.,%-]")
+
+
+@cache
+def templates() -> dict[str, str]:
+    return tomllib.loads(resources.files("assistant").joinpath("prompts/lead_ins.toml").read_text())
+
+
+def asked(facts: Facts) -> str:
+    """The shopper's product words, quoted, or "that" when there are none or too many to repeat."""
+    words = _PLAIN.sub(" ", facts.understanding.slots.query or "").split()
+    if not words or len(words) > ASKED_WORDS:
+        return "that"
+    return f'"{" ".join(words)}"'
+
+
+def limits(facts: Facts) -> str:
+    s = facts.understanding.slots
+    parts = []
+    if s.budget_max is not None:
+        parts.append(f" under {price_text(s.budget_max)}")
+    if s.budget_min is not None:
+        parts.append(f" from {price_text(s.budget_min)}")
+    return "".join(parts)
+
+
+def compose(facts: Facts) -> str:
+    """The lead-in for this turn's facts (may be empty: the block then speaks for itself)."""
+    t = templates()
+    tools = {e.name: e for e in facts.tools}
+    failed = next((e for e in facts.tools if not e.ok), None)
+    if failed is not None and not facts.cards:
+        return t["tool_failed"]
+    if "handoff_to_human" in tools:
+        return t["handoff"]
+    if "start_return" in tools:
+        return t["return_ready"]
+    if "order_status" in tools:
+        return t["order"].format(**tools["order_status"].data)
+    if "list_my_orders" in tools:
+        return t["orders"] if tools["list_my_orders"].data.get("order_ids") else t["no_orders"]
+    if "get_my_profile" in tools:
+        return t["profile"]
+    search = next((e for e in facts.tools if e.data.get("no_match")), None)
+    if search is not None:
+        if search.data["no_match"] == "outside_limits":
+            return t["outside_limits"].format(asked=asked(facts), limits=limits(facts) or " that fits")
+        if facts.alternatives:
+            return t["not_carried_alternatives"].format(asked=asked(facts))
+        return t["not_carried"].format(asked=asked(facts)) + " " + t["not_carried_help"]
+    if not facts.cards:
+        return (
+            t["no_results"].format(asked=asked(facts)) if facts.tools or facts.understanding.intent in SHOPPING else ""
+        )
+    return _about_cards(facts, tools)
+
+
+def _about_cards(facts: Facts, tools: dict) -> str:
+    t = templates()
+    cards = facts.cards
+    priced = [c for c in cards if c.price is not None]
+    cheapest = min(priced, key=lambda c: c.price) if priced else None
+    if "compare_products" in tools:
+        if cheapest is None:
+            return t["compare"]
+        return t["compare_cheapest"].format(title=cheapest.title, price=price_text(cheapest.price))
+    if not facts.tools:  # a question about a product shown before
+        c = cards[0]
+        return t["product_facts"].format(title=c.title, price=price_text(c.price))
+    if "similar_items" in tools:
+        return t["similar"]
+    if "bought_together" in tools:
+        return t["bought_together"]
+    if "search_products" not in tools:  # recommendations: the tool's own note says what they are
+        note = next((e.data.get("note") for e in facts.tools if e.data.get("note")), "")
+        return t["browse"].format(note=note) if note else ""
+    key = "found_one" if len(cards) == 1 else "found_many"
+    sentences = [t[key].format(n=len(cards), asked=asked(facts), limits=limits(facts))]
+    if cheapest is not None and len(cards) > 1:
+        sentences.append(t["cheapest"].format(title=cheapest.title, price=price_text(cheapest.price)))
+    if any(c.reason.startswith(("you ", "within your")) for c in cards):
+        sentences.append(t["personal"])
+    return " ".join(sentences)

@@ -1,0 +1,56 @@
+"""Is the message outside what a shop assistant does (poems, weather, homework, trivia, stock tips)?
+
+The fast intent classifier's out-of-scope probability and the model's reading decide together, and the shop's
+own evidence can overrule them: the classifier learnt grocery words mostly from CLINC150's off-topic domains, so
+it calls "cheddar cheese under $5" out of scope with p≈0.66. A message stays a shopping turn when it
+
+- names something the catalogue carries (``Catalogue.carries``: the no-match rule of ``retrieval/match.py``
+  over its product words),
+- states a budget, or
+- is phrased as a shopping request ("do you sell …", "I'm looking for …"): a request for something the shop
+  does not carry is answered as a no-match, not declined.
+
+Otherwise it is declined (``out_of_scope``) when the classifier gives out-of-scope at least ``threshold``, or at
+least ``threshold - model_margin`` and the model read it as out of scope or chitchat too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from assistant.understanding import Understanding
+
+SHOPPING_REQUEST = re.compile(
+    r"\b(do|does|did) (you|the shop|the store) (sell|have|carry|stock|offer)\b|\blooking for\b|\bshopping for\b"
+    r"|\bwhere (can|do) i (find|get|buy)\b|\bi(?:'d| would)? (like|need|want) (a|an|some|to (buy|order|get))\b"
+    r"|\bhow much (is|are|does|do)\b|\bprice of\b|\bin stock\b|\bavailable\b|\bbuy (a|an|some)\b",
+    re.I,
+)
+KEPT_INTENTS = {"order_status", "return_refund", "human_handoff", "complaint", "delivery", "payment", "account"}
+
+
+def is_shopping_request(message: str) -> bool:
+    return bool(SHOPPING_REQUEST.search(message))
+
+
+def out_of_scope(
+    message: str,
+    u: Understanding,
+    prior: tuple[str, float] | None,
+    model_intent: str | None,
+    carries: Callable[[str], bool],
+    threshold: float = 0.5,
+    model_margin: float = 0.2,
+) -> bool:
+    """Decline this turn as outside shopping? ``carries(words)``: the catalogue has a match for them."""
+    if u.intent == "out_of_scope":
+        return True
+    if prior is None or prior[0] != "out_of_scope" or u.intent in KEPT_INTENTS:
+        return False
+    sure = prior[1] >= threshold or (
+        prior[1] >= threshold - model_margin and model_intent in ("out_of_scope", "chitchat")
+    )
+    if not sure or u.slots.budget_max is not None or u.slots.budget_min is not None or is_shopping_request(message):
+        return False
+    return not carries(u.slots.query or message)
