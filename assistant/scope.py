@@ -7,8 +7,9 @@ it calls "cheddar cheese under $5" out of scope with p≈0.66. A message stays a
 - names something the catalogue carries (``Catalogue.carries``: the no-match rule of ``retrieval/match.py``
   over its product words),
 - states a budget, or
-- is phrased as a shopping request ("do you sell …", "I'm looking for …"): a request for something the shop
-  does not carry is answered as a no-match, not declined.
+- is phrased as a shopping request ("do you sell …", "I'm looking for …"), or is not phrased as a question or a
+  task at all ("a 55 inch TV", "winter tires for my car"): a request for something the shop does not carry is
+  answered as a no-match, not declined.
 
 Otherwise it is declined (``out_of_scope``) when the classifier gives out-of-scope at least ``threshold``, or at
 least ``threshold - model_margin`` and the model read it as out of scope or chitchat too.
@@ -27,11 +28,18 @@ SHOPPING_REQUEST = re.compile(
     r"|\bhow much (is|are|does|do)\b|\bprice of\b|\bin stock\b|\bavailable\b|\bbuy (a|an|some)\b",
     re.I,
 )
+# a question or a task: what off-topic requests look like ("who won …", "write me a poem", "should I buy …")
+QUESTION_OR_TASK = re.compile(
+    r"^\W*(who|whom|whose|what|what's|whats|when|where|why|how|which|is|are|was|were|am|can|could|will|would|"
+    r"should|shall|do|does|did|write|tell|translate|solve|explain|give|help|compose|calculate|compute|book|play|"
+    r"set|remind|define|summari[sz]e|name|generate|create|make|sing|draw|predict|please)\b",
+    re.I,
+)
 KEPT_INTENTS = {"order_status", "return_refund", "human_handoff", "complaint", "delivery", "payment", "account"}
 
 
 def is_shopping_request(message: str) -> bool:
-    return bool(SHOPPING_REQUEST.search(message))
+    return bool(SHOPPING_REQUEST.search(message)) or not QUESTION_OR_TASK.search(message)
 
 
 def out_of_scope(

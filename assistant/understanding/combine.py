@@ -1,7 +1,8 @@
 """Merge the model's reading, the rules and the classifier prior into one validated ``Understanding``.
 
-The order is fixed (README, "How a turn works"): the model's intent; a classifier that is sure (>= 0.9) of
-another intent wins; explicit compare/recommend/refine words beat a small model's guess; an order id makes a
+The order is fixed (README, "How a turn works"): the model's intent; a classifier that is sure (>= 0.9, or >= 0.6
+for an after-sales intent) of another intent wins; the model's after-sales intent needs the classifier's
+agreement; explicit compare/recommend/refine words beat a small model's guess; an order id makes a
 shopping turn an order question; catalogue words or a budget make chitchat a product search. Slots: the rules
 win where they found something; the model's product words and brand count only when the shopper said them.
 """
@@ -13,7 +14,9 @@ import re
 from assistant.understanding.catalogue import catalogue_terms
 from assistant.understanding.reading import LLMReading
 from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, parse_rules, product_words, stage_and_score
-from assistant.understanding.schema import SHOPPING, Slots, Understanding
+from assistant.understanding.schema import AFTER_SALES, SHOPPING, Slots, Understanding
+
+AFTER_SALES_SURE = 0.6  # the classifier is trained on real after-sales requests (Bitext): from here it wins
 
 
 def combine(
@@ -35,9 +38,15 @@ def combine(
     else:
         intent = "product_search"
         sources.append("default")
-    if prior is not None and reading is not None and prior[1] >= 0.9 and prior[0] != intent:
-        intent = prior[0]  # the classifier is sure of an after-sales, chitchat or off-topic intent
-        sources.append("classifier")
+    if prior is not None and reading is not None and prior[0] != intent:
+        if prior[1] >= 0.9 or (prior[0] in AFTER_SALES and prior[1] >= AFTER_SALES_SURE):
+            intent = prior[0]  # the classifier is sure of an after-sales, chitchat or off-topic intent
+            sources.append("classifier")
+        elif intent in AFTER_SALES:
+            # a small model's after-sales guess the classifier does not share ("a 55 inch TV" -> account) is
+            # not trusted: the classifier's own after-sales intent if it has one, else a product search
+            intent = prior[0] if prior[0] in AFTER_SALES and prior[1] >= 0.5 else "product_search"
+            sources.append("classifier")
     sure_prior = prior is not None and prior[1] >= 0.9 and prior[0] == intent
     if not sure_prior and not rules.get("order_id"):
         # explicit words beat a small model's guess (it called "compare the first two" a complaint)
