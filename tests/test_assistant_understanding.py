@@ -64,7 +64,14 @@ def test_classifier_prior():
     u, _ = combine("track my package", llm(product="package"), ("order_status", 0.95), None)
     assert u.intent == "order_status"
     u, _ = combine("track my package", llm(product="package"), ("order_status", 0.6), None)
+    assert u.intent == "order_status"  # the classifier knows after-sales requests (Bitext) from p=0.6
+    u, _ = combine("track my package", llm(product="package"), ("order_status", 0.55), None)
     assert u.intent == "product_search"
+    # the small model's after-sales guess needs the classifier's agreement ("a 55 inch TV" read as account)
+    u, source = combine("a 55 inch TV", llm(intent="account"), ("out_of_scope", 0.85), None)
+    assert u.intent == "product_search" and "classifier" in source
+    u, _ = combine("can I pay with paypal", llm(intent="payment"), ("payment", 0.66), None)
+    assert u.intent == "payment"
     # an order id makes it an order question
     u, _ = combine("order 31625220889?", llm(product="order"), None, None)
     assert u.intent == "order_status" and u.slots.order_id == "31625220889"
