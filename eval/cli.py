@@ -12,6 +12,7 @@ from eval.logs import logs_command
 from eval.match import match_command
 from eval.report import report_command
 from eval.retrieval import retrieval_command
+from eval.scope import scope_command
 from eval.simulate import simulate_command
 
 app = typer.Typer(no_args_is_help=True)
@@ -23,4 +24,5 @@ app.command("logs")(logs_command)
 app.command("match")(match_command)
 app.command("report")(report_command)
 app.command("retrieval")(retrieval_command)
+app.command("scope")(scope_command)
 app.command("simulate")(simulate_command)

@@ -234,3 +234,37 @@ def test_simulate_and_report_end_to_end(live, tmp_path):
     assert report["figures"]["simulate"]["hit_rate"] == sim["hit_rate"]
     page = (out / "index.html").read_text()
     assert "<svg" in page and "<script" not in page
+
+
+def test_scope_scoring_on_hand_made_outcomes():
+    from eval.scope import score
+
+    results = [
+        ("what's the weather", "weather", "out_of_scope", "declined"),
+        ("set an alarm", "alarm", "out_of_scope", "no_match"),
+        ("blah", "oos", "out_of_scope", "declined"),
+        ("hello", "greeting", "chitchat", "answered"),
+        ("add milk to my list", "shopping_list_update", "product_search", "declined"),
+    ]
+    report = score(results)
+    assert (report["oos_recall"], report["out_of_scope_recall"], report["in_scope_false_decline"]) == (1.0, 0.6667, 0.5)
+    assert (
+        report["false_declines"][0]["label"] == "shopping_list_update" and report["missed"][0]["text"] == "set an alarm"
+    )
+
+
+def test_scope_sample_keeps_validation_rows_only():
+    from eval.scope import validation_rows
+
+    rows = validation_rows(None, 40, seed=1)
+    assert len(rows) == 40 and set(rows["split"]) <= {"val", "oos_val"} and (rows["source_label"] == "oos").sum() == 10
+    assert validation_rows(None, 40, seed=1)["text"].tolist() == rows["text"].tolist()  # seeded
+
+
+@pytest.mark.llm
+def test_scope_end_to_end(live):
+    report = kefu_json("eval", "scope", "--sample", "4", "--seed", "2")
+    assert report["kind"] == "scope" and report["rows"] == 4 and report["out_of_scope_rows"] >= 1
+    inside, outside = report["outcomes_in_scope"], report["outcomes_out_of_scope"]
+    assert report["declined"] == inside.get("declined", 0) + outside.get("declined", 0)
+    assert sum(inside.values()) + sum(outside.values()) == 4
