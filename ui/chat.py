@@ -47,7 +47,7 @@ def build(settings: Settings, assistant=None) -> gr.Blocks:
             elif isinstance(event, Refused):
                 reply = event.message
                 yield reply, session
-            elif isinstance(event, Products) and not reply:
+            elif isinstance(event, Products) and not reply and not event.alternatives:
                 yield "Looking at " + ", ".join(p.title for p in event.items[:3]) + "…", session
         yield reply, session
 
