@@ -37,7 +37,7 @@ def plan_turn(
             return Plan([CONFIRM_RETURN])
         if u.confirm or u.intent == "chitchat":
             return Plan(answer="return_cancelled")
-    if flagged and u.intent not in ("order_status", "return_refund", "human_handoff"):
+    if flagged and u.intent != "human_handoff":  # no tool on an injection attempt, whoever's data it names
         return Plan(answer="injection")
     if u.intent in ("out_of_scope", "chitchat", "delivery", "payment", "account"):
         return Plan(answer=u.intent)
