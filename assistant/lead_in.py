@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from assistant.events import price_text
 from assistant.understanding import SHOPPING
+from assistant.understanding.rules import FILLER
 
 if TYPE_CHECKING:
     from assistant.reply import Facts
 
-ASKED_WORDS = 6
+ASKED_WORDS = 4
 _PLAIN = re.compile(r"[^\w\s'&.,%-]")
 
 
@@ -31,7 +32,7 @@ def templates() -> dict[str, str]:
 
 def asked(facts: Facts) -> str:
     """The shopper's product words, quoted, or "that" when there are none or too many to repeat."""
-    words = _PLAIN.sub(" ", facts.understanding.slots.query or "").split()
+    words = [w for w in _PLAIN.sub(" ", facts.understanding.slots.query or "").split() if w.lower() not in FILLER]
     if not words or len(words) > ASKED_WORDS:
         return "that"
     return f'"{" ".join(words)}"'

@@ -40,7 +40,7 @@ from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
 from assistant.understanding import SHOPPING, Slots, Understanding, combine, understand_with_llm
-from assistant.understanding.rules import parse_rules
+from assistant.understanding.rules import parse_rules, product_words
 from kefu.errors import KefuError, LLMError
 from kefu.llm.client import LLM, Usage
 from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
@@ -199,17 +199,24 @@ class Assistant:
         with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
             reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
-        model_intent = reading.intent if reading is not None else None
-        carries = self.services.catalogue.carries
-        if understanding.intent != "out_of_scope" and out_of_scope(
-            message, understanding, prior, model_intent, carries, self.config.scope_threshold
-        ):
-            understanding = understanding.model_copy(update={"intent": "out_of_scope", "slots": Slots()})
-            source += "+scope"
+        understanding, source = self._scope(session, message, understanding, source, prior, reading)
         if flagged and understanding.intent in SHOPPING:
             source += "+injection"
         turn.timings["understand_ms"] = _ms(t0)
         return understanding, source
+
+    def _scope(self, session: Session, message: str, u: Understanding, source: str, prior, reading):
+        """Decline what is outside shopping; keep a small model's "out of scope" from declining a shopping turn."""
+        shopping_before = bool(session.slots and session.slots.query) or bool(SHOPPING & set(session.intents[-3:]))
+        model_intent = reading.intent if reading is not None else None
+        declined = out_of_scope(message, u, prior, model_intent, self.services.catalogue.carries,
+                                self.config.scope_threshold, in_context=shopping_before)  # fmt: skip
+        if declined and u.intent != "out_of_scope":
+            return u.model_copy(update={"intent": "out_of_scope", "slots": Slots()}), source + "+scope"
+        if not declined and u.intent == "out_of_scope":
+            slots = u.slots.model_copy(update={"query": product_words(message) or message.strip()[:200]})
+            return u.model_copy(update={"intent": "product_search", "slots": slots}), source + "+scope"
+        return u, source
 
     def _treatment(self, session: Session) -> Treatment:
         segment, price_sensitive = None, False

@@ -8,6 +8,7 @@ through the grounding gate (``grounding.py``); when the gate removes every sente
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_i
     """Yield the reply's chunks; sentences the gate removed are appended to ``repairs``. ``lead_in``:
     "template" (composed from the facts) or "model" (the model's sentences that pass the gate)."""
     m = messages()
+    if facts.answer == "chitchat":
+        yield m[_chitchat_kind(facts.message)]
+        return
     if facts.answer:
         yield m[facts.answer]
         return
@@ -71,6 +75,17 @@ def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_i
     block = _block(facts)
     if block:
         yield ("\n\n" if intro else "") + block
+
+
+_THANKS = re.compile(r"\b(thanks?|thank you|thx|ty|cheers|great|brilliant|perfect|awesome|appreciate)\b", re.I)
+_BYE = re.compile(r"\b(bye|goodbye|see you|good night|that's all|that is all)\b", re.I)
+
+
+def _chitchat_kind(message: str) -> str:
+    """Greeting, thanks or goodbye: the canned small-talk answer that fits."""
+    if _BYE.search(message):
+        return "chitchat_bye"
+    return "chitchat_thanks" if _THANKS.search(message) else "chitchat"
 
 
 def _model_lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:

@@ -50,15 +50,17 @@ def out_of_scope(
     carries: Callable[[str], bool],
     threshold: float = 0.5,
     model_margin: float = 0.2,
+    in_context: bool = False,
 ) -> bool:
-    """Decline this turn as outside shopping? ``carries(words)``: the catalogue has a match for them."""
-    if u.intent == "out_of_scope":
-        return True
-    if prior is None or prior[0] != "out_of_scope" or u.intent in KEPT_INTENTS:
+    """Decline this turn as outside shopping? ``carries(words)``: the catalogue has a match for them;
+    ``in_context``: the conversation is already about products, so a question is most likely a follow-up
+    ("how long does the battery last?") and only a sure classifier (>= 0.9) declines it."""
+    if u.intent in KEPT_INTENTS or (prior is not None and prior[0] != "out_of_scope" and u.intent != "out_of_scope"):
         return False
-    sure = prior[1] >= threshold or (
-        prior[1] >= threshold - model_margin and model_intent in ("out_of_scope", "chitchat")
-    )
+    p = prior[1] if prior is not None and prior[0] == "out_of_scope" else 0.0
+    needed = max(threshold, 0.9) if in_context else threshold
+    agrees = model_intent in ("out_of_scope", "chitchat") or u.intent == "out_of_scope"
+    sure = p >= needed or (p >= needed - model_margin and agrees) or (prior is None and u.intent == "out_of_scope")
     if not sure or u.slots.budget_max is not None or u.slots.budget_min is not None or is_shopping_request(message):
         return False
     return not carries(u.slots.query or message)

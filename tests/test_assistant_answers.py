@@ -187,3 +187,31 @@ def test_eval_match_calibrates_on_the_real_index(shop_settings, monkeypatch):
     other = [MatchEvidence(0.4, 0.0)] * 10
     chosen = calibrate(MatchRule(), carried, other, max_false=0.05)
     assert chosen["held_out"] == {"no_match_recall": 1.0, "false_no_match": 0.0, "alternatives_offered": 0.0}
+
+
+def test_scope_in_a_shopping_conversation_and_the_models_own_out_of_scope():
+    never = lambda words: False  # noqa: E731
+    question = "how long does the battery last?"
+    u = Understanding(intent="product_search", slots=Slots(query="battery last"))
+    assert out_of_scope(question, u, ("out_of_scope", 0.8), "product_search", never)
+    assert not out_of_scope(question, u, ("out_of_scope", 0.8), "product_search", never, in_context=True)  # follow-up
+    assert out_of_scope(question, u, ("out_of_scope", 0.95), "product_search", never, in_context=True)
+    # the small model says out of scope, but the shopper asks to buy something: not declined
+    oos = Understanding(intent="out_of_scope")
+    assert not out_of_scope("I would like to buy a book in crime genre", oos, ("out_of_scope", 0.6), "out_of_scope",
+                            never)  # fmt: skip
+    assert out_of_scope("what is the capital of Australia", oos, ("out_of_scope", 0.97), "chitchat", never)
+
+
+def test_budgets_said_after_the_amount():
+    assert parse_rules("100 dollars max")["budget_max"] == 100.0
+    assert parse_rules("I was hoping to stay in the $300 range")["budget_max"] == 300.0
+    assert parse_rules("bread, $3 or less")["budget_max"] == 3.0 and "budget_max" not in parse_rules("3 loaves")
+
+
+def test_small_talk_answers_fit_the_message():
+    services = fake_services()
+    for message, expected in (("thanks, you too", "You're welcome"), ("hi there", "Hello"), ("bye now", "Goodbye")):
+        llm = ScriptedLLM([reading(intent="chitchat")])
+        done = list(Assistant(services, llm).turn(Session(customer_id=None), message))[-1]
+        assert done.reply.startswith(expected) and not done.products, message

@@ -14,13 +14,14 @@ FILLER = frozenset(
     another different other brand more options option one ones it them this that these those what which
     is are there of to in on with and or my our under below over above less than most least between
     dollars dollar usd price priced around about recommend suggest suggestions ideas hi hello hey thanks
-    am now first second third fourth fifth last just also too very really""".split()
+    am now first second third fourth fifth last just also too very really how why when where who your yours
+    wish hoping hope was were will be been tell know think maybe okay ok yes no so if then latest model""".split()
 )
 
 
 def product_words(text: str) -> str:
     """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta")."""
-    for pattern in (_BETWEEN, _UNDER, _OVER):
+    for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER):
         text = pattern.sub(" ", text)
     words = re.findall(r"[a-z][a-z0-9%'&-]*", text.lower())
     return " ".join(w for w in words if w not in FILLER)[:200]
@@ -31,6 +32,12 @@ _MONEY = r"\$?\s*(\d+(?:\.\d{1,2})?)\s*(?:dollars|usd|\$)?"
 _UNDER = re.compile(rf"\b(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|<)\s*{_MONEY}", re.I)
 _OVER = re.compile(rf"\b(?:over|above|more than|at least|min(?:imum)?|>)\s*{_MONEY}", re.I)
 _BETWEEN = re.compile(rf"\bbetween\s*{_MONEY}\s*(?:and|-|to)\s*{_MONEY}", re.I)
+# a budget said after the amount: "100 dollars max", "$20 or less", "in the $300 range", "$5 tops"
+_UNDER_AFTER = re.compile(
+    r"(?:\$\s*(\d+(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s*(?:dollars|usd|bucks|\$))\s*"
+    r"(?:max(?:imum)?\b|or less\b|or under\b|tops\b|at most\b|at the most\b|range\b|budget\b|limit\b)",
+    re.I,
+)
 # budgets in other languages, read even when the rest of the message cannot be: "五美元以内", "menos de 5 dólares"
 _UNDER_OTHER = re.compile(
     r"\b(?:menos de|por debajo de|moins de|unter|weniger als|meno di|sotto i?)\s*\$?\s*(\d+(?:[.,]\d{1,2})?)", re.I
@@ -94,6 +101,8 @@ def parse_rules(text: str) -> dict:
     else:
         if m := _UNDER.search(text):
             found["budget_max"] = float(m.group(1))
+        elif m := _UNDER_AFTER.search(text):
+            found["budget_max"] = float(m.group(1) or m.group(2))
         elif m := _UNDER_OTHER.search(text):
             found["budget_max"] = float(m.group(1).replace(",", "."))
         elif (m := _CJK_UNDER.search(text)) and (amount := cjk_number(m.group(1))) is not None:
