@@ -5,8 +5,8 @@ results that would look the same merged into one card with their price range.
     -> "Chocolate milk, 64 oz — store brand"
     display_title("MAINSTREAM", "PASTA SAUCE", "26 OZ", "National", …) -> "Mainstream (pasta sauce), 26 oz"
 
-Every word comes from the row (the product type, with the category where they share no word; else the category,
-else the raw title; the size; the store-brand label); nothing is invented. The raw title stays in the index,
+Every word comes from the row (the product type, with the category where they share no word; without a product
+type, the shop's own title; the size; the store-brand label); nothing is invented. The raw title stays in the index,
 so it is still what search matches.
 """
 
@@ -42,7 +42,7 @@ def display_title(product_type: str | None, category: str | None, size: str | No
                   title: str) -> str:  # fmt: skip
     """The shopper-facing name of one catalogue row."""
     ptype, category = (product_type or "").strip(), (category or "").strip()
-    name = _readable(ptype or category or title)
+    name = _readable(ptype or title)  # no product type: the shop's own title, never just its category
     if ptype and category and not _stems(ptype) & _stems(category):
         name += f" ({_readable(category).lower() if category.isupper() else category})"  # "Mainstream (pasta sauce)"
     size = (size or "").strip()

@@ -124,7 +124,7 @@ def _block(facts: Facts) -> str:
     elif failed:
         block = failed[0].summary
     elif (last := facts.tools[-1] if facts.tools else None) is not None and last.name in SHOWN_AS_TEXT:
-        block = last.summary.replace("<<<", "").replace(">>>", "").split("\n", 1)[-1]
+        block = unfenced(last.summary)
     elif last is not None and last.name == "start_return":
         d = last.data
         block = f"Return: item {d['product_id']} of order {d['order_id']}." if d.get("product_id") else (
@@ -136,6 +136,13 @@ def _block(facts: Facts) -> str:
             f"for product {c.product_id}."
         )
     return block.strip()
+
+
+def unfenced(text: str) -> str:
+    """A tool summary without the fence around it (its first line is the fence's label when fenced)."""
+    if text.startswith("<<<"):
+        text = text.split("\n", 1)[-1]
+    return text.replace(">>>", "").strip()
 
 
 SHOWN_AS_TEXT = {"list_my_orders", "order_status", "handoff_to_human", "get_my_profile"}

@@ -34,7 +34,7 @@ def test_display_titles_come_from_the_rows_fields():
     # a product type that shares no word with its category keeps the category: "Mainstream" alone says nothing
     assert display_title("MAINSTREAM", "PASTA SAUCE", "26 OZ", "National", "x") == "Mainstream (pasta sauce), 26 oz"
     assert display_title(None, None, None, None, "Organic Quinoa 1kg") == "Organic Quinoa 1kg"  # mixed case kept
-    assert display_title("", "CHEESE", "8 OZ", None, "x") == "Cheese, 8 oz"
+    assert display_title("", "CHEESE", "8 OZ", None, "CHEDDAR BLOCK") == "Cheddar block, 8 oz"  # not "Cheese"
 
 
 def test_alike_cards_merge_with_their_price_range_in_order():
@@ -215,3 +215,17 @@ def test_small_talk_answers_fit_the_message():
         llm = ScriptedLLM([reading(intent="chitchat")])
         done = list(Assistant(services, llm).turn(Session(customer_id=None), message))[-1]
         assert done.reply.startswith(expected) and not done.products, message
+
+
+def test_every_listed_order_is_shown():
+    from datetime import datetime
+
+    from assistant.services import Order
+    from tests.fake_services import FakeOrders
+
+    orders = [Order(f"4000000000{i}", datetime(2018, 1, i), "completed", i, 1.5 * i) for i in range(1, 4)]
+    services = fake_services(orders=FakeOrders({"c1": orders}))
+    llm = ScriptedLLM([reading(intent="order_status")])
+    done = list(Assistant(services, llm).turn(Session(customer_id="c1"), "show my recent orders"))[-1]
+    assert done.reply.startswith("Your most recent orders:")
+    assert all(o.order_id in done.reply for o in orders)  # the first line of an unfenced listing was once lost

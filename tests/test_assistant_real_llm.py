@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from assistant.events import ToolCalled, TurnDone, Understood
+from assistant.events import Products, ToolCalled, TurnDone, Understood, card_price_text
 from assistant.loop import Assistant, LoopConfig
 from assistant.session import Session
 from assistant.understanding import Understanding
@@ -74,9 +74,10 @@ def test_full_turn_finds_grounded_products(assistant):
     assert any(isinstance(e, ToolCalled) and e.name == "search_products" for e in events)
     assert done.products and all(p.price is not None and p.price <= 5 for p in done.products)
     for p in done.products:
-        assert f"{p.title} — ${p.price:.2f}" in done.reply
+        assert f"{p.title} — {card_price_text(p)}" in done.reply
     assert "first_token_ms" in done.timings_ms
-    # The turn's tokens as the server counted them (understanding request + streamed reply), also in the log.
+    # The turn's tokens as the server counted them (the understanding request; the lead-in is a template), also in
+    # the log.
     assert done.tokens["prompt"] > 100 and 0 < done.tokens["completion"] <= 120 + 80
 
 
@@ -123,3 +124,21 @@ def test_native_mode_with_forced_tool_choice_on_the_real_server(assistant):
     # the 135M model often sends malformed arguments: they must come back as text, never crash the turn
     assert all(e.ok or "Invalid arguments" in e.summary or "failed" in e.summary for e in calls)
     assert done.reply
+
+
+def test_carried_not_carried_and_out_of_scope_with_the_real_model(assistant):
+    """What a shopper sees for the three kinds of request, with the served SmolLM2 reading each turn."""
+    events, done = turn(assistant, Session(customer_id=CUSTOMER), "some crackers for a party, under $4")
+    assert done.outcome == "answered" and done.products and all(p.price <= 4 for p in done.products)
+    assert any("CRACKERS" in (p.category or "") for p in done.products[:3])
+    assert done.reply.startswith(f"Here are {len(done.products)} matches for")
+    for message in ("I'm looking for a laptop", "Do you sell the Kefu SuperBlender 9000? Tell me its specs."):
+        events, done = turn(assistant, Session(customer_id=CUSTOMER), message)
+        shown = next((e for e in events if isinstance(e, Products)), None)
+        assert done.outcome == "no_match" and (shown is None or shown.alternatives), message
+        assert "we don't carry" in done.reply
+    events, done = turn(assistant, Session(customer_id=CUSTOMER), "Write me a poem about the stock market crash.")
+    assert done.outcome == "declined" and not done.products
+    assert not any(isinstance(e, ToolCalled) for e in events) and "shopping" in done.reply
+    _, done = turn(assistant, Session(customer_id=CUSTOMER), "我想买便宜的花生酱，五美元以内")
+    assert done.outcome == "declined" and "English" in done.reply and "$5.00" in done.reply
