@@ -67,6 +67,17 @@ def llm_settings(tmp_path_factory) -> Settings:
     vllm_server.stop(settings)
 
 
+@pytest.fixture(scope="session")
+def intent_classifier():
+    """The real fast intent classifier, trained once into the repository's .kefu (as `make intents` does: a few
+    minutes on 2 cores, skipped while the data and the intent map are unchanged)."""
+    from assistant.understanding.intents import IntentClassifier, ensure_trained
+
+    settings = Settings(data_dir=REPO / ".kefu")
+    ensure_trained(settings)
+    return IntentClassifier.load(settings)
+
+
 SHOP_SUBSET = """
 DELETE FROM products WHERE NOT (price IS NOT NULL AND (hash(product_id) % 6 = 0
     OR category IN ('DRY NOODLES/PASTA', 'CRACKERS/MISC BKD FD', 'FLUID MILK PRODUCTS', 'CHEESE', 'COOKIES/CONES')))

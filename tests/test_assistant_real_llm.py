@@ -126,8 +126,11 @@ def test_native_mode_with_forced_tool_choice_on_the_real_server(assistant):
     assert done.reply
 
 
-def test_carried_not_carried_and_out_of_scope_with_the_real_model(assistant):
-    """What a shopper sees for the three kinds of request, with the served SmolLM2 reading each turn."""
+def test_carried_not_carried_and_out_of_scope_with_the_real_model(llm_settings, hostile_shop, intent_classifier):
+    """What a shopper sees for the three kinds of request, with the served SmolLM2 reading each turn and the real
+    intent classifier giving its out-of-scope probability."""
+    services = real_services(hostile_shop, hostile_shop.data_dir / "kinds-records.sqlite")
+    assistant = Assistant(services, LLM.from_settings(llm_settings), classifier=intent_classifier)
     events, done = turn(assistant, Session(customer_id=CUSTOMER), "some crackers for a party, under $4")
     assert done.outcome == "answered" and done.products and all(p.price <= 4 for p in done.products)
     assert any("CRACKERS" in (p.category or "") for p in done.products[:3])
