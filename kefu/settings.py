@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     search_exact_below: int = Field(
         20_000,
         ge=0,
-        description="Filtered dense search scans every allowed vector exactly when the filter allows fewer "
-        "products than this (or too small a share for the over-fetch).",
+        description="Filtered dense search scans the allowed vectors exactly when that scan would score fewer "
+        "vectors than this (or the filter leaves too small a share for the over-fetch).",
     )
     search_dense_weight: float = Field(1.0, ge=0, description="RRF fusion: weight of the dense side.")
     search_lexical_weight: float = Field(1.0, ge=0, description="RRF fusion: weight of the BM25 side.")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_DENSE_ALPHA = 0.3
+DEFAULT_DENSE_ALPHA = 0.35
 ALPHA_GRID = tuple(round(a, 2) for a in np.arange(0.0, 1.0001, 0.05))
 
 
