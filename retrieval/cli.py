@@ -1,7 +1,9 @@
-"""``kefu index``, ``kefu search``, ``kefu similar`` and ``kefu bought-together``: build the product indexes
-from the store and query them."""
+"""``kefu index`` (and ``kefu index tune``), ``kefu search``, ``kefu similar`` and ``kefu bought-together``: build
+the product indexes from the store, tune the embedder on judged queries, and query them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -16,7 +18,10 @@ from retrieval.rerank import profile_from_store
 
 def register(app: typer.Typer) -> None:
     """Add the retrieval commands to the root ``kefu`` app."""
-    app.command("index")(index)
+    index_app = typer.Typer(invoke_without_command=True, add_completion=False)
+    index_app.callback()(index)
+    index_app.command("tune")(tune)
+    app.add_typer(index_app, name="index")
     app.command("search")(search)
     app.command("similar")(similar)
     app.command("bought-together")(bought_together)
@@ -27,7 +32,10 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Drop both indexes and embed every product again."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Build or update the product indexes (Chroma + BM25) from the store; only changed products are embedded."""
+    """Build or update the product indexes (Chroma + BM25) from the store; only changed products are embedded.
+    `kefu index tune` fine-tunes the embedding model on judged queries."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = settings_of(ctx)
     console.print(f"Indexing products from {settings.store_path} …")
     report = index_store(settings, rebuild=rebuild, progress=True)
@@ -38,6 +46,37 @@ def index(
             f"{report['products']:,} products indexed: {report['embedded']:,} embedded "
             f"({report['distinct_texts_embedded']:,} distinct texts), {report['metadata_updated']:,} metadata "
             f"updates, {report['deleted']:,} deleted, {report['seconds']} s."
+        )
+
+
+def tune(
+    ctx: typer.Context,
+    beir: Path = typer.Option(..., "--beir", help="BEIR folder of judged queries (corpus, queries, qrels/)."),
+    out: Path = typer.Option(None, "--out", help="Where to write the tuned model (default: models/minilm-tuned)."),
+    epochs: int = typer.Option(1, "--epochs", min=1),
+    holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the queries held out (never trained on)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the held-out split and of the pair sample."),
+    min_gain: float = typer.Option(1.0, "--min-gain", help="Train on judgements with at least this gain."),
+    max_pairs: int = typer.Option(12_000, "--max-pairs", min=2, help="Subsample the training pairs to this many."),
+    lr: float = typer.Option(3e-5, "--lr", help="Learning rate (AdamW, linear warm-up and decay)."),
+    base: Path = typer.Option(None, "--base", help="Model to start from (default: the packaged all-MiniLM-L6-v2)."),
+    fit: bool = typer.Option(True, "--fit-alpha/--no-fit-alpha", help="Fit the fusion weight with the tuned model."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Fine-tune the embedding model on the training part of judged queries; index with it via KEFU_EMBED_MODEL."""
+    from retrieval.tune import tune_command_run  # deferred: torch and sentence-transformers load on use
+
+    out = out or settings_of(ctx).models_dir / "minilm-tuned"
+    console.print(f"Fine-tuning on the training queries of {beir} (holding out {holdout:.0%}) …")
+    report = tune_command_run(beir, out, base=base, epochs=epochs, holdout=holdout, seed=seed, min_gain=min_gain,
+                              max_pairs=max_pairs, lr=lr, fit=fit)  # fmt: skip
+    if as_json:
+        print_json(report)
+    else:
+        console.print(
+            f"Tuned model written to {out}: {report['pairs']:,} pairs, {report['steps']} steps, loss "
+            f"{report['loss_first_tenth']} -> {report['loss_last_tenth']}, fusion weight "
+            f"{report.get('dense_alpha', 'not fitted')}. Use it with KEFU_EMBED_MODEL={out} and `kefu index`."
         )
 
 

@@ -1,5 +1,5 @@
-"""Hybrid product search: BM25 and dense candidates fused by weighted reciprocal rank, hard filters on both
-sides and re-checked on every result, optional personal re-ranking, a reason for each result.
+"""Hybrid product search: BM25 and dense candidates fused by score-normalised convex fusion (``fusion.py``), hard
+filters on both sides and re-checked on every result, optional personal re-ranking, a reason for each result.
 
     search = ProductSearch.open(settings)
     search.search("gluten free pasta", {"max_price": 3}, k=10, customer=profile)
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -24,13 +25,15 @@ from kefu.errors import KefuError, SearchIndexError
 from retrieval.catalog import Catalog
 from retrieval.dense import DenseIndex, chroma_client
 from retrieval.filters import Filters
-from retrieval.indexer import REBUILD_HINT, IndexLocation, read_mirror, read_state
+from retrieval.fusion import DEFAULT_DENSE_ALPHA, convex, rrf
+from retrieval.indexer import REBUILD_HINT, IndexLocation, index_model, read_mirror, read_state
 from retrieval.lexical import LexicalIndex, QueryTerms, tokenize
 from retrieval.rerank import ShopperProfile, personal_boost
 
 log = logging.getLogger(__name__)
 BLAS = ThreadpoolController()
 System = Literal["hybrid", "bm25", "dense"]
+Fusion = Literal["convex", "rrf"]
 MAX_K = 1000
 
 
@@ -40,11 +43,15 @@ class SearchQueryError(KefuError):
 
 @dataclass(frozen=True)
 class FusionConfig:
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    rrf_k: int = 60
+    dense_weight: float = 1.0  # rrf only
+    lexical_weight: float = 1.0  # rrf only
+    rrf_k: int = 60  # rrf only
     candidates: int = 100  # per side, before fusion and re-ranking
     max_query_chars: int = 1000
+    fusion: Fusion = "convex"
+    dense_alpha: float | None = None  # convex; None: the index manifest's fitted weight, else DEFAULT_DENSE_ALPHA
+    hnsw_overfetch: int = 4  # filtered dense search asks Chroma's HNSW index for candidates x this many
+    exact_below: int = 20_000  # ... unless an exact scan would score fewer vectors than this (see use_hnsw)
 
     @classmethod
     def from_settings(cls, settings) -> FusionConfig:
@@ -54,7 +61,15 @@ class FusionConfig:
             settings.search_rrf_k,
             settings.search_candidates,
             settings.search_max_query_chars,
+            settings.search_fusion,
+            settings.search_dense_alpha,
+            settings.search_hnsw_overfetch,
+            settings.search_exact_below,
         )
+
+    @property
+    def alpha(self) -> float:
+        return DEFAULT_DENSE_ALPHA if self.dense_alpha is None else self.dense_alpha
 
 
 class SearchResult(BaseModel):
@@ -106,17 +121,28 @@ class ProductSearch:
 
     @classmethod
     def open(cls, settings, embedder: Embedder | None = None) -> ProductSearch:
-        return cls.open_location(
-            IndexLocation.from_settings(settings),
-            embedder or Embedder(settings.embed_model),
-            FusionConfig.from_settings(settings),
-        )
+        """The index of ``settings``; queries are embedded by the model the index was built with (its manifest
+        names it) unless KEFU_EMBED_MODEL or ``embedder`` says otherwise, which must then be the same model."""
+        location = IndexLocation.from_settings(settings)
+        if embedder is None:
+            embedder = Embedder(settings.embed_model or index_model(location))
+        return cls.open_location(location, embedder, FusionConfig.from_settings(settings))
 
     @classmethod
     def open_location(
         cls, location: IndexLocation, embedder: Embedder, config: FusionConfig | None = None
     ) -> ProductSearch:
         df, manifest = read_state(location)
+        built_with = manifest.get("embed_model")
+        if built_with and Path(built_with).resolve() != embedder.model_path.resolve():
+            raise SearchIndexError(
+                f"The index in {location.index_dir} was built with the embedding model {built_with}, but queries "
+                f"would be embedded with {embedder.model_path}; set KEFU_EMBED_MODEL to the former or "
+                f"{REBUILD_HINT}."
+            )
+        config = config or FusionConfig()
+        if config.dense_alpha is None and manifest.get("dense_alpha") is not None:
+            config = replace(config, dense_alpha=float(manifest["dense_alpha"]))
         try:
             lexical = LexicalIndex.load(location.lexical_path)
         except Exception as exc:  # noqa: BLE001 - any damage means the same fix
@@ -169,26 +195,9 @@ class ProductSearch:
                 )
             return self._browse(query, mask, k, customer, warnings)
 
-        pool = max(k, self.config.candidates)
-        terms, lexical_hits, dense_hits = QueryTerms(tokens=[]), [], []
-        if system in ("hybrid", "bm25"):
-            terms = self.lexical.query_terms(query)
-            lexical_hits = self.lexical.search(terms, pool, None if filters.is_empty() else mask)
-        if system in ("hybrid", "dense"):
-            dense_hits = self.dense_candidates(self.encode(query), pool, None if filters.is_empty() else mask)
+        terms, lexical_hits, dense_hits, scores = self._retrieve(query, None if filters.is_empty() else mask, k, system)
         lexical_rank = {row: r for r, (row, _) in enumerate(lexical_hits, 1)}
         dense_rank = {row: r for r, (row, _) in enumerate(dense_hits, 1)}
-        if system == "bm25":
-            scores = dict(lexical_hits)
-        elif system == "dense":
-            scores = dict(dense_hits)
-        else:
-            c = self.config
-            scores = {}
-            for row, r in lexical_rank.items():
-                scores[row] = c.lexical_weight / (c.rrf_k + r)
-            for row, r in dense_rank.items():
-                scores[row] = scores.get(row, 0.0) + c.dense_weight / (c.rrf_k + r)
         scores = {row: s for row, s in scores.items() if mask[row]}  # the hard filters, re-checked
         if terms.unknown:
             warnings.append(f"No catalogue word resembles: {', '.join(terms.unknown)}.")
@@ -201,18 +210,89 @@ class ProductSearch:
             query=query, system=system, results=results, corrections=terms.corrections, warnings=warnings
         )
 
+    def _retrieve(self, query: str, mask: np.ndarray | None, k: int, system: System):
+        """(terms, lexical hits, dense hits, row -> score of ``system``) for a non-empty query."""
+        pool = max(k, self.config.candidates)
+        terms, lexical_scores, lexical_hits, dense_hits = QueryTerms(tokens=[]), None, [], []
+        if system in ("hybrid", "bm25"):
+            terms = self.lexical.query_terms(query)
+            lexical_scores = self.lexical.scores(terms, mask)
+            lexical_hits = self.lexical.top(lexical_scores, pool)
+        if system == "bm25":
+            return terms, lexical_hits, dense_hits, dict(lexical_hits)
+        vector = self.encode(query)
+        dense_hits = self.dense_candidates(vector, pool, mask)
+        if system == "dense":
+            return terms, lexical_hits, dense_hits, dict(dense_hits)
+        c = self.config
+        if c.fusion == "rrf":
+            ranks = [{row: r for r, (row, _) in enumerate(hits, 1)} for hits in (lexical_hits, dense_hits)]
+            return terms, lexical_hits, dense_hits, rrf(*ranks, c.lexical_weight, c.dense_weight, c.rrf_k)
+        rows, lexical, dense = self._fusion_inputs(lexical_hits, dense_hits, lexical_scores, vector)
+        fused = convex(lexical, dense, c.alpha)
+        return terms, lexical_hits, dense_hits, dict(zip(rows.tolist(), fused.tolist(), strict=True))
+
+    def _fusion_inputs(self, lexical_hits, dense_hits, lexical_scores: np.ndarray | None, vector: np.ndarray):
+        rows = np.array(sorted({r for r, _ in lexical_hits} | {r for r, _ in dense_hits}), dtype=np.int64)
+        lexical = lexical_scores[rows] if lexical_scores is not None else np.zeros(len(rows), dtype=np.float32)
+        return rows, lexical, self.cosines(vector, rows)
+
+    def fusion_inputs(self, query: str, filters: Filters | Mapping[str, Any] | None = None):
+        """(candidate rows, their BM25 scores, their cosines) as convex fusion sees them; for fitting its weight."""
+        filters = Filters.parse(filters)
+        mask = None if filters.is_empty() else filters.mask(self.catalog)
+        pool = self.config.candidates
+        terms = self.lexical.query_terms(query)
+        lexical_scores = self.lexical.scores(terms, mask)
+        vector = self.encode(query)
+        lexical_hits = self.lexical.top(lexical_scores, pool)
+        return self._fusion_inputs(lexical_hits, self.dense_candidates(vector, pool, mask), lexical_scores, vector)
+
+    def cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine of the query with the products at ``rows`` (from the local vector mirror)."""
+        with BLAS.limit(limits=1, user_api="blas"):
+            return self.vectors[self.text_row[rows]] @ vector
+
     def dense_candidates(self, vector: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
-        """Top-n (row, cosine) by meaning. Unfiltered: Chroma's HNSW index. Filtered: exact scores of the allowed
-        products from the local vector mirror (one dot product per distinct text), because Chroma's
-        metadata-filtered query took 200-700 ms at 100k products here, against a few ms for this."""
+        """Top-n (row, cosine) by meaning, from Chroma's HNSW index. With a filter (every shopper's search
+        carries one: in stock), Chroma is asked for ``n * hnsw_overfetch`` neighbours without a where clause
+        (its metadata-filtered query took 200-700 ms at 100k products here) and the filter is applied to them.
+        An exact scan of the allowed products' vectors answers instead when the filter is narrow (``use_hnsw``)
+        or when the over-fetch holds fewer than n allowed neighbours."""
         if mask is None:
             hits = self.dense.search(vector, n, None)
             return [(self.catalog.row_of[pid], s) for pid, s in hits if pid in self.catalog.row_of]
+        allowed = int(np.count_nonzero(mask))
+        if allowed == 0:
+            return []
+        if self.use_hnsw(allowed):
+            want = min(n * self.config.hnsw_overfetch, len(self.catalog))
+            row_of = self.catalog.row_of
+            hits = [(row_of[pid], s) for pid, s in self.dense.search(vector, want, None) if pid in row_of]
+            kept = [(row, s) for row, s in hits if mask[row]]
+            if len(kept) >= min(n, allowed):
+                return kept[:n]
+        return self.exact_candidates(vector, n, mask)
+
+    def use_hnsw(self, allowed: int) -> bool:
+        """Whether a filter allowing ``allowed`` products is served by the HNSW over-fetch: the exact scan would
+        score at least ``exact_below`` vectors (measured at 100k products: a scan of ~21k vectors costs about
+        what an HNSW query for 400 neighbours does, 2-3 ms), and enough products are allowed that n * factor
+        neighbours are expected to hold twice n allowed ones (share * factor >= 2)."""
+        c = self.config
+        scanned = allowed if 3 * allowed < len(self.vectors) else len(self.vectors)  # as exact_candidates does
+        return scanned >= c.exact_below and allowed * c.hnsw_overfetch >= 2 * len(self.catalog)
+
+    def exact_candidates(self, vector: np.ndarray, n: int, mask: np.ndarray) -> list[tuple[int, float]]:
+        """Top-n (row, cosine) among the allowed products, exactly (one dot product per distinct text)."""
         rows = np.flatnonzero(mask)
         if len(rows) == 0:
             return []
         with BLAS.limit(limits=1, user_api="blas"):  # one query: spinning BLAS threads only contend
-            sims = (self.vectors @ vector)[self.text_row[rows]]
+            if 3 * len(rows) < len(self.vectors):  # a narrow filter: gather the few rows rather than score all
+                sims = self.vectors[self.text_row[rows]] @ vector
+            else:
+                sims = (self.vectors @ vector)[self.text_row[rows]]
         pick = np.argpartition(-sims, n - 1)[:n] if len(rows) > n else np.arange(len(rows))
         pairs = zip(rows[pick].tolist(), sims[pick].tolist(), strict=True)
         return sorted(pairs, key=lambda t: (-t[1], self.catalog.ids[t[0]]))

@@ -88,6 +88,27 @@ def write_mirror(location: IndexLocation, vectors: dict[str, np.ndarray]) -> Non
     location.vector_hashes_path.write_text(json.dumps(list(vectors)))
 
 
+TUNE_FILE = "kefu_tune.json"  # written by `kefu index tune` into a tuned model's folder
+
+
+def model_dense_alpha(model_path: Path) -> float | None:
+    """The fusion weight fitted with a tuned embedding model (its folder's TUNE_FILE), if any."""
+    try:
+        alpha = json.loads((Path(model_path) / TUNE_FILE).read_text()).get("dense_alpha")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None if alpha is None else float(alpha)
+
+
+def index_model(location: IndexLocation) -> Path | None:
+    """The embedding model an index was built with, when its manifest names one that still exists."""
+    try:
+        path = json.loads(location.manifest_path.read_text()).get("embed_model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(path) if path and Path(path).is_dir() else None
+
+
 def read_state(location: IndexLocation) -> tuple[pd.DataFrame, dict]:
     """The indexed catalogue and manifest; SearchIndexError saying how to rebuild when missing or unreadable."""
     if not location.manifest_path.is_file():
@@ -179,6 +200,7 @@ def build_index(
         "collection": location.collection,
         "chroma_url": location.chroma_url,
         "embed_model": str(embedder.model_path),
+        "dense_alpha": model_dense_alpha(embedder.model_path),  # None: the default weight for the model
         "products": len(catalog),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -132,17 +132,24 @@ class LexicalIndex:
                 terms.unknown.append(word)
         return terms
 
+    def scores(self, terms: QueryTerms, mask: np.ndarray | None = None) -> np.ndarray | None:
+        """BM25 score of every doc row (0 outside ``mask``); None when no query word is in the vocabulary."""
+        token_ids = self.retriever.get_tokens_ids(terms.tokens)
+        if not token_ids:
+            return None
+        scores = self.retriever.get_scores_from_ids(token_ids)
+        return scores if mask is None else np.where(mask, scores, 0.0).astype(scores.dtype)
+
+    def top(self, scores: np.ndarray | None, n: int) -> list[tuple[int, float]]:
+        """The n best (row, score) with score > 0, best first (ties: lower row first)."""
+        if scores is None or n <= 0:
+            return []
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > n:
+            positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
+        order = positive[np.lexsort((positive, -scores[positive]))]
+        return [(int(row), float(scores[row])) for row in order]
+
     def search(self, terms: QueryTerms, n: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (row, score) with score > 0, rows allowed by ``mask`` only."""
-        if not terms.tokens or n <= 0:
-            return []
-        k = min(n, self.n_docs)
-        weight_mask = None if mask is None else mask.astype(np.float32)
-        docs, scores = self.retriever.retrieve(
-            [terms.tokens], k=k, show_progress=False, n_threads=0, weight_mask=weight_mask
-        )
-        out = []
-        for row, score in zip(docs[0], scores[0], strict=True):
-            if score > 0 and (mask is None or mask[row]):
-                out.append((int(row), float(score)))
-        return out
+        return self.top(self.scores(terms, mask), n)
