@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from assistant.events import price_text
+from assistant.events import ProductCard, price_text
 from assistant.understanding import SHOPPING
 from assistant.understanding.rules import FILLER
 
@@ -46,6 +46,11 @@ def limits(facts: Facts) -> str:
     if s.budget_min is not None:
         parts.append(f" from {price_text(s.budget_min)}")
     return "".join(parts)
+
+
+def lowest(card: ProductCard) -> float | None:
+    """The lowest price a card shows (a merged card shows its alike products' range)."""
+    return card.price_low if card.alike > 1 and card.price_low is not None else card.price
 
 
 def compose(facts: Facts) -> str:
@@ -82,12 +87,12 @@ def compose(facts: Facts) -> str:
 def _about_cards(facts: Facts, tools: dict) -> str:
     t = templates()
     cards = facts.cards
-    priced = [c for c in cards if c.price is not None]
-    cheapest = min(priced, key=lambda c: c.price) if priced else None
+    priced = [c for c in cards if lowest(c) is not None]
+    cheapest = min(priced, key=lowest) if priced else None
     if "compare_products" in tools:
         if cheapest is None:
             return t["compare"]
-        return t["compare_cheapest"].format(title=cheapest.title, price=price_text(cheapest.price))
+        return t["compare_cheapest"].format(title=cheapest.title, price=price_text(lowest(cheapest)))
     if not facts.tools:  # a question about a product shown before
         c = cards[0]
         return t["product_facts"].format(title=c.title, price=price_text(c.price))
@@ -101,7 +106,8 @@ def _about_cards(facts: Facts, tools: dict) -> str:
     key = "found_one" if len(cards) == 1 else "found_many"
     sentences = [t[key].format(n=len(cards), asked=asked(facts), limits=limits(facts))]
     if cheapest is not None and len(cards) > 1:
-        sentences.append(t["cheapest"].format(title=cheapest.title, price=price_text(cheapest.price)))
+        key = "cheapest_from" if cheapest.alike > 1 and cheapest.price_low != cheapest.price_high else "cheapest"
+        sentences.append(t[key].format(title=cheapest.title, price=price_text(lowest(cheapest))))
     if any(c.reason.startswith(("you ", "within your")) for c in cards):
         sentences.append(t["personal"])
     return " ".join(sentences)

@@ -18,7 +18,8 @@ from assistant.grounding import ECHO_WORDS, GLYPHS, ID, PRICE, echoes, words_of 
 
 CHECKS = ("echo", "glyphs", "repeated_sentence", "ungrounded", "over_budget", "unpriced_card")
 
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+# a sentence ends at . ! ? before a capital, digit or quote (so "Misc. hair & beauty access." stays one), or a line
+_SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 _words = words_of
 
 

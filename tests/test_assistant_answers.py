@@ -229,3 +229,17 @@ def test_every_listed_order_is_shown():
     done = list(Assistant(services, llm).turn(Session(customer_id="c1"), "show my recent orders"))[-1]
     assert done.reply.startswith("Your most recent orders:")
     assert all(o.order_id in done.reply for o in orders)  # the first line of an unfenced listing was once lost
+
+
+def test_the_cheapest_counts_a_merged_cards_range():
+    cards = [card("a", "Misc. hair & beauty access.", 2.49, alike=6, price_low=1.69, price_high=2.99),
+             card("b", "Fragranced bath products", 1.99)]  # fmt: skip
+    text = compose(facts([searched(products=cards)], cards, query="beauty products"))
+    assert "The cheapest is Misc. hair & beauty access., from $1.69." in text
+
+
+def test_abbreviations_are_not_repeated_sentences():
+    from eval.hygiene import repeated_sentence
+
+    reply = "1. Misc. hair & beauty access. — $3.99\n2. Misc. hair & beauty access., 6 ct — $2.99"
+    assert not repeated_sentence(reply) and repeated_sentence("These are great picks. These are great picks.")
