@@ -97,9 +97,10 @@ def _model_lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> 
         {"role": "system", "content": instruction},
         {"role": "user", "content": f"{fence('shopper message', facts.message[:500])}\nTool results:\n{results}"},
     ]
-    gate = SentenceGate(
-        *allowed_facts(facts.known + facts.cards), message=facts.message, offers=facts.coupon is not None
-    )
+    prices, ids = allowed_facts(facts.known + facts.cards)
+    s = facts.understanding.slots
+    prices |= {f"{x:.2f}" for x in (s.budget_max, s.budget_min) if x is not None}  # the shopper's own figures
+    gate = SentenceGate(prices, ids, message=facts.message, offers=facts.coupon is not None)
     try:
         for chunk in llm.stream(request, max_tokens=80, temperature=0.2, usage=usage):
             if passed := gate.feed(chunk):

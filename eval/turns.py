@@ -70,6 +70,9 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
     seen = list(session.seen.values()) + list(products)
     prices, ids = facts_of([e.summary for e in tools] + list((done.coupon or {}).values()))
     prices |= {f"{x:.2f}" for p in seen for x in (p.price, p.price_low, p.price_high) if x is not None}
+    if understood is not None:  # the shopper's own budget, said back to them ("under $2.00"), is not invented
+        slots = understood.understanding.slots
+        prices |= {f"{x:.2f}" for x in (slots.budget_max, slots.budget_min) if x is not None}
     ids |= {p.product_id for p in seen}
     return TurnResult(
         message=message,

@@ -54,3 +54,16 @@ def test_the_reply_gate_drops_the_glyph_runs_hygiene_counts():
     assert gate.feed("›››››››››››› ") == "" and gate.flush() == ""
     assert gate.repairs and "echoes the prompt" in gate.repairs[0]
     assert gate.feed("Here are some cheeses. ") == "Here are some cheeses. "
+
+
+def test_the_shoppers_own_budget_said_back_is_grounded():
+    from assistant.loop import Assistant
+    from assistant.session import Session
+    from eval.turns import run_turn
+    from tests.fake_llm import ScriptedLLM, reading
+    from tests.fake_services import fake_services
+
+    assistant = Assistant(fake_services(), ScriptedLLM([reading(product="pasta", max_price=2)]))
+    turn = run_turn(assistant, Session(customer_id=None), "pasta under $2")
+    assert "under $2.00" in turn.reply and turn.cards and not turn.hygiene["ungrounded"]
+    assert "2.00" in turn.known_prices and "7.77" not in turn.known_prices
