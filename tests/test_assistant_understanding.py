@@ -102,3 +102,11 @@ def test_explicit_words_beat_a_small_models_guess():
     # a sure classifier keeps its after-sales intent
     u, _ = combine("compare prices on my refund", llm(intent="return_refund"), ("return_refund", 0.97), None)
     assert u.intent == "return_refund"
+
+
+def test_a_comparison_needs_the_shoppers_words():
+    text = "Actually, I'd rather have sweet goods from the baked sweet goods aisle, under $3."
+    u, _ = combine(text, llm(intent="comparison"), None, None)
+    assert u.intent == "product_search" and u.slots.budget_max == 3
+    u, _ = combine("compare the first two", llm(intent="comparison"), None, None)
+    assert u.intent == "comparison"

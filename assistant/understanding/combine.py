@@ -47,6 +47,8 @@ def combine(
             # not trusted: the classifier's own after-sales intent if it has one, else a product search
             intent = prior[0] if prior[0] in AFTER_SALES and prior[1] >= 0.5 else "product_search"
             sources.append("classifier")
+    if intent == "comparison" and not COMPARE_WORDS.search(text):
+        intent = "product_search"  # a comparison runs on the products shown: only when the shopper asks for one
     sure_prior = prior is not None and prior[1] >= 0.9 and prior[0] == intent
     if not sure_prior and not rules.get("order_id"):
         # explicit words beat a small model's guess (it called "compare the first two" a complaint)
