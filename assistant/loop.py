@@ -46,6 +46,7 @@ from kefu.llm.client import LLM, Usage
 from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
 
 NATIVE_INTENTS = SHOPPING | {"order_status", "return_refund"}
+CLASSIFIER_SURE = 0.9  # combine() lets a classifier this sure overrule the model's intent
 
 
 class IntentPrior(Protocol):
@@ -196,8 +197,11 @@ class Assistant:
         t0 = time.perf_counter()
         prior = self.classifier.predict([message])[0] if self.classifier is not None else None
         reading = None
-        with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
-            reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
+        # a sure classifier (>= 0.9) wins over the model's intent anyway: the small model, which reads the intent
+        # only, is then not asked (one request less); a capable model still reads the slots
+        if self.config.reads_slots or prior is None or prior[1] < CLASSIFIER_SURE:
+            with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
+                reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
         understanding, source = self._scope(session, message, understanding, source, prior, reading)
         if flagged and understanding.intent in SHOPPING:

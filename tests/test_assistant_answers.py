@@ -243,3 +243,17 @@ def test_abbreviations_are_not_repeated_sentences():
 
     reply = "1. Misc. hair & beauty access. — $3.99\n2. Misc. hair & beauty access., 6 ct — $2.99"
     assert not repeated_sentence(reply) and repeated_sentence("These are great picks. These are great picks.")
+
+
+def test_a_sure_classifier_spares_the_small_model_a_request():
+    class Sure:
+        def predict(self, texts):
+            return [("chitchat", 0.99) for _ in texts]
+
+    llm = ScriptedLLM([reading(intent="product_search")])
+    done = list(Assistant(fake_services(), llm, classifier=Sure()).turn(Session(customer_id=None), "hi there"))[-1]
+    assert done.reply.startswith("Hello") and llm.calls == []
+    unsure = type("Unsure", (), {"predict": lambda self, texts: [("chitchat", 0.6)]})()
+    llm = ScriptedLLM([reading(intent="chitchat")])
+    list(Assistant(fake_services(), llm, classifier=unsure).turn(Session(customer_id=None), "hi there"))
+    assert [kind for kind, _ in llm.calls] == ["structured"]
