@@ -39,7 +39,9 @@ KEPT_INTENTS = {"order_status", "return_refund", "human_handoff", "complaint", "
 
 
 def is_shopping_request(message: str) -> bool:
-    return bool(SHOPPING_REQUEST.search(message)) or not QUESTION_OR_TASK.search(message)
+    """Asked for as a product: a shopping phrase, or neither a question nor a task ("a 55 inch TV")."""
+    question = QUESTION_OR_TASK.search(message) or message.rstrip().endswith("?")
+    return bool(SHOPPING_REQUEST.search(message)) or not question
 
 
 def out_of_scope(

@@ -109,7 +109,7 @@ def run(folder: Path, systems: list[str], k: int, settings, index_dir: Path | No
             if not holdout:
                 raise StoreError("--fit-alpha fits on the training queries: give --holdout too.")
             fitted = fit_alpha(judged_candidates(search, queries, qrels, train, k), k)
-            search.config = replace(search.config, dense_alpha=fitted["alpha"])
+            search.config = replace(search.config, dense_alpha=fitted["alpha"], fusion="convex")
             out["fit"] = fitted
         rrf = ProductSearch(search.catalog, search.lexical, search.dense, embedder, search.vectors,
                             search.text_row, replace(search.config, fusion="rrf"))  # fmt: skip

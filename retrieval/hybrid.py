@@ -33,7 +33,7 @@ from retrieval.rerank import ShopperProfile, personal_boost
 log = logging.getLogger(__name__)
 BLAS = ThreadpoolController()
 System = Literal["hybrid", "bm25", "dense"]
-Fusion = Literal["convex", "rrf"]
+Fusion = Literal["auto", "convex", "rrf"]
 MAX_K = 1000
 
 
@@ -143,6 +143,8 @@ class ProductSearch:
         config = config or FusionConfig()
         if config.dense_alpha is None and manifest.get("dense_alpha") is not None:
             config = replace(config, dense_alpha=float(manifest["dense_alpha"]))
+        if config.fusion == "auto":  # convex needs a weight fitted for this index (or set); else rank fusion
+            config = replace(config, fusion="convex" if config.dense_alpha is not None else "rrf")
         try:
             lexical = LexicalIndex.load(location.lexical_path)
         except Exception as exc:  # noqa: BLE001 - any damage means the same fix
