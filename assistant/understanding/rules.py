@@ -15,7 +15,8 @@ FILLER = frozenset(
     is are there of to in on with and or my our under below over above less than most least between
     dollars dollar usd price priced around about recommend suggest suggestions ideas hi hello hey thanks
     am now first second third fourth fifth last just also too very really how why when where who your yours
-    wish hoping hope was were will be been tell know think maybe okay ok yes no so if then latest model""".split()
+    wish hoping hope was were will be been tell know think maybe okay ok yes no so if then latest model its it's
+    their his her specs details info information""".split()
 )
 
 
