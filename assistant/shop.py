@@ -135,22 +135,23 @@ class StoreCatalogue:
         return Found(self.readable(cards, k), "" if cards else "Not enough baskets to say.")
 
     def details(self, product_ids: list[str]) -> list[ProductCard]:
+        """The products asked for, each under its display title (none merged: a comparison names every one)."""
         with store.connect(self.store_path) as con:
             rows = con.execute(
-                "SELECT product_id, title, price, department, category, brand, package_size FROM products "
-                f"WHERE product_id IN ({','.join('?' * len(product_ids))})",
+                "SELECT product_id, title, price, department, category, brand, package_size, product_type "
+                f"FROM products WHERE product_id IN ({','.join('?' * len(product_ids))})",
                 product_ids,
             ).fetchall()
         found = {r[0]: r for r in rows}
         cards = []
         for pid in (p for p in product_ids if p in found):
-            _, title, price, dept, cat, brand, size = found[pid]
+            _, title, price, dept, cat, brand, size, ptype = found[pid]
             facts = ", ".join(x for x in ("store brand" if is_store_brand(brand) else "", size, cat) if x)
             cards.append(
-                ProductCard(product_id=pid, title=title, price=price, department=dept, category=cat, brand=brand,
-                            size=size, reason=facts)
+                ProductCard(product_id=pid, title=display_title(ptype, cat, size, brand, title), price=price,
+                            department=dept, category=cat, brand=brand, size=size, reason=facts)
             )  # fmt: skip
-        return self.readable(cards, merge=False)  # a comparison names every product asked for
+        return cards
 
     def taste(self, customer_id: str) -> ShopperTaste | None:
         profile = self._profile(customer_id)
