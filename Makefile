@@ -23,10 +23,11 @@ intents: setup    ## fine-tune the fast intent classifier (skipped when trained 
 segments: store   ## fit customer segments, personas, CLV and propensity (skipped when fitted)
 	@$(KEFU) segment fit --no-transformer --if-stale
 
-demo: model index intents segments ## start vLLM, the chat page and the API; open the printed URL
-	@$(KEFU) serve
+demo: model index intents segments ## start vLLM, the three pages and the API (demo mode); open the printed URLs
+	@$(KEFU) serve --demo
 
 test: model       ## the layer contract (lint-imports), then the whole test suite, real components included
+	@bash scripts/chromium.sh
 	@.venv/bin/lint-imports --no-logo
 	@$(PY) -m pytest -q -rs
 

@@ -137,7 +137,20 @@ class Settings(BaseSettings):
         0.42, ge=0, le=1, description="A no-match still offers the results, labelled as alternatives, from this close."
     )
     rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
-    auth_secret: str = Field("kefu-demo-secret", description="Signs demo session tokens; set your own in production.")
+    auth_secret: str | None = Field(
+        None, description="Signs session tokens (shoppers) and staff cookies; required unless demo mode is on. "
+        "Make one: python -c 'import secrets; print(secrets.token_urlsafe(32))'. Rotating it revokes every token.",
+    )  # fmt: skip
+    session_token_ttl_s: int = Field(7 * 86400, ge=60, description="A session token's lifetime from its issue.")
+    demo: bool = Field(
+        False, description="Demo mode (`kefu serve --demo`): a demo customer picker on the chat page, the copilot "
+        "and dashboard open without a key, a fixed public signing secret when none is set. Never in production.",
+    )  # fmt: skip
+    agent_key: str | None = Field(
+        None, description="Key support agents and analysts enter to open /copilot and /dashboard; unset = both "
+        "pages are off (unless demo mode).",
+    )  # fmt: skip
+    conversation_idle_s: int = Field(3600, ge=60, description="A conversation idle this long is forgotten.")
     events_key: str | None = Field(
         None,
         description="Key the shop's backend sends (Authorization: Bearer) with "

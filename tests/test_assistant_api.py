@@ -11,8 +11,19 @@ from assistant.loop import Assistant
 from tests.conftest import real_services
 from tests.fake_llm import ScriptedLLM, reading
 from tests.fake_services import fake_services
-from ui import auth
 from ui.api import create_app
+from ui.auth import Tokens
+
+SECRET = "api-test-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def api_settings(shop_settings):
+    return shop_settings.model_copy(update={"auth_secret": SECRET})
+
+
+def sign(customer_id: str) -> str:
+    return Tokens(SECRET, 3600).issue(customer_id)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +43,10 @@ def client_for(services, llm, settings) -> TestClient:
     return TestClient(create_app(Assistant(services, llm), settings))
 
 
-def test_chat_streams_events_and_keeps_the_conversation(services, shop_settings):
+def test_chat_streams_events_and_keeps_the_conversation(services, api_settings):
     llm = ScriptedLLM([reading(product="crackers"), reading(product="")], ["Crackers!", "Cheaper ones."])
-    client = client_for(services, llm, shop_settings)
-    token = auth.sign("1111", shop_settings.auth_secret)
+    client = client_for(services, llm, api_settings)
+    token = sign("1111")
     r = client.post("/v1/chat", json={"message": "crackers"}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = events_of(r)
@@ -54,29 +65,69 @@ def test_chat_streams_events_and_keeps_the_conversation(services, shop_settings)
     assert done2["conversation_id"] == done["conversation_id"] and done2["turn"] == 2
 
 
-def test_identity_comes_from_the_token_never_the_body(services, shop_settings):
+def test_identity_comes_from_the_token_never_the_body(services, api_settings):
     llm = ScriptedLLM([reading(intent="order_status")] * 2)
-    client = client_for(services, llm, shop_settings)
+    client = client_for(services, llm, api_settings)
     r = client.post("/v1/chat", json={"message": "where is my order?", "customer_id": "1111"})
     assert "sign in" in events_of(r)[-1][1]["reply"]  # guest: the body's customer_id is ignored
     forged = "1111." + "0" * 32
     r = client.post("/v1/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {forged}"})
-    assert r.status_code == 401
+    assert r.status_code == 401 and "sign in again" in r.json()["detail"]
 
 
-def test_conversation_of_another_customer_is_not_reused(services, shop_settings):
+@pytest.mark.parametrize(
+    "token",
+    [
+        "1111.x",  # the old MAC format
+        "é.x",  # non-ASCII: a 401, never a 500
+        "1111." + "a" * 600,
+        Tokens("some-other-secret-0123", 3600).issue("1111"),  # signed with another (or a rotated) secret
+    ],
+)
+def test_malformed_forged_and_foreign_tokens_get_a_401(services, api_settings, token):
+    client = client_for(services, ScriptedLLM([reading(intent="order_status")]), api_settings)
+    headers = {"Authorization": f"Bearer {token}".encode()}  # bytes: a raw header, UTF-8 included
+    r = client.post("/v1/chat", json={"message": "my orders"}, headers=headers)
+    assert r.status_code == 401, r.text
+    assert "sign in again" in r.json()["detail"]
+
+
+def test_expired_tokens_get_a_401(services, api_settings):
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    signer = TimestampSigner(SECRET, salt="kefu-session")
+    signer.get_timestamp = lambda: int(time.time()) - 7200  # issued two hours ago
+    old = signer.sign("1111").decode()
+    client = TestClient(create_app(Assistant(services, ScriptedLLM()), api_settings.model_copy(
+        update={"session_token_ttl_s": 3600})))  # fmt: skip
+    r = client.post("/v1/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {old}"})
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_no_default_secret_outside_demo_mode(shop_settings):
+    from kefu.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KEFU_AUTH_SECRET"):
+        create_app(Assistant(fake_services(), ScriptedLLM()), shop_settings.model_copy(update={"auth_secret": None}))
+    demo = Tokens.from_settings(shop_settings.model_copy(update={"auth_secret": None, "demo": True}))
+    assert demo.customer(demo.issue("1111")) == "1111"
+
+
+def test_conversation_of_another_customer_is_not_reused(services, api_settings):
     llm = ScriptedLLM([reading(product="milk"), reading(intent="order_status")])
-    client = client_for(services, llm, shop_settings)
-    alice = {"Authorization": f"Bearer {auth.sign('1111', shop_settings.auth_secret)}"}
+    client = client_for(services, llm, api_settings)
+    alice = {"Authorization": f"Bearer {sign('1111')}"}
     done = events_of(client.post("/v1/chat", json={"message": "milk"}, headers=alice))[-1][1]
-    bob = {"Authorization": f"Bearer {auth.sign('42', shop_settings.auth_secret)}"}
+    bob = {"Authorization": f"Bearer {sign('42')}"}
     r = client.post("/v1/chat", json={"message": "my orders", "conversation_id": done["conversation_id"]}, headers=bob)
     assert events_of(r)[-1][1]["conversation_id"] != done["conversation_id"]
 
 
-def test_profile_is_readable_only_by_its_owner(services, shop_settings):
-    client = client_for(services, ScriptedLLM(), shop_settings)
-    token = auth.sign("1111", shop_settings.auth_secret)
+def test_profile_is_readable_only_by_its_owner(services, api_settings):
+    client = client_for(services, ScriptedLLM(), api_settings)
+    token = sign("1111")
     r = client.get("/v1/customers/1111/profile", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.json()["customer_id"] == "1111"
     assert client.get("/v1/customers/42/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 403
@@ -97,6 +148,7 @@ def test_shop_events_update_live_profiles_with_the_shops_key(demo_store, tmp_pat
         "items": [{"product_id": "no-such-product", "amount": 12.5}],
     }
 
+    settings = settings.model_copy(update={"auth_secret": SECRET})
     off = TestClient(create_app(Assistant(fake_services(profiles=profiles), ScriptedLLM()), settings))
     assert off.post("/v1/events", json=order).status_code == 503  # no key set: the endpoint is off
 
@@ -104,7 +156,7 @@ def test_shop_events_update_live_profiles_with_the_shops_key(demo_store, tmp_pat
     client = TestClient(create_app(Assistant(fake_services(profiles=profiles), ScriptedLLM()), on))
     assert client.post("/v1/events", json=order).status_code == 401
     assert client.post("/v1/events", json=order, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    token = auth.sign("2261", on.auth_secret)  # a shopper's token is not the shop's key
+    token = sign("2261")  # a shopper's token is not the shop's key
     assert client.post("/v1/events", json=order, headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert profiles.get("2261") is before  # nothing changed so far
 

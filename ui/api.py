@@ -1,8 +1,9 @@
 """The HTTP API (FastAPI): ``POST /v1/chat`` answered as server-sent events, ``GET /v1/customers/{id}/profile``,
 and ``POST /v1/events`` for the shop's backend (orders, views, carts -> live profile updates).
 
-The customer comes from the ``Authorization: Bearer <token>`` header (``kefu token CUSTOMER`` makes a demo
-token); without one the shopper is a guest. Conversations live in memory per process, bound to their customer.
+The customer comes from the ``Authorization: Bearer <token>`` header (a signed, expiring token: ``ui/auth.py``;
+``kefu token CUSTOMER`` makes one); without one the shopper is a guest. Conversations live in the process's hub
+(``ui/hub.py``), bound to their customer, shared with the chat page and the copilot.
 ``/v1/events`` takes the shop's key instead (``KEFU_EVENTS_KEY``; the endpoint is off without one).
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 
 from fastapi import FastAPI, Header, HTTPException
@@ -25,9 +24,8 @@ from assistant.tools import run_tool
 from kefu.errors import StoreError
 from kefu.settings import Settings
 from segmentation.profiles import ProfileEvent
-from ui import auth
-
-MAX_SESSIONS = 10_000
+from ui.auth import AuthError, Tokens, bearer
+from ui.hub import Hub
 
 
 class ChatRequest(BaseModel):
@@ -35,43 +33,24 @@ class ChatRequest(BaseModel):
     conversation_id: str | None = Field(None, max_length=64)
 
 
-class Sessions:
-    """conversation id -> Session, least recently used evicted; a conversation is bound to its customer."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[str, Session] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, conversation_id: str | None, customer_id: str | None) -> Session:
-        with self._lock:
-            session = self._items.get(conversation_id) if conversation_id else None
-            if session is None or session.customer_id != customer_id:
-                session = Session(customer_id=customer_id)
-                self._items[session.conversation_id] = session
-            self._items.move_to_end(session.conversation_id)
-            while len(self._items) > MAX_SESSIONS:
-                self._items.popitem(last=False)
-            return session
-
-
-def create_app(assistant: Assistant, settings: Settings) -> FastAPI:
-    app = FastAPI(title="Kefu", version="0.1.0")
-    sessions = Sessions()
-    secret = settings.auth_secret
+def create_app(assistant: Assistant, settings: Settings, hub: Hub | None = None, app: FastAPI | None = None) -> FastAPI:
+    """The API routes, on ``app`` when given (the web server's), sharing ``hub``'s conversations."""
+    app = app or FastAPI(title="Kefu", version="0.1.0")
+    hub = hub or Hub(idle_s=settings.conversation_idle_s)
+    tokens = Tokens.from_settings(settings)
 
     def customer_of(authorization: str | None) -> str | None:
-        token = authorization.removeprefix("Bearer ").strip() if authorization else None
         try:
-            return auth.verify(token, secret)
-        except ValueError:
-            raise HTTPException(401, "Invalid session token; sign in again.") from None
+            return tokens.customer(bearer(authorization))
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from None
 
     @app.post("/v1/chat")
     def chat(body: ChatRequest, authorization: str | None = Header(None)) -> StreamingResponse:
-        session = sessions.get(body.conversation_id, customer_of(authorization))
+        conversation = hub.open(body.conversation_id, customer_of(authorization))
 
         def stream() -> Iterator[str]:
-            for event in assistant.turn(session, body.message):
+            for event in hub.turn(assistant, conversation, body.message):
                 yield f"event: {event.kind}\ndata: {event.model_dump_json()}\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")

@@ -19,6 +19,10 @@ def system_prompt() -> str:
     return resources.files("assistant").joinpath("prompts/chat_system.md").read_text()
 
 
+def build_chat(server) -> gr.Blocks:
+    return build(server.settings, server.assistant)
+
+
 def build(settings: Settings, assistant=None) -> gr.Blocks:
     llm = LLM.from_settings(settings)
     system = system_prompt()

@@ -22,6 +22,7 @@ from kefu.store.cli import app as store_app
 from retrieval.cli import register as register_retrieval
 from segmentation.cli import app as segment_app
 from segmentation.cli import from_transactions
+from ui.auth import Tokens
 from ui.terminal import chat, token
 from ui.web import run_web
 
@@ -37,9 +38,16 @@ def _root(ctx: typer.Context) -> None:
 
 
 @app.command()
-def serve(ctx: typer.Context, start_llm: bool = typer.Option(True, help="Start vLLM when none is running.")) -> None:
-    """Serve the shopper chat page and the HTTP API (/v1/chat), starting vLLM unless one is running."""
+def serve(
+    ctx: typer.Context,
+    start_llm: bool = typer.Option(True, help="Start vLLM when none is running."),
+    demo: bool = typer.Option(False, "--demo", help="Demo mode: a customer picker, open staff pages. Never public."),
+) -> None:
+    """Serve the chat page, the copilot, the dashboard and the HTTP API on one port, starting vLLM if needed."""
     settings = settings_of(ctx)
+    if demo:
+        settings = settings.model_copy(update={"demo": True})
+    Tokens.from_settings(settings)  # no KEFU_AUTH_SECRET outside demo mode: say so before starting anything
     started = None
     if start_llm and not settings.llm_is_external and not vllm_server.is_healthy(settings.llm_base_url):
         started = start_with_progress(settings, detach=False)

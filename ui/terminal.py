@@ -82,7 +82,7 @@ def turn_summary(events: list) -> dict:
 
 
 def token(ctx: typer.Context, customer: str = typer.Argument(..., help="Customer id")) -> None:
-    """Print a demo session token for CUSTOMER (use as `Authorization: Bearer <token>`)."""
-    from ui.auth import sign
+    """Print a session token for CUSTOMER (`Authorization: Bearer <token>`; expires after KEFU_SESSION_TOKEN_TTL_S)."""
+    from ui.auth import Tokens
 
-    print(sign(customer, settings_of(ctx).auth_secret))
+    print(Tokens.from_settings(settings_of(ctx)).issue(customer))

@@ -1,0 +1,66 @@
+"""Browser-test helpers: the whole web server (API + the three pages) on a free loopback port in a thread, and
+Debian's headless Chromium driven by Playwright (``executable_path``; `playwright install` cannot download here).
+Screenshots go to the test's own output directory (``shots`` fixture in the test files)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+
+from kefu.settings import Settings
+from tests.conftest import free_port
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise RuntimeError("Debian's chromium is missing: `make test` installs it (apt-get install -y chromium)")
+    return path
+
+
+@contextlib.contextmanager
+def web_server(settings: Settings, assistant=None) -> Iterator[str]:
+    """`kefu serve`'s app on a free port; yields its base URL."""
+    from ui.web import create_web_app
+
+    port = free_port()
+    app = create_web_app(settings.model_copy(update={"ui_port": port}), assistant)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("the web server did not start")
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """A Playwright Browser on Debian's headless chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
