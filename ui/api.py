@@ -80,8 +80,4 @@ def create_app(assistant: Assistant, settings: Settings, hub: Hub | None = None,
         except StoreError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @app.get("/health")
-    def health() -> dict:
-        return {"ok": True}
-
     return app

@@ -101,6 +101,10 @@ def _staff_gate(app: FastAPI, server: Server) -> None:
         response.set_cookie(STAFF_COOKIE, tokens.staff_cookie(), max_age=STAFF_TTL_S, httponly=True, samesite="strict")
         return response
 
+    @app.get("/health")
+    def health() -> dict:
+        return {"ok": True, "assistant": server.assistant is not None, "unavailable": server.unavailable}
+
     for path in STAFF_PATHS:
         app.add_api_route(path, lambda path=path: RedirectResponse(path + "/", 307), include_in_schema=False)
 
