@@ -70,6 +70,7 @@ class Products(BaseModel):
 class TextChunk(BaseModel):
     kind: Literal["text"] = "text"
     text: str
+    listing: bool = False  # the plain-text list of the cards: pages that draw the cards skip it
 
 
 class Repaired(BaseModel):
@@ -91,6 +92,7 @@ class TurnDone(BaseModel):
     conversation_id: str
     turn: int
     reply: str
+    lead_in: str = ""  # the reply without the plain-text list of its cards (what a page with cards shows)
     # answered; no_match: a shopping turn whose search found nothing to show; declined: outside what the shop
     # assistant does (or an injection attempt); handoff: a case was opened for a person; refused: not read at all
     outcome: Outcome = "answered"

@@ -33,7 +33,7 @@ from assistant.language import detect
 from assistant.native import native_calls
 from assistant.planner import CONFIRM_RETURN, plan_turn
 from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, load_rules, treatment_for
-from assistant.reply import Facts, messages, write_reply
+from assistant.reply import Facts, Listing, messages, write_reply
 from assistant.scope import out_of_scope
 from assistant.services import Coupon, Services
 from assistant.session import Deps, Session
@@ -153,12 +153,14 @@ class Assistant:
         t0 = time.perf_counter()
         facts = Facts(message, u, turn.tools, cards, list(session.seen.values()), answer, coupon, treatment.tone,
                       alternatives=alternatives, language=language)  # fmt: skip
-        reply, repairs = "", []
+        reply, lead_in, repairs = "", "", []
         for chunk in write_reply(self.llm, facts, turn.usage, repairs, self.config.lead_in):
             if not reply:
                 turn.timings["first_token_ms"] = _ms(turn.started)
             reply += chunk
-            yield TextChunk(text=chunk)
+            listing = isinstance(chunk, Listing)
+            lead_in += "" if listing else chunk
+            yield TextChunk(text=chunk, listing=listing)
         for what in repairs:
             yield Repaired(what=what)
         turn.timings["reply_ms"] = _ms(t0)
@@ -167,7 +169,9 @@ class Assistant:
         session.intents.append(u.intent)
         session.slots = u.slots
         outcome = _outcome(u, answer, turn.tools, cards)
-        yield self._finish(session, turn, reply, cards, outcome, repairs=len(repairs), coupon=coupon)
+        yield self._finish(
+            session, turn, reply, cards, outcome, repairs=len(repairs), coupon=coupon, lead_in=lead_in.strip()
+        )
 
     # -- steps --------------------------------------------------------------------------------------------
     def _other_language(self, session: Session, turn: Turn, message: str, language: str) -> Iterator[Event]:
@@ -264,12 +268,14 @@ class Assistant:
         return event
 
     def _finish(self, session: Session, turn: Turn, reply: str, cards: list[ProductCard], outcome: Outcome,
-                refused: str | None = None, repairs: int = 0, coupon: Coupon | None = None) -> TurnDone:  # fmt: skip
+                refused: str | None = None, repairs: int = 0, coupon: Coupon | None = None,
+                lead_in: str | None = None) -> TurnDone:  # fmt: skip
         turn.timings["total_ms"] = _ms(turn.started)
         done = TurnDone(
             conversation_id=session.conversation_id,
             turn=session.turn,
             reply=reply,
+            lead_in=reply if lead_in is None else lead_in,
             products=cards,
             handoff_case=_data(turn.tools, "handoff_to_human", "case_id"),
             return_id=_data(turn.tools, "confirm_return", "return_id"),

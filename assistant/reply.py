@@ -50,9 +50,14 @@ class Facts:
     language: str = "en"  # the shopper's (assistant/language.py); a capable model answers in it
 
 
+class Listing(str):
+    """The reply's plain-text list of the cards (its last chunk): pages that draw the cards leave it out."""
+
+
 def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_in: str = "template") -> Iterator[str]:
     """Yield the reply's chunks; sentences the gate removed are appended to ``repairs``. ``lead_in``:
-    "template" (composed from the facts) or "model" (the model's sentences that pass the gate)."""
+    "template" (composed from the facts) or "model" (the model's sentences that pass the gate). The list of the
+    cards comes last, as one ``Listing`` chunk."""
     m = messages()
     if facts.answer == "chitchat":
         yield m[_chitchat_kind(facts.message)]
@@ -74,7 +79,7 @@ def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_i
         yield intro
     block = _block(facts)
     if block:
-        yield ("\n\n" if intro else "") + block
+        yield Listing(("\n\n" if intro else "") + block)
 
 
 _THANKS = re.compile(r"\b(thanks?|thank you|thx|ty|cheers|great|brilliant|perfect|awesome|appreciate)\b", re.I)

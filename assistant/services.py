@@ -91,6 +91,8 @@ class Orders(Protocol):
 
     def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None: ...
 
+    def busiest_customers(self, n: int) -> list[str]: ...
+
 
 class CustomerProfile(Protocol):
     segment: str | None

@@ -195,6 +195,14 @@ class StoreOrders:
             ).fetchall()
         return Order(*row, lines=[OrderLine(*line) for line in lines])
 
+    def busiest_customers(self, n: int) -> list[str]:
+        """The customers with the most orders (the demo mode's customer picker lists them)."""
+        with store.connect(self.store_path) as con:
+            rows = con.execute(
+                "SELECT customer_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, customer_id LIMIT ?", [n]
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None:
         with store.connect(self.store_path) as con:
             found = find_coupon(con, customer_id, product_ids)

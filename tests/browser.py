@@ -28,12 +28,13 @@ def chromium_path() -> str:
 
 
 @contextlib.contextmanager
-def web_server(settings: Settings, assistant=None) -> Iterator[str]:
-    """`kefu serve`'s app on a free port; yields its base URL."""
+def web_server(settings: Settings, assistant=None, server=None) -> Iterator[str]:
+    """`kefu serve`'s app on a free port; yields its base URL. Pass ``server`` (``ui.web.build_server``) to keep
+    a handle on its hub and tokens."""
     from ui.web import create_web_app
 
     port = free_port()
-    app = create_web_app(settings.model_copy(update={"ui_port": port}), assistant)
+    app = create_web_app(settings.model_copy(update={"ui_port": port}), assistant, server)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

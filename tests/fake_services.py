@@ -69,6 +69,9 @@ class FakeOrders:
     def recent(self, customer_id, limit):
         return self.orders.get(customer_id, [])[:limit]
 
+    def busiest_customers(self, n):
+        return sorted(self.orders, key=lambda c: -len(self.orders[c]))[:n]
+
     def order(self, customer_id, order_id):
         return next((o for o in self.orders.get(customer_id, []) if o.order_id == order_id), None)
 

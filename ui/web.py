@@ -48,22 +48,24 @@ def build_server(settings: Settings, assistant: Assistant | None = None) -> Serv
     return Server(settings, assistant, unavailable, Hub(idle_s=settings.conversation_idle_s), tokens)
 
 
-def create_web_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
+def create_web_app(settings: Settings, assistant: Assistant | None = None, server: Server | None = None) -> FastAPI:
+    """The whole app; ``server`` (from ``build_server``) when the caller wants to reach its hub, e.g. in tests."""
     import gradio as gr  # deferred: gradio takes seconds to import and the CLI's other commands never need it
 
     from ui.api import create_app
+    from ui.chat import CSS as CHAT_CSS
     from ui.chat import build_chat
     from ui.copilot import build_copilot
     from ui.dashboard import build_dashboard
 
-    server = build_server(settings, assistant)
+    server = server or build_server(settings, assistant)
     app = FastAPI(title="Kefu", version="0.1.0")
     if server.assistant is not None:
         create_app(server.assistant, settings, server.hub, app)
     _staff_gate(app, server)
     gr.mount_gradio_app(app, build_copilot(server), path="/copilot")
     gr.mount_gradio_app(app, build_dashboard(server), path="/dashboard")
-    return gr.mount_gradio_app(app, build_chat(server), path="/")
+    return gr.mount_gradio_app(app, build_chat(server), path="/", css=CHAT_CSS)
 
 
 def _staff_gate(app: FastAPI, server: Server) -> None:
