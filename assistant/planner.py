@@ -54,6 +54,8 @@ def plan_turn(
         ids = [c.product_id for c in (refs if len(refs) >= 2 else session.candidates[:2])]
         if len(ids) >= 2:
             return Plan([("compare_products", {"product_ids": ids})])
+    if refs and s.refinement == "more":  # "more like the first one": products like that card
+        return Plan([("similar_items", {"product_id": refs[0].product_id})])
     if refs and s.refinement == "none":
         if u.intent == "recommendation":
             return Plan([("similar_items", {"product_id": refs[0].product_id})])

@@ -5,10 +5,12 @@ Screenshots go to the test's own output directory (``shots`` fixture in the test
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -65,3 +67,12 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def screens_dir(tmp_path_factory) -> Path:
+    """Where a browser test saves its screenshots: ``KEFU_TEST_SCREENS`` when set, else the test's output dir."""
+    if target := os.environ.get("KEFU_TEST_SCREENS"):
+        path = Path(target)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screens")

@@ -1,52 +1,272 @@
-"""The minimal chat page: launched for real, asked over Gradio's HTTP API, answered by the served model."""
+"""The shopper's chat page in a real headless Chromium, against the real served model, the real index and store:
+sign-in, streamed replies with cards, chips, card actions, thumbs into the log, handoff, agent messages, plain-text
+rendering, the mobile layout, and the failure states (model down, no index). Screenshots of each view are saved
+(``shots``)."""
 
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
 import pytest
-from gradio_client import Client
 
-from tests.conftest import free_port
-from ui.chat import build
+from assistant.events import TurnDone
+from assistant.factory import build_services, loop_config
+from assistant.guardrails import RateLimiter
+from assistant.loop import Assistant
+from eval.logs import summarize
+from kefu.llm.client import LLM
+from kefu.records.conversations import ConversationLog
+from kefu.records.db import Records
+from tests.browser import chromium, screens_dir, web_server
+from ui.web import build_server
 
 pytestmark = pytest.mark.llm
+SECRET = "chat-page-test-secret-0123"
 
 
-def test_chat_page_answers_from_the_served_model(llm_settings):
-    settings = llm_settings.model_copy(update={"ui_port": free_port()})
-    page = build(settings)
-    page.queue().launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True)
-    try:
-        client = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False)
-        reply = client.predict("Hello! What can you help me with?", api_name="/respond_plain")
-        assert isinstance(reply, str) and reply.strip()
-        assert "unavailable" not in reply
-    finally:
+def make_assistant(settings, classifier, records_path) -> Assistant:
+    records = Records(records_path)
+    return Assistant(
+        build_services(settings, records),
+        LLM.from_settings(settings),
+        loop_config(settings),
+        classifier=classifier,
+        log=ConversationLog(records),
+        rate=RateLimiter(60, 60),
+    )
+
+
+@pytest.fixture(scope="module")
+def page_settings(shop_settings, llm_settings):
+    return shop_settings.model_copy(
+        update={
+            "llm_url": llm_settings.llm_base_url,
+            "llm_served_name": llm_settings.llm_served_name,
+            "llm_retries": 0,
+            "auth_secret": None,
+            "demo": True,
+        }  # fmt: skip
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_site(page_settings, intent_classifier, tmp_path_factory):
+    records = tmp_path_factory.mktemp("chat-page") / "records.sqlite"
+    server = build_server(page_settings, make_assistant(page_settings, intent_classifier, records))
+    with web_server(page_settings, server=server) as base:
+        yield base, server, records
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return screens_dir(tmp_path_factory)
+
+
+def bot_messages(page) -> list[str]:
+    return page.locator("#kefu-chat .bot").all_inner_texts()
+
+
+def turns_so_far(server) -> dict[str, int]:
+    return {c.id: len(c.turns) for c in server.hub.live()}
+
+
+def wait_turn(page, server, before: dict[str, int], timeout_s: float = 180) -> TurnDone:
+    """Wait for a turn that started after ``before`` (``turns_so_far``) to finish and for the page to show it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for c in server.hub.live():
+            last = c.turns[-1] if c.turns else []
+            if len(c.turns) > before.get(c.id, 0) and last and isinstance(last[-1], TurnDone) and not c.lock.locked():
+                done = last[-1]
+                page.wait_for_function(
+                    "t => { const b = document.querySelectorAll('#kefu-chat .bot');"
+                    " return b.length && b[b.length - 1].innerText.includes(t); }",
+                    arg=(done.lead_in or done.reply)[:40],
+                    timeout=30_000,
+                )
+                page.wait_for_timeout(800)  # the turn's last view update (banner, chips)
+                return done
+        page.wait_for_timeout(300)
+    raise AssertionError(f"no turn finished in {timeout_s} s")
+
+
+def send(page, server, text: str) -> TurnDone:
+    before = turns_so_far(server)
+    page.fill("#kefu-input textarea", text)
+    page.click("#kefu-send")
+    return wait_turn(page, server, before)
+
+
+def click_and_wait(page, server, selector: str) -> TurnDone:
+    before = turns_so_far(server)
+    page.click(selector)
+    return wait_turn(page, server, before)
+
+
+def sign_in_as_demo_customer(page, position: int = 1) -> str:
+    page.click("#kefu-customer input")
+    option = page.locator("[role=option]").nth(position)
+    customer = option.inner_text().strip()
+    option.click()
+    page.wait_for_function(f"document.querySelector('#kefu-who').innerText.includes('{customer}')", timeout=30_000)
+    return customer
+
+
+def test_demo_shopper_chats_with_cards_chips_thumbs_handoff_and_an_agent(demo_site, browser, shots):
+    base, server, records = demo_site
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(base + "/")
+    assert "Demo mode" in page.inner_text("#kefu-demo-banner")
+    customer = sign_in_as_demo_customer(page)
+
+    # A streamed reply: record every text the last bot bubble shows while the turn runs.
+    page.evaluate("""() => { window.kefuSeen = new Set(); new MutationObserver(() => {
+        const bots = document.querySelectorAll('#kefu-chat .bot'); const last = bots[bots.length - 1];
+        if (last) window.kefuSeen.add(last.innerText); }).observe(document.querySelector('#kefu-chat'),
+        {subtree: true, childList: true, characterData: true}); }""")
+    send(page, server, "crackers under $4")
+    reply = bot_messages(page)[-1]
+    assert re.search(r"\bcrackers?\b", reply, re.I) and "$" in reply
+    assert page.evaluate("window.kefuSeen.size") >= 2  # the reply appeared in more than one step
+    assert "1. " not in reply  # the cards are drawn, not listed in the text
+    title = page.inner_text("#kefu-card-body-0 .kefu-card-title")
+    price = page.inner_text("#kefu-card-body-0 .kefu-card-price")
+    shown = server.hub.live()[0].last_done().products
+    assert title.split(". ", 1)[1] == shown[0].title  # a real catalogue title from the turn's Products
+    prices = [float(x) for x in re.findall(r"\$(\d+\.\d\d)", price)]
+    assert prices and all(p <= 4.0 for p in prices)
+    page.screenshot(path=str(shots / "chat-cards.png"), full_page=True)
+
+    # A follow-up chip sends its request: cheaper than the cheapest shown.
+    cheapest = min(c.price for c in shown if c.price is not None)
+    assert page.inner_text("#kefu-chip-0") == "Something cheaper"
+    cheaper = click_and_wait(page, server, "#kefu-chip-0")
+    assert cheaper.turn == 2 and cheaper.products
+    assert all(c.price < cheapest for c in cheaper.products if c.price is not None)
+
+    # Thumbs down on that reply lands in the conversation log, where `kefu eval logs` counts it.
+    page.locator("#kefu-chat button[aria-label=Dislike]").last.click()
+    page.wait_for_timeout(1500)
+    assert summarize(records)["thumbs"] == {"up": 0, "down": 1}
+
+    # A support agent's message (through the hub, as the copilot sends it) appears in the shopper's chat.
+    conversation = server.hub.live()[0]
+    assert conversation.customer_id == customer
+    server.hub.say(conversation.id, "Hello from support, I can help with that.")
+    page.wait_for_selector("text=Support agent: Hello from support", timeout=15_000)
+
+    # Talk to a person: a handoff case is opened and the page says so.
+    click_and_wait(page, server, "#kefu-handoff")
+    page.wait_for_selector("#kefu-outcome [data-outcome=handoff]", timeout=120_000)
+    case = re.search(r"CASE-[0-9A-F]{8}", page.inner_text("#kefu-outcome")).group(0)
+    assert case in {row["case_id"] for row in server.assistant.services.cases.rows("cases")}
+    page.screenshot(path=str(shots / "chat-handoff.png"), full_page=True)
+    page.close()
+
+
+def test_card_actions_send_more_like_this_and_compare(demo_site, browser):
+    base, server, _ = demo_site
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(base + "/")
+    sign_in_as_demo_customer(page, 2)
+    send(page, server, "pasta")
+    first = server.hub.live()[0].last_done().products
+    assert len(first) >= 2
+    click_and_wait(page, server, "#kefu-more-0")
+    conversation = server.hub.live()[0]
+    tools = [e.name for e in conversation.turns[-1] if e.kind == "tool"]
+    assert tools == ["similar_items"]
+    page.click("#kefu-compare-0")
+    click_and_wait(page, server, "#kefu-compare-1")
+    compared = [e for e in server.hub.live()[0].turns[-1] if e.kind == "tool"]
+    assert [e.name for e in compared] == ["compare_products"] and len(compared[0].arguments["product_ids"]) == 2
+    page.close()
+
+
+def test_messages_and_titles_show_as_plain_text(demo_site, browser):
+    base, server, _ = demo_site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(base + "/")
+    send(page, server, "[Refund form](https://evil.example) <img src=https://evil.example/x.png> hi")
+    assert page.locator("#kefu-chat a[href*='evil.example']").count() == 0
+    assert page.locator("#kefu-chat img[src*='evil.example']").count() == 0
+    assert "[Refund form](https://evil.example)" in page.inner_text("#kefu-chat")
+    page.close()
+
+
+def test_mobile_width_layout(demo_site, browser, shots):
+    base, server, _ = demo_site
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(base + "/")
+    sign_in_as_demo_customer(page, 3)
+    send(page, server, "cheese")
+    page.wait_for_selector("#kefu-card-0 .kefu-card-title")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.locator("#kefu-card-0").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    page.screenshot(path=str(shots / "chat-mobile.png"), full_page=True)
+    page.close()
+
+
+def test_without_demo_mode_a_typed_id_reaches_no_one(page_settings, intent_classifier, browser, tmp_path):
+    settings = page_settings.model_copy(update={"demo": False, "auth_secret": SECRET})
+    server = build_server(settings, make_assistant(settings, intent_classifier, tmp_path / "records.sqlite"))
+    with web_server(settings, server=server) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base + "/")
+        assert page.locator("#kefu-customer").count() == 0 and page.locator("#kefu-demo-banner").count() == 0
+        page.fill("#kefu-token input", "1111")  # a customer id typed where a token belongs
+        page.click("#kefu-sign-in")
+        page.wait_for_selector("text=not valid", timeout=15_000)
+        assert "Guest" in page.inner_text("#kefu-who")
+        send(page, server, "show my recent orders")
+        assert "sign in" in bot_messages(page)[-1].lower()
+        assert server.hub.live()[0].customer_id is None
+        # The API of the page takes no customer id either: the demo picker's endpoint does not exist here.
+        info = httpx.get(base + "/gradio_api/info").json()
+        assert not any("pick_demo_customer" in name for name in info["named_endpoints"])
+
+        page.fill("#kefu-token input", server.tokens.issue("1111"))
+        page.click("#kefu-sign-in")
+        page.wait_for_function("document.querySelector('#kefu-who').innerText.includes('1111')", timeout=15_000)
+        done = send(page, server, "show my recent orders")
+        assert server.hub.live()[0].customer_id == "1111" and "sign in" not in done.reply.lower()
         page.close()
 
 
-def test_chat_page_says_when_the_model_is_down(settings):
-    settings = settings.model_copy(update={"ui_port": free_port(), "llm_port": free_port(), "llm_retries": 0})
-    page = build(settings)
-    page.queue().launch(server_name="127.0.0.1", server_port=settings.ui_port, prevent_thread_lock=True)
-    try:
-        reply = Client(f"http://127.0.0.1:{settings.ui_port}/", verbose=False).predict("hi", api_name="/respond_plain")
-        assert "assistant is unavailable" in reply and "kefu llm serve" in reply
-    finally:
+def test_model_down_shows_a_banner_and_still_answers(page_settings, intent_classifier, browser, shots, tmp_path):
+    from tests.conftest import free_port
+
+    settings = page_settings.model_copy(update={"llm_url": f"http://127.0.0.1:{free_port()}/v1"})
+    server = build_server(settings, make_assistant(settings, intent_classifier, tmp_path / "records.sqlite"))
+    with web_server(settings, server=server) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(base + "/")
+        send(page, server, "crackers")
+        page.wait_for_selector("#kefu-llm-banner", timeout=15_000)
+        assert "kefu llm serve" in page.inner_text("#kefu-llm-banner")
+        assert page.locator("#kefu-card-0 .kefu-card-title").is_visible()  # answered from classifier and rules
+        assert "Traceback" not in page.inner_text("body")
+        page.click("#kefu-retry")
+        page.wait_for_timeout(4000)
+        assert page.locator("#kefu-llm-banner").is_visible()  # still down
+        page.screenshot(path=str(shots / "chat-llm-down.png"), full_page=True)
         page.close()
 
 
-def test_assistant_page_answers_with_real_products(shop_settings):
-    from assistant.loop import Assistant
-    from tests.conftest import real_services
-    from tests.fake_llm import ScriptedLLM, reading
-
-    services = real_services(shop_settings, shop_settings.data_dir / "ui-records.sqlite")
-    assistant = Assistant(services, ScriptedLLM([reading(product="cheese", max_price=5)], ["Cheese picks."]))
-    port = free_port()
-    page = build(shop_settings, assistant)
-    page.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        reply = client.predict("cheese under $5", "1111", api_name="/respond_assistant")
-        text = reply[0] if isinstance(reply, tuple | list) else reply
-        assert "matches for" in text and "$" in text  # the lead-in composed from the results, then the cards
-    finally:
+def test_missing_index_names_the_command(settings, browser):
+    settings = settings.model_copy(update={"demo": True})
+    with web_server(settings) as base:
+        page = browser.new_page()
+        page.goto(base + "/")
+        text = page.inner_text("#kefu-setup-banner")
+        assert "kefu store build" in text or "kefu index" in text
         page.close()

@@ -140,10 +140,10 @@ def build_chat(server: Server) -> gr.Blocks:
         if not message:
             yield views(state, history)
             return
-        history.append({"role": "user", "content": message})
+        history.append({"role": "user", "content": html.escape(message)})  # shown as typed, never as HTML
         if assistant is None:
-            history.append({"role": "assistant", "content": f"Sorry, the shop assistant is not set up yet: "
-                            f"{server.unavailable}"})  # fmt: skip
+            text = f"Sorry, the shop assistant is not set up yet: {server.unavailable}"
+            history.append({"role": "assistant", "content": html.escape(text)})
             yield views(state, history)
             return
         conversation = hub.open(state.conversation_id, state.customer_id)
@@ -158,12 +158,12 @@ def build_chat(server: Server) -> gr.Blocks:
                 yield views(state, history)
             elif isinstance(event, TextChunk) and not event.listing:  # the cards are drawn, not listed
                 reply += event.text
-                history[-1] = {"role": "assistant", "content": reply}
+                history[-1] = {"role": "assistant", "content": html.escape(reply)}
                 yield views(state, history)
             elif isinstance(event, Refused):
-                history[-1] = {"role": "assistant", "content": event.message}
+                history[-1] = {"role": "assistant", "content": html.escape(event.message)}
             elif isinstance(event, TurnDone):
-                history[-1] = {"role": "assistant", "content": event.lead_in or event.reply}
+                history[-1] = {"role": "assistant", "content": html.escape(event.lead_in or event.reply)}
                 state.turn_of[len(history) - 1] = event.turn
                 state.cards = event.products[:MAX_CARDS]
                 state.alternatives = state.alternatives and event.outcome == "no_match" and bool(event.products)
@@ -181,7 +181,7 @@ def build_chat(server: Server) -> gr.Blocks:
             return gr.skip(), gr.skip()
         state.agent_seen += len(new)
         history = [_plain(m) for m in history or []]
-        history += [{"role": "assistant", "content": f"Support agent: {m.text}"} for m in new]
+        history += [{"role": "assistant", "content": html.escape(f"Support agent: {m.text}")} for m in new]
         return history, state
 
     def feedback(data: gr.LikeData, state: ChatState) -> None:
