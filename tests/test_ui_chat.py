@@ -270,3 +270,20 @@ def test_missing_index_names_the_command(settings, browser):
         text = page.inner_text("#kefu-setup-banner")
         assert "kefu store build" in text or "kefu index" in text
         page.close()
+
+
+@pytest.mark.stops_llm
+def test_stopping_the_served_model_shows_the_banner(llm_settings, page_settings, intent_classifier, browser, tmp_path):
+    from kefu.llm import server as vllm_server
+
+    if llm_settings.llm_url:
+        pytest.skip("external server: not ours to stop")
+    server = build_server(page_settings, make_assistant(page_settings, intent_classifier, tmp_path / "records.sqlite"))
+    with web_server(page_settings, server=server) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(base + "/")
+        vllm_server.stop(llm_settings)  # (an earlier stops_llm test may have stopped it already)
+        done = send(page, server, "crackers")
+        assert done.products and page.locator("#kefu-card-0 .kefu-card-title").is_visible()
+        assert "kefu llm serve" in page.inner_text("#kefu-llm-banner")
+        page.close()

@@ -18,11 +18,8 @@ from kefu.errors import StoreError
 from segmentation import export, report
 from segmentation.profiles import ProfileEvent, ProfileStore, drift
 from segmentation.workspace import segments_db, segments_dir
-from tests.browser import chromium, web_server
+from tests.browser import chromium, screens_dir, web_server
 from tests.segmentation_fit import copy_of_fit
-
-REPO = Path(__file__).resolve().parent.parent
-SCREEN = REPO / "eval" / "results" / "screens" / "dashboard.png"
 
 
 @pytest.fixture
@@ -31,10 +28,8 @@ def fitted(demo_store, tmp_path_factory, tmp_path):
 
 
 @pytest.fixture
-def shots(tmp_path) -> Path:
-    path = tmp_path / "shots"
-    path.mkdir()
-    return path
+def shots(tmp_path_factory) -> Path:
+    return screens_dir(tmp_path_factory)
 
 
 def segment_members(settings, segment: str) -> set[str]:
@@ -161,17 +156,6 @@ def test_dashboard_in_a_browser_filters_and_exports(fitted, shots, tmp_path):
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert saved.suffix == ".csv" and list(rows[0]) == export.COLUMNS
     assert {r["customer_id"] for r in rows} == members and {r["segment"] for r in rows} == {segment}
-    save_screen(shots / "dashboard.png")
-
-
-def save_screen(path: Path) -> None:
-    """The page as committed under eval/results/screens (a 256-colour PNG keeps it small)."""
-    from PIL import Image
-
-    SCREEN.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(256).save(SCREEN, optimize=True)
-    assert SCREEN.stat().st_size < 400_000
 
 
 def test_dashboard_without_a_fit_names_the_command(settings):
