@@ -9,9 +9,10 @@ attempts so they can be logged and answered politely.
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections import deque
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 INJECTION = re.compile(
     r"ignore (?:all |your |the )?(?:previous |prior )?(?:instructions|rules)|system prompt|you are now|"
@@ -32,21 +33,19 @@ def fence(label: str, text: str) -> str:
 
 
 class RateLimiter:
-    """At most ``limit`` events per ``window_s`` seconds per key (a sliding window). Thread-safe."""
+    """At most ``limit`` events per ``window_s`` seconds per key: the ``limits`` library's sliding-window counter
+    in memory, whose counters expire with their window, so memory stays bounded however many keys pass (its
+    moving-window strategy keeps an empty list per key forever). Thread-safe."""
 
     def __init__(self, limit: int, window_s: float) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.limit, self.window_s = limit, window_s
+        self._item = RateLimitItemPerSecond(limit, max(1, round(window_s)))
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            q = self._events.setdefault(key, deque())
-            while q and now - q[0] > self.window_s:
-                q.popleft()
-            if len(q) >= self.limit:
-                return False
-            q.append(now)
-            return True
+    def allow(self, key: str) -> bool:
+        """Count one event for ``key``; False when its window is already full."""
+        return self._limiter.hit(self._item, key)
+
+    def keys(self) -> int:
+        """How many counters the limiter holds (expired ones are dropped shortly after the next event)."""
+        return len(self._limiter.storage.storage)

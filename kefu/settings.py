@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         0.42, ge=0, le=1, description="A no-match still offers the results, labelled as alternatives, from this close."
     )
     rate_limit_per_minute: int = Field(20, ge=1, description="Messages per conversation per minute.")
+    rate_limit_per_address_per_minute: int = Field(60, ge=1, description="Messages per client address per minute.")
+    rate_limit_per_customer_per_minute: int = Field(40, ge=1, description="Messages per signed-in customer per minute.")
+    max_request_bytes: int = Field(
+        512 * 1024, ge=1024, description="Larger request bodies are refused (413) before they are parsed."
+    )
     auth_secret: str | None = Field(
         None, description="Signs session tokens (shoppers) and staff cookies; required unless demo mode is on. "
         "Make one: python -c 'import secrets; print(secrets.token_urlsafe(32))'. Rotating it revokes every token.",

@@ -13,7 +13,7 @@ import hmac
 import json
 from collections.abc import Iterator
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -26,17 +26,28 @@ from kefu.settings import Settings
 from segmentation.profiles import ProfileEvent
 from ui.auth import AuthError, Tokens, bearer
 from ui.hub import Hub
+from ui.limits import TOO_MANY, BodyLimit, ShopperLimits
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(max_length=200_000)
+    message: str = Field(max_length=20_000)
     conversation_id: str | None = Field(None, max_length=64)
 
 
-def create_app(assistant: Assistant, settings: Settings, hub: Hub | None = None, app: FastAPI | None = None) -> FastAPI:
-    """The API routes, on ``app`` when given (the web server's), sharing ``hub``'s conversations."""
-    app = app or FastAPI(title="Kefu", version="0.1.0")
+def create_app(
+    assistant: Assistant,
+    settings: Settings,
+    hub: Hub | None = None,
+    app: FastAPI | None = None,
+    limits: ShopperLimits | None = None,
+) -> FastAPI:
+    """The API routes, on ``app`` when given (the web server's, which limits bodies itself), sharing ``hub``'s
+    conversations and ``limits``' counters."""
+    if app is None:
+        app = FastAPI(title="Kefu", version="0.1.0")
+        app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     hub = hub or Hub(idle_s=settings.conversation_idle_s)
+    limits = limits or ShopperLimits(settings)
     tokens = Tokens.from_settings(settings)
 
     def customer_of(authorization: str | None) -> str | None:
@@ -46,8 +57,11 @@ def create_app(assistant: Assistant, settings: Settings, hub: Hub | None = None,
             raise HTTPException(401, str(exc)) from None
 
     @app.post("/v1/chat")
-    def chat(body: ChatRequest, authorization: str | None = Header(None)) -> StreamingResponse:
-        conversation = hub.open(body.conversation_id, customer_of(authorization))
+    def chat(body: ChatRequest, request: Request, authorization: str | None = Header(None)) -> StreamingResponse:
+        customer_id = customer_of(authorization)
+        if not limits.allow(request.client.host if request.client else None, customer_id):
+            raise HTTPException(429, TOO_MANY, headers={"Retry-After": "60"})
+        conversation = hub.open(body.conversation_id, customer_id)
 
         def stream() -> Iterator[str]:
             for event in hub.turn(assistant, conversation, body.message):

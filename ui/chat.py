@@ -20,6 +20,7 @@ from assistant.events import ProductCard, Products, Refused, TextChunk, TurnDone
 from assistant.follow_ups import FollowUp, compare, follow_ups, more_like
 from kefu.llm.server import is_healthy
 from ui.auth import SESSION_COOKIE, AuthError
+from ui.limits import TOO_MANY
 from ui.web import Server
 
 MAX_CARDS = 5
@@ -134,7 +135,7 @@ def build_chat(server: Server) -> gr.Blocks:
             out.append(gr.update(visible=chip is not None, value=chip.label if chip else ""))
         return out
 
-    def send(message: str, history: list[dict], state: ChatState):
+    def send(message: str, history: list[dict], state: ChatState, request: gr.Request):
         message = (message or "").strip()
         history = [_plain(m) for m in history or []]
         if not message:
@@ -144,6 +145,11 @@ def build_chat(server: Server) -> gr.Blocks:
         if assistant is None:
             text = f"Sorry, the shop assistant is not set up yet: {server.unavailable}"
             history.append({"role": "assistant", "content": html.escape(text)})
+            yield views(state, history)
+            return
+        if not server.limits.allow(request.client.host if request.client else None, state.customer_id):
+            history.append({"role": "assistant", "content": html.escape(TOO_MANY)})
+            state.outcome = "refused"
             yield views(state, history)
             return
         conversation = hub.open(state.conversation_id, state.customer_id)

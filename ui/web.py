@@ -22,6 +22,7 @@ from kefu.errors import KefuError
 from kefu.settings import Settings
 from ui.auth import STAFF_COOKIE, STAFF_TTL_S, Tokens, agent_key_ok
 from ui.hub import Hub
+from ui.limits import BodyLimit, ShopperLimits
 
 STAFF_PATHS = ("/copilot", "/dashboard")
 
@@ -35,6 +36,7 @@ class Server:
     unavailable: str | None
     hub: Hub
     tokens: Tokens
+    limits: ShopperLimits
 
 
 def build_server(settings: Settings, assistant: Assistant | None = None) -> Server:
@@ -45,7 +47,8 @@ def build_server(settings: Settings, assistant: Assistant | None = None) -> Serv
             assistant = build_assistant(settings)
         except KefuError as exc:
             unavailable = str(exc)
-    return Server(settings, assistant, unavailable, Hub(idle_s=settings.conversation_idle_s), tokens)
+    hub = Hub(idle_s=settings.conversation_idle_s)
+    return Server(settings, assistant, unavailable, hub, tokens, ShopperLimits(settings))
 
 
 def create_web_app(settings: Settings, assistant: Assistant | None = None, server: Server | None = None) -> FastAPI:
@@ -60,8 +63,9 @@ def create_web_app(settings: Settings, assistant: Assistant | None = None, serve
 
     server = server or build_server(settings, assistant)
     app = FastAPI(title="Kefu", version="0.1.0")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if server.assistant is not None:
-        create_app(server.assistant, settings, server.hub, app)
+        create_app(server.assistant, settings, server.hub, app, server.limits)
     _staff_gate(app, server)
     gr.mount_gradio_app(app, build_copilot(server), path="/copilot")
     gr.mount_gradio_app(app, build_dashboard(server), path="/dashboard")
