@@ -30,6 +30,13 @@ def chromium_path() -> str:
 @contextlib.contextmanager
 def web_server(settings: Settings, assistant=None) -> Iterator[str]:
     """`kefu serve`'s app on a free port; yields its base URL."""
+    with served(settings, assistant) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def served(settings: Settings, assistant=None) -> Iterator[tuple[str, object]]:
+    """`kefu serve`'s app on a free port; yields its base URL and its ``ui.web.Server`` (hub, tokens …)."""
     from ui.web import create_web_app
 
     port = free_port()
@@ -47,7 +54,7 @@ def web_server(settings: Settings, assistant=None) -> Iterator[str]:
     else:
         raise RuntimeError("the web server did not start")
     try:
-        yield base
+        yield base, app.state.server
     finally:
         server.should_exit = True
         thread.join(timeout=15)

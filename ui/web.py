@@ -53,15 +53,17 @@ def create_web_app(settings: Settings, assistant: Assistant | None = None) -> Fa
 
     from ui.api import create_app
     from ui.chat import build_chat
+    from ui.copilot import CSS as COPILOT_CSS
     from ui.copilot import build_copilot
     from ui.dashboard import build_dashboard
 
     server = build_server(settings, assistant)
     app = FastAPI(title="Kefu", version="0.1.0")
+    app.state.server = server  # the in-process tests reach the hub through it
     if server.assistant is not None:
         create_app(server.assistant, settings, server.hub, app)
     _staff_gate(app, server)
-    gr.mount_gradio_app(app, build_copilot(server), path="/copilot")
+    gr.mount_gradio_app(app, build_copilot(server), path="/copilot", css=COPILOT_CSS)
     gr.mount_gradio_app(app, build_dashboard(server), path="/dashboard")
     return gr.mount_gradio_app(app, build_chat(server), path="/")
 
