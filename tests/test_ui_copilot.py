@@ -41,6 +41,17 @@ def test_without_an_assistant_records_or_profiles_the_page_says_what_to_run(sett
     assert "kefu index" in page and "kefu segment fit" in page and "Traceback" not in page
 
 
+def test_the_copilot_needs_the_agent_key_outside_demo_mode(settings):
+    settings = settings.model_copy(update={"agent_key": "k-123", "auth_secret": "s" * 32, "llm_port": 9})
+    with web_server(settings) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/copilot/").status_code == 303  # to /staff
+        assert "agent copilot" not in client.get("/copilot/", follow_redirects=True).text
+        client.post("/staff", data={"key": "k-123", "next": "/copilot/"})
+        assert "agent copilot" in client.get("/copilot/").text
+    with web_server(settings.model_copy(update={"agent_key": None})) as base:
+        assert httpx.get(base + "/copilot/", timeout=30).status_code == 404  # no key: the page is off
+
+
 @pytest.fixture(scope="module")
 def site(llm_settings, shop_settings, intent_classifier, demo_store, tmp_path_factory):
     """The web server with the real assistant, and a customer's conversation that ended in a handoff."""
