@@ -32,13 +32,20 @@ def chromium_path() -> str:
 @contextlib.contextmanager
 def web_server(settings: Settings, assistant=None, server=None) -> Iterator[str]:
     """`kefu serve`'s app on a free port; yields its base URL. Pass ``server`` (``ui.web.build_server``) to keep
-    a handle on its hub and tokens."""
+    a handle on its hub and tokens, or use ``served``."""
+    with served(settings, assistant, server) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def served(settings: Settings, assistant=None, server=None) -> Iterator[tuple[str, object]]:
+    """`kefu serve`'s app on a free port; yields its base URL and its ``ui.web.Server`` (hub, tokens …)."""
     from ui.web import create_web_app
 
     port = free_port()
     app = create_web_app(settings.model_copy(update={"ui_port": port}), assistant, server)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -50,9 +57,9 @@ def web_server(settings: Settings, assistant=None, server=None) -> Iterator[str]
     else:
         raise RuntimeError("the web server did not start")
     try:
-        yield base
+        yield base, app.state.server
     finally:
-        server.should_exit = True
+        uv.should_exit = True
         thread.join(timeout=15)
 
 

@@ -58,16 +58,18 @@ def create_web_app(settings: Settings, assistant: Assistant | None = None, serve
     from ui.api import create_app
     from ui.chat import CSS as CHAT_CSS
     from ui.chat import build_chat
+    from ui.copilot import CSS as COPILOT_CSS
     from ui.copilot import build_copilot
     from ui.dashboard import build_dashboard
 
     server = server or build_server(settings, assistant)
     app = FastAPI(title="Kefu", version="0.1.0")
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.state.server = server  # the in-process tests reach the hub through it
     if server.assistant is not None:
         create_app(server.assistant, settings, server.hub, app, server.limits)
     _staff_gate(app, server)
-    gr.mount_gradio_app(app, build_copilot(server), path="/copilot")
+    gr.mount_gradio_app(app, build_copilot(server), path="/copilot", css=COPILOT_CSS)
     gr.mount_gradio_app(app, build_dashboard(server), path="/dashboard")
     return gr.mount_gradio_app(app, build_chat(server), path="/", css=CHAT_CSS)
 

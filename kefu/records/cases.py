@@ -33,6 +33,20 @@ class CaseBook:
             )
         return case_id
 
+    def take(self, case_id: str, agent: str) -> dict:
+        """Mark an open case as taken by ``agent``; a case someone already took keeps its first taker.
+        Returns the case row as it now stands (KeyError for an unknown case)."""
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                "UPDATE cases SET status = 'taken', taken_by = ?, taken_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+                "WHERE case_id = ? AND status = 'open'",
+                (agent.strip()[:80] or "agent", case_id),
+            )
+        rows = self.records.rows("SELECT * FROM cases WHERE case_id = ?", (case_id,))
+        if not rows:
+            raise KeyError(f"no case {case_id}")
+        return rows[0]
+
     def create_return(self, customer_id: str, order_id: str, product_id: str | None, reason: str) -> str:
         return_id = "RET-" + uuid.uuid4().hex[:8].upper()
         with self.records.lock, self.records.con as con:

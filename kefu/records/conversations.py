@@ -105,5 +105,30 @@ class ConversationLog:
                 (conversation_id, turn, rating, redact(comment[:1000])),
             )
 
+    def recent(self, limit: int = 50) -> list[dict]:
+        """The most recently active logged conversations: id, customer, turns, first/last time, the outcomes of
+        their turns (comma-separated) and whether a shopper gave any reply a thumbs down."""
+        return self.records.rows(
+            """SELECT t.conversation_id, max(t.customer_id) AS customer_id, count(*) AS turns,
+                      min(t.created_at) AS started, max(t.created_at) AS last_at,
+                      group_concat(coalesce(t.outcome, ''), ',') AS outcomes,
+                      EXISTS (SELECT 1 FROM feedback f WHERE f.conversation_id = t.conversation_id
+                              AND f.rating = -1) AS thumbs_down
+               FROM turns t GROUP BY t.conversation_id ORDER BY max(t.id) DESC LIMIT ?""",
+            (limit,),
+        )
+
+    def thumbs_down(self) -> set[str]:
+        """Conversations where a shopper gave a reply a thumbs down."""
+        rows = self.records.rows("SELECT DISTINCT conversation_id FROM feedback WHERE rating = -1")
+        return {r["conversation_id"] for r in rows}
+
+    def ratings(self, conversation_id: str) -> dict[int, int]:
+        """turn -> the latest rating (+1 / -1) a shopper gave that turn's reply."""
+        rows = self.records.rows(
+            "SELECT turn, rating FROM feedback WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        return {r["turn"]: r["rating"] for r in rows}
+
     def tool_calls(self, turn_id: int) -> list[dict]:
         return self.records.rows("SELECT * FROM tool_calls WHERE turn_id = ? ORDER BY id", (turn_id,))

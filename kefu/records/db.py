@@ -61,6 +61,10 @@ MIGRATIONS = [
         comment TEXT
     );
     """,
+    """
+    ALTER TABLE cases ADD COLUMN taken_by TEXT;  -- the support agent who took the case (status 'taken')
+    ALTER TABLE cases ADD COLUMN taken_at TEXT;
+    """,
 ]
 
 

@@ -1,0 +1,265 @@
+"""The support agents' desk: what the copilot page shows, as typed values, from the running server's live
+conversations, the conversation log, the case book and the shop's services.
+
+- ``conversations``: live ones (the hub's) and recent logged ones, filterable by handoff / no-match / thumbs-down;
+- ``timeline``: the per-turn view (``assistant/timeline.py``), live events when the conversation is live;
+- ``customer``: the customer card (fitted profile, last orders);
+- ``suggestions``: replies built from the last turn's evidence (``assistant/suggest.py``), looked up here;
+- ``queue`` / ``take``: the handoff cases, and marking one as taken.
+
+Any part may be missing (no assistant, no records yet, no fitted profiles): each method then says what to run
+in a ``note`` instead of failing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from assistant.events import Event, ProductCard, TurnDone
+from assistant.factory import load_profiles
+from assistant.loop import Assistant
+from assistant.services import Coupon, Order, Profiles, Services
+from assistant.suggest import AFTER_SALES_INTENTS, Evidence, Suggestion, suggest
+from assistant.timeline import CaseView, TurnView, case_view, from_live, from_log
+from kefu.errors import KefuError
+from kefu.records.cases import CaseBook
+from kefu.records.conversations import ConversationLog
+from kefu.records.db import Records
+from kefu.settings import Settings
+
+FILTERS: tuple[str, ...] = ("all", "handoff", "no_match", "thumbs_down")
+NO_PROFILES = "No fitted customer profiles; run `kefu segment fit`, then restart `kefu serve`."
+NO_RECORDS = "No conversation log yet: it fills as shoppers chat (`kefu serve`, after `kefu index`)."
+
+
+class LiveConversation(Protocol):
+    """What the desk reads of a live conversation (``ui/hub.py: Conversation``)."""
+
+    turns: list[list[Event]]
+    messages: list[tuple[str, str]]
+    last_active: float
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def customer_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ConversationItem:
+    conversation_id: str
+    customer_id: str | None
+    live: bool
+    turns: int
+    last_at: str  # ISO time (UTC)
+    outcomes: tuple[str, ...] = ()
+    thumbs_down: bool = False
+
+    def matches(self, what: str) -> bool:
+        if what == "thumbs_down":
+            return self.thumbs_down
+        return what == "all" or what in self.outcomes
+
+
+class CustomerCard(BaseModel):
+    customer_id: str | None
+    segment: str | None = None
+    persona: str | None = None
+    rfm: tuple[int | None, int | None, int | None] | None = None
+    clv_expected_value: float | None = None
+    clv_expected_purchases: float | None = None
+    alive_band: str | None = None
+    p_alive: float | None = None
+    price_band: str | None = None
+    propensity: float | None = None
+    top_categories: list[str] = Field(default_factory=list)
+    orders: list[dict[str, Any]] = Field(default_factory=list)  # order_id, ordered_at, status, items, total
+    notes: list[str] = Field(default_factory=list)  # what is missing and what to run
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _outcomes(turns: list[list[Event]]) -> tuple[str, ...]:
+    return tuple(e.outcome for events in turns for e in events if isinstance(e, TurnDone))
+
+
+@dataclass
+class Desk:
+    services: Services | None
+    log: ConversationLog | None
+    cases: CaseBook | None
+    profiles: Profiles | None = None
+    notes: list[str] = field(default_factory=list)  # what is missing, and the command that makes it
+
+    @classmethod
+    def open(cls, settings: Settings, assistant: Assistant | None, unavailable: str | None = None) -> Desk:
+        """The running assistant's services and records; without one, the records and profiles on disk."""
+        if assistant is not None:
+            services, log = assistant.services, assistant.log
+            cases = services.cases if isinstance(services.cases, CaseBook) else None
+            records = log.records if log is not None else cases.records if cases is not None else None
+            log = log or (ConversationLog(records) if records is not None else None)
+            cases = cases or (CaseBook(records) if records is not None else None)
+            desk = cls(services, log, cases, services.profiles)
+            desk.notes += [] if log is not None else [NO_RECORDS]
+        else:
+            reason = unavailable or "it has not been built"
+            notes = [f"The assistant is unavailable ({reason}): live conversations and suggestions need it."]
+            records = Records(settings.records_path) if settings.records_path.is_file() else None
+            desk = cls(None, None, None, load_profiles(settings), notes)
+            if records is None:
+                desk.notes.append(NO_RECORDS)
+            else:
+                desk.log, desk.cases = ConversationLog(records), CaseBook(records)
+        if desk.profiles is None:
+            desk.notes.append(NO_PROFILES)
+        return desk
+
+    # -- the conversation list ------------------------------------------------------------------------------
+    def conversations(
+        self, live: Sequence[LiveConversation], what: str = "all", limit: int = 50
+    ) -> list[ConversationItem]:
+        """Live conversations first (most recently active first), then recent logged ones that are not live."""
+        down = self.log.thumbs_down() if self.log is not None else set()
+        items = [
+            ConversationItem(c.id, c.customer_id, True, len(c.turns), _iso(c.last_active), _outcomes(c.turns),
+                             c.id in down)
+            for c in live
+        ]  # fmt: skip
+        seen = {i.conversation_id for i in items}
+        for row in self.log.recent(limit) if self.log is not None else []:
+            if row["conversation_id"] in seen:
+                continue
+            outcomes = tuple(o for o in (row["outcomes"] or "").split(",") if o)
+            items.append(ConversationItem(row["conversation_id"], row["customer_id"], False, row["turns"],
+                                          row["last_at"], outcomes, bool(row["thumbs_down"])))  # fmt: skip
+        return [i for i in items if i.matches(what)][:limit]
+
+    # -- one conversation -----------------------------------------------------------------------------------
+    def timeline(self, conversation_id: str, live: LiveConversation | None = None) -> list[TurnView]:
+        if live is not None:
+            views = from_live(live.turns, live.messages)
+        elif self.log is not None:
+            views = [from_log(row, self.log.tool_calls(row["id"])) for row in self.log.turns(conversation_id)]
+        else:
+            views = []
+        ratings = self.log.ratings(conversation_id) if self.log is not None else {}
+        for view in views:
+            view.rating = ratings.get(view.turn)
+            if view.product_ids and not view.cards:
+                view.cards = self.cards(view.product_ids)
+        return views
+
+    def customer_of(self, conversation_id: str, live: LiveConversation | None = None) -> str | None:
+        if live is not None:
+            return live.customer_id
+        rows = self.log.turns(conversation_id) if self.log is not None else []
+        return next((r["customer_id"] for r in rows if r["customer_id"]), None)
+
+    def customer(self, customer_id: str | None, orders: int = 3) -> CustomerCard:
+        card = CustomerCard(customer_id=customer_id)
+        if customer_id is None:
+            card.notes.append("A guest (not signed in): no profile and no orders.")
+            return card
+        profiles = self.profiles
+        if profiles is None:
+            card.notes.append(NO_PROFILES)
+        else:
+            try:
+                p = profiles.get(customer_id).model_dump()
+            except (KefuError, KeyError) as exc:
+                card.notes.append(str(exc).strip("'\""))
+            else:
+                keys = ("segment", "persona", "clv_expected_value", "clv_expected_purchases", "p_alive",
+                        "alive_band", "price_band", "propensity")  # fmt: skip
+                card = card.model_copy(update={k: p.get(k) for k in keys})
+                card.rfm = (p.get("r"), p.get("f"), p.get("m"))
+                card.top_categories = list(p.get("top_categories") or [])
+        if self.services is not None:
+            try:
+                card.orders = [_order_row(o) for o in self.services.orders.recent(customer_id, orders)]
+            except KefuError as exc:
+                card.notes.append(str(exc))
+        return card
+
+    def cards(self, product_ids: list[str]) -> list[ProductCard]:
+        """Catalogue rows of these products, in their order (none without a catalogue)."""
+        if not product_ids or self.services is None:
+            return []
+        try:
+            return self.services.catalogue.details(product_ids)
+        except KefuError:
+            return []
+
+    def last_cards(self, turns: list[TurnView]) -> list[ProductCard]:
+        """The products of the last turn that showed any, as catalogue rows."""
+        for t in reversed(turns):
+            if t.cards or t.product_ids:
+                return list(t.cards) or self.cards(t.product_ids)
+        return []
+
+    def open_case(self, conversation_id: str) -> str | None:
+        if self.cases is None:
+            return None
+        rows = [r for r in self.cases.rows("cases") if r["conversation_id"] == conversation_id]
+        return rows[-1]["case_id"] if rows else None
+
+    def evidence(self, conversation_id: str, turns: list[TurnView], customer_id: str | None, agent: str) -> Evidence:
+        last = turns[-1] if turns else None
+        cards = self.last_cards(turns)
+        order, latest, coupon = None, False, None
+        if self.services is not None and customer_id is not None and last is not None:
+            orders = self.services.orders
+            try:
+                if (order_id := last.order_id()) is not None:
+                    order = orders.order(customer_id, order_id)
+                if order is None and (last.intent in AFTER_SALES_INTENTS or last.outcome == "handoff"):
+                    recent = orders.recent(customer_id, 1)
+                    order, latest = (recent[0], True) if recent else (None, False)
+                shown = next((t.coupon for t in reversed(turns) if t.coupon), None)
+                if shown:
+                    coupon = Coupon(shown["coupon_upc"], shown["campaign_id"], shown["product_id"])
+                elif cards:
+                    coupon = orders.coupon_for(customer_id, [c.product_id for c in cards])
+            except KefuError:
+                pass  # the store is unreadable: suggestions without its facts
+        case_id = (last.handoff_case if last else None) or self.open_case(conversation_id)
+        return Evidence(last, cards, order, latest, coupon, case_id, agent or "the support team")
+
+    def suggestions(self, conversation_id: str, turns: list[TurnView], customer_id: str | None,
+                    agent: str = "") -> tuple[list[Suggestion], list[ProductCard]]:  # fmt: skip
+        """Suggested replies and the products an agent may insert."""
+        e = self.evidence(conversation_id, turns, customer_id, agent)
+        return suggest(e), e.cards
+
+    # -- the handoff queue ----------------------------------------------------------------------------------
+    def queue(self, include_taken: bool = True) -> list[CaseView]:
+        """Cases, open ones first, newest first within each."""
+        if self.cases is None:
+            return []
+        views = [case_view(r) for r in self.cases.rows("cases")]
+        views = [v for v in views if include_taken or v.status == "open"]
+        views.sort(key=lambda v: v.created_at, reverse=True)
+        return sorted(views, key=lambda v: v.status != "open")
+
+    def take(self, case_id: str, agent: str) -> CaseView:
+        if self.cases is None:
+            raise KefuError(NO_RECORDS)
+        return case_view(self.cases.take(case_id, agent))
+
+    def titles(self, product_ids: list[str]) -> dict[str, str]:
+        """product_id -> display title, for the queue's items shown (empty without a catalogue)."""
+        return {c.product_id: c.title for c in self.cards(product_ids)}
+
+
+def _order_row(o: Order) -> dict[str, Any]:
+    day = o.ordered_at.strftime("%Y-%m-%d") if o.ordered_at else ""
+    return {"order_id": o.order_id, "ordered_at": day, "status": o.status, "items": o.items, "total": o.total}
