@@ -10,20 +10,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
 
 from assistant.loop import Assistant
 from assistant.timeline import TurnView
 from kefu.llm.client import LLM
 from kefu.records.conversations import ConversationLog
-from tests.browser import chromium, served, web_server
-from tests.conftest import REPO, real_services
+from tests.browser import chromium, screens_dir, served, web_server
+from tests.conftest import real_services
 from ui.copilot import esc, turn_html
 from ui.hub import Hub
 
 CUSTOMER = "1111"
 LINK_MESSAGE = "is [this one](http://evil.example/x) good? <img src=x onerror=alert(1)>"
-SCREEN = REPO / "eval" / "results" / "screens" / "copilot.png"
 
 
 def test_shopper_and_catalogue_text_is_escaped():
@@ -75,7 +73,7 @@ def site(llm_settings, shop_settings, intent_classifier, demo_store, tmp_path_fa
 
 
 @pytest.mark.llm
-def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, tmp_path):
+def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, tmp_path, tmp_path_factory):
     base, server, _, conversation, _ = site
     done = conversation.last_done()
     assert done is not None and done.outcome == "handoff" and done.handoff_case  # the served stack opened a case
@@ -113,9 +111,7 @@ def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, 
         assert "taken by agent" in page.locator("#copilot-queue").inner_text()
         (case,) = [c for c in server.assistant.services.cases.rows("cases") if c["case_id"] == done.handoff_case]
         assert case["status"] == "taken" and case["taken_by"] == "agent"
-        page.screenshot(path=str(tmp_path / "copilot.png"), full_page=True)
-    SCREEN.parent.mkdir(parents=True, exist_ok=True)
-    Image.open(tmp_path / "copilot.png").quantize(256).save(SCREEN, optimize=True)  # a committed figure: kept small
+        page.screenshot(path=str(screens_dir(tmp_path_factory) / "copilot.png"), full_page=True)
 
 
 @pytest.mark.llm
