@@ -33,6 +33,7 @@ from retrieval.rerank import ShopperProfile, personal_boost
 log = logging.getLogger(__name__)
 BLAS = ThreadpoolController()
 System = Literal["hybrid", "bm25", "dense"]
+CHROMA_DOWN = "The vector server did not answer; meaning-based matches came from the local copy of the index."
 Fusion = Literal["auto", "convex", "rrf"]
 MAX_K = 1000
 
@@ -197,7 +198,9 @@ class ProductSearch:
                 )
             return self._browse(query, mask, k, customer, warnings)
 
-        terms, lexical_hits, dense_hits, scores = self._retrieve(query, None if filters.is_empty() else mask, k, system)
+        terms, lexical_hits, dense_hits, scores = self._retrieve(
+            query, None if filters.is_empty() else mask, k, system, warnings
+        )
         lexical_rank = {row: r for r, (row, _) in enumerate(lexical_hits, 1)}
         dense_rank = {row: r for r, (row, _) in enumerate(dense_hits, 1)}
         scores = {row: s for row, s in scores.items() if mask[row]}  # the hard filters, re-checked
@@ -212,7 +215,7 @@ class ProductSearch:
             query=query, system=system, results=results, corrections=terms.corrections, warnings=warnings
         )
 
-    def _retrieve(self, query: str, mask: np.ndarray | None, k: int, system: System):
+    def _retrieve(self, query: str, mask: np.ndarray | None, k: int, system: System, warnings: list[str]):
         """(terms, lexical hits, dense hits, row -> score of ``system``) for a non-empty query."""
         pool = max(k, self.config.candidates)
         terms, lexical_scores, lexical_hits, dense_hits = QueryTerms(tokens=[]), None, [], []
@@ -223,7 +226,7 @@ class ProductSearch:
         if system == "bm25":
             return terms, lexical_hits, dense_hits, dict(lexical_hits)
         vector = self.encode(query)
-        dense_hits = self.dense_candidates(vector, pool, mask)
+        dense_hits = self.dense_candidates(vector, pool, mask, warnings)
         if system == "dense":
             return terms, lexical_hits, dense_hits, dict(dense_hits)
         c = self.config
@@ -255,14 +258,18 @@ class ProductSearch:
         with BLAS.limit(limits=1, user_api="blas"):
             return self.vectors[self.text_row[rows]] @ vector
 
-    def dense_candidates(self, vector: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
+    def dense_candidates(
+        self, vector: np.ndarray, n: int, mask: np.ndarray | None, warnings: list[str] | None = None
+    ) -> list[tuple[int, float]]:
         """Top-n (row, cosine) by meaning, from Chroma's HNSW index. With a filter (every shopper's search
         carries one: in stock), Chroma is asked for ``n * hnsw_overfetch`` neighbours without a where clause
         (its metadata-filtered query took 200-700 ms at 100k products here) and the filter is applied to them.
         An exact scan of the allowed products' vectors answers instead when the filter is narrow (``use_hnsw``)
         or when the over-fetch holds fewer than n allowed neighbours."""
         if mask is None:
-            hits = self.dense.search(vector, n, None)
+            hits = self._hnsw(vector, n, warnings)
+            if hits is None:
+                return self.exact_candidates(vector, n, np.ones(len(self.catalog), dtype=bool))
             return [(self.catalog.row_of[pid], s) for pid, s in hits if pid in self.catalog.row_of]
         allowed = int(np.count_nonzero(mask))
         if allowed == 0:
@@ -270,11 +277,23 @@ class ProductSearch:
         if self.use_hnsw(allowed):
             want = min(n * self.config.hnsw_overfetch, len(self.catalog))
             row_of = self.catalog.row_of
-            hits = [(row_of[pid], s) for pid, s in self.dense.search(vector, want, None) if pid in row_of]
+            got = self._hnsw(vector, want, warnings)
+            hits = [(row_of[pid], s) for pid, s in got or [] if pid in row_of]
             kept = [(row, s) for row, s in hits if mask[row]]
-            if len(kept) >= min(n, allowed):
+            if got is not None and len(kept) >= min(n, allowed):
                 return kept[:n]
         return self.exact_candidates(vector, n, mask)
+
+    def _hnsw(self, vector: np.ndarray, n: int, warnings: list[str] | None) -> list[tuple[str, float]] | None:
+        """Chroma's nearest neighbours, or None when Chroma cannot answer (a server down or restarting): then
+        the exact scan of the local vector mirror answers and ``warnings`` says so."""
+        try:
+            return self.dense.search(vector, n, None)
+        except Exception as exc:  # noqa: BLE001 - any Chroma failure: the local mirror answers the same question
+            log.warning("Chroma did not answer (%s); dense candidates from the local vector copy", exc)
+            if warnings is not None:
+                warnings.append(CHROMA_DOWN)
+            return None
 
     def use_hnsw(self, allowed: int) -> bool:
         """Whether a filter allowing ``allowed`` products is served by the HNSW over-fetch: the exact scan would
