@@ -171,7 +171,7 @@ def test_llm_down_still_answers_from_tools(services, log):
     assistant = Assistant(services, ScriptedLLM(down=True), MODEL_LEAD_IN, log=log)
     events, done = run(assistant, Session(customer_id=CUSTOMER), "pasta under $3")
     assert events[0].source.startswith("default") and done.products
-    assert done.reply.startswith("Here is what I found:")
+    assert done.reply.startswith("Sorry, my answer was cut off, but here is what I found:")
     assert all(p.price <= 3 for p in done.products)
     _, done = run(Assistant(services, ScriptedLLM(down=True), log=log), Session(customer_id=CUSTOMER), "pasta")
     assert done.products and done.reply.startswith(f"Here are {len(done.products)} matches for")

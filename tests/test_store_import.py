@@ -150,10 +150,14 @@ def test_bad_mapping_files(tmp_path):
 
 
 def test_failed_import_leaves_the_previous_store_intact(shop, demo_store, tmp_path):
+    import hashlib
+
     target = tmp_path / "live.duckdb"
     shutil.copy(demo_store, target)
+    before = hashlib.sha256(target.read_bytes()).hexdigest()
     (shop / "items.csv").write_text(ITEMS + "O1,A1,two,1\n")
     expect_error(load_mapping(shop / "mapping.toml"), target, "cannot read 'two' as a number")
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == before  # byte-identical
     assert store.info(target)["tables"]["products"] == 92331
     assert not target.with_name("live.duckdb.building").exists()
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
 import openai
 from pydantic import BaseModel, ValidationError
 
@@ -104,6 +105,11 @@ class LLM:
         except json.JSONDecodeError as exc:
             raise LLMError(
                 f"The LLM server at {self.base_url} streamed something that is not JSON ({exc.msg})."
+            ) from exc
+        except httpx.HTTPError as exc:  # the server died mid-stream: the SDK does not wrap errors while iterating
+            raise LLMError(
+                f"The LLM server at {self.base_url} stopped mid-answer ({type(exc).__name__}); "
+                "restart it with `kefu llm serve`."
             ) from exc
 
     def structured(
