@@ -1,0 +1,198 @@
+"""Load: N concurrent shopper sessions for a while against one `kefu serve` on loopback, over the HTTP API.
+
+Starts `kefu serve` itself (its own secret, the configured data dir and LLM: set KEFU_LLM_URL to reuse a running
+vLLM), signs one token per session for a distinct real customer, and has each session loop through a script of
+shopping and order messages on its own conversation. Checks every reply for cross-talk: the conversation id stays
+the session's own, order ids shown belong to that session's customer (from the store), and "the second one"
+resolves to a product that session was shown. Prints JSON: turns/s, turn p50/p95, status counts (the rate
+limit's 429 apart), cross-talk count, and the server's resident memory over time.
+
+All shoppers come from one loopback address here, so the per-address limit is raised for the run
+(KEFU_RATE_LIMIT_PER_ADDRESS_PER_MINUTE); the per-customer and per-conversation limits stay as configured.
+
+    python bench/load.py --sessions 50 --seconds 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+
+from kefu.settings import Settings
+from ui.auth import Tokens
+
+SCRIPT = [
+    "crackers under $4",
+    "tell me about the second one",
+    "something cheaper",
+    "show my recent orders",
+    "pasta",
+    "where is my order?",
+    "cheddar cheese",
+    "milk under $4",
+]
+SECRET = "load-bench-secret-" + os.urandom(8).hex()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (vLLM excluded: it is not a child when KEFU_LLM_URL is set)."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/status").read_text().split("VmRSS:")[1].split()
+            total += int(fields[0])
+        except (OSError, IndexError):
+            pass
+    return round(total / 1024, 1)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def events_of(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, orders: dict[str, set[str]],
+                  stop_at: float, stats: dict) -> None:  # fmt: skip
+    conversation, shown, n = None, set(), 0
+    while time.monotonic() < stop_at:
+        message = SCRIPT[n % len(SCRIPT)]
+        n += 1
+        t0 = time.perf_counter()
+        try:
+            r = await client.post("/v1/chat", json={"message": message, "conversation_id": conversation},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=180)  # fmt: skip
+        except httpx.HTTPError as exc:
+            stats["errors"].append(f"{type(exc).__name__}: {exc}")
+            continue
+        stats["status"][r.status_code] = stats["status"].get(r.status_code, 0) + 1
+        if r.status_code == 429:
+            await asyncio.sleep(float(r.headers.get("retry-after", "5")) / 6)
+            continue
+        if r.status_code != 200:
+            stats["errors"].append(f"{r.status_code}: {r.text[:200]}")
+            continue
+        events = events_of(r.text)
+        done = next((d for k, d in events if k == "done"), None)
+        if done is None:
+            stats["errors"].append("no done event")
+            continue
+        stats["latency_ms"].append((time.perf_counter() - t0) * 1000)
+        if conversation is not None and done["conversation_id"] != conversation:
+            stats["cross_talk"].append(f"session {i}: conversation changed")
+        conversation = done["conversation_id"]
+        for _, data in (e for e in events if e[0] == "tool"):
+            for order_id in data.get("data", {}).get("order_ids", []) or []:
+                if order_id not in orders[customer]:
+                    stats["cross_talk"].append(f"session {i} ({customer}) was shown order {order_id}")
+            if data["name"] in ("compare_products", "similar_items", "bought_together"):
+                for pid in data["arguments"].get("product_ids", [data["arguments"].get("product_id")]):
+                    if pid and pid not in shown:
+                        stats["cross_talk"].append(f"session {i} referred to product {pid} it was never shown")
+        for order_id in re.findall(r"\b\d{11}\b", done["reply"]):
+            if order_id not in orders[customer]:
+                stats["cross_talk"].append(f"session {i} ({customer}) reply names order {order_id}")
+        shown |= {p["product_id"] for p in done["products"]}
+
+
+async def run(args: argparse.Namespace, base: str, customers: list[str], orders: dict, pid: int) -> dict:
+    tokens = Tokens(SECRET, 3600)
+    stats: dict = {"status": {}, "errors": [], "latency_ms": [], "cross_talk": []}
+    memory: list[tuple[float, float]] = []
+    start = time.monotonic()
+    stop_at = start + args.seconds
+
+    async def sample() -> None:
+        while time.monotonic() < stop_at + 5:
+            memory.append((round(time.monotonic() - start), rss_mb(pid)))
+            await asyncio.sleep(10)
+
+    limits = httpx.Limits(max_connections=args.sessions + 5)
+    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
+        sampler = asyncio.create_task(sample())
+        await asyncio.gather(*(session(i, client, tokens.issue(c), c, orders, stop_at, stats)
+                               for i, c in enumerate(customers)))  # fmt: skip
+        await sampler
+    elapsed = time.monotonic() - start
+    lat = sorted(stats["latency_ms"])
+    first = statistics.median(m for t, m in memory if t <= 60) if memory else None
+    last = statistics.median(m for t, m in memory if t >= memory[-1][0] - 60) if memory else None
+    return {
+        "sessions": args.sessions,
+        "seconds": round(elapsed, 1),
+        "turns": len(lat),
+        "turns_per_s": round(len(lat) / elapsed, 2),
+        "turn_p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
+        "turn_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+        "status": stats["status"],
+        "rate_limited_429": stats["status"].get(429, 0),
+        "errors_other_than_429": len(stats["errors"]),
+        "error_samples": stats["errors"][:5],
+        "cross_talk": len(stats["cross_talk"]),
+        "cross_talk_samples": stats["cross_talk"][:5],
+        "server_rss_mb": {"first_minute_median": first, "last_minute_median": last, "samples": memory},
+        "load_average_end": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=300)
+    parser.add_argument("--port", type=int, default=7870)
+    args = parser.parse_args()
+    settings = Settings()
+    con = duckdb.connect(str(settings.store_path), read_only=True)
+    busiest = "SELECT customer_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?"
+    customers = [r[0] for r in con.execute(busiest, [args.sessions]).fetchall()]
+    orders: dict[str, set[str]] = {c: set() for c in customers}
+    for c, o in con.execute("SELECT customer_id, order_id FROM orders WHERE customer_id IN (SELECT unnest(?))",
+                            [customers]).fetchall():  # fmt: skip
+        orders[c].add(o)
+    con.close()
+    env = {**os.environ, "KEFU_AUTH_SECRET": SECRET, "KEFU_UI_PORT": str(args.port),
+           "KEFU_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "1000000"}  # fmt: skip
+    kefu = Path(sys.executable).parent / "kefu"
+    server = subprocess.Popen([str(kefu), "serve", "--no-start-llm"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/health", timeout=2).json().get("assistant"):
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            raise SystemExit("kefu serve did not come up with an assistant in 120 s")
+        print(json.dumps(asyncio.run(run(args, base, customers, orders, server.pid)), indent=1))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
