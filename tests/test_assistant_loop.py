@@ -143,3 +143,18 @@ def test_a_forced_round_without_a_usable_call_falls_back_to_the_structured_plan(
     events, done = run(Assistant(fake_services(), llm, config), Session("c1"), "cheddar cheese")
     assert [e.name for e in tools_of(events)] == ["search_products"] and done.products
     assert sum(kind == "tool_calls" for kind, _ in llm.calls) == 1
+
+
+def test_more_like_a_shown_card_asks_for_similar_items():
+    from assistant.events import ProductCard
+    from assistant.follow_ups import compare, more_like
+    from assistant.understanding.rules import parse_rules
+
+    session = Session(customer_id="c1")
+    session.remember([ProductCard(product_id=p, title=p.upper(), price=1.0) for p in ("p1", "p2", "p3")])
+    found = parse_rules(more_like(2))  # the card action's own message, read by the rules
+    u = Understanding(intent="product_search", slots=Slots(**found))
+    assert plan_turn(u, session, Treatment(), more_like(2), False, {}).calls == [
+        ("similar_items", {"product_id": "p2"})
+    ]
+    assert parse_rules(compare([1, 3]))["product_refs"] == [1, 3]
