@@ -158,3 +158,21 @@ def test_more_like_a_shown_card_asks_for_similar_items():
         ("similar_items", {"product_id": "p2"})
     ]
     assert parse_rules(compare([1, 3]))["product_refs"] == [1, 3]
+
+
+def test_follow_ups_fit_the_turn_and_the_rules_read_them():
+    from assistant.events import ProductCard
+    from assistant.follow_ups import follow_ups
+    from assistant.understanding.rules import parse_rules
+
+    cards = [ProductCard(product_id="p1", title="PASTA", price=1.5, brand="National")]
+    answered = TurnDone(conversation_id="c", turn=1, reply="r", products=cards)
+    chips = follow_ups(answered, "product_search")
+    assert [c.label for c in chips] == ["Something cheaper", "Another brand", "More like the first"]
+    assert parse_rules(chips[0].message)["refinement"] == "cheaper"
+    assert parse_rules(chips[1].message)["refinement"] == "other_brand"
+    assert parse_rules(chips[2].message) == {"product_refs": [1], "refinement": "more"}
+    no_match = TurnDone(conversation_id="c", turn=1, reply="r", outcome="no_match")
+    assert "Talk to a person" in [c.label for c in follow_ups(no_match)]
+    declined = TurnDone(conversation_id="c", turn=1, reply="r", outcome="declined")
+    assert all(c.message for c in follow_ups(declined)) and follow_ups(declined)[0].label == "Find a product"
