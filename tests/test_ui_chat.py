@@ -287,3 +287,24 @@ def test_stopping_the_served_model_shows_the_banner(llm_settings, page_settings,
         assert done.products and page.locator("#kefu-card-0 .kefu-card-title").is_visible()
         assert "kefu llm serve" in page.inner_text("#kefu-llm-banner")
         page.close()
+
+
+def test_a_reply_sent_from_the_copilot_appears_in_the_shoppers_chat(demo_site, browser):
+    base, server, _ = demo_site
+    shopper = browser.new_page(viewport={"width": 1280, "height": 1000})
+    shopper.goto(base + "/")
+    sign_in_as_demo_customer(shopper, 4)
+    done = send(shopper, server, "I want to talk to a person about my order")
+    agent = browser.new_page(viewport={"width": 1500, "height": 1400})
+    agent.goto(base + "/copilot/")  # demo mode: open without the agent key
+    agent.locator("#copilot-conversations label", has_text=done.conversation_id).click()
+    reply = agent.locator("#copilot-suggestion-0 textarea")
+    agent.wait_for_function("document.querySelector('#copilot-suggestion-0 textarea').value.length > 0")
+    text = "Hi, this is Sam from support. Which order is it about?"
+    reply.fill(text)
+    agent.locator("#copilot-send-0").click()
+    agent.locator("#copilot-sent", has_text="Sent to the shopper").wait_for(timeout=30_000)
+    shopper.wait_for_selector(f"text=Support agent: {text}", timeout=15_000)
+    assert bot_messages(shopper)[-1] == f"Support agent: {text}"
+    shopper.close()
+    agent.close()
