@@ -7,7 +7,9 @@ results that would look the same merged into one card with their price range.
 
 Every word comes from the row (the product type, with the category where they share no word; without a product
 type, the shop's own title; the size; the store-brand label); nothing is invented. The raw title stays in the index,
-so it is still what search matches.
+so it is still what search matches. Catalogue text is shop data a shop's import may have filled with anything, so
+what a shopper reads of it is ``plain``: no links (nor their text) or images, no chat-template tokens, fences or
+HTML tags, and no price (a card states only its catalogue price).
 """
 
 from __future__ import annotations
@@ -19,10 +21,25 @@ from assistant.events import ProductCard
 STORE_BRANDS = {"private", "store brand", "own brand"}
 _SPACE = re.compile(r"\s+")
 _TOKEN = re.compile(r"[a-z0-9]+")
+_MARKUP = (  # (pattern, replacement), in order: what catalogue text may not carry onto a shopper's screen
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)?"), " "),  # a Markdown image
+    (re.compile(r"\[[^\]]*\]\([^)]*\)?"), " "),  # a Markdown link, its text too (it exists to be clicked)
+    (re.compile(r"(?:https?:|www\.|javascript:|data:\w+/)\S*", re.I), " "),  # a bare URL
+    (re.compile(r"<\|[^|>]{0,40}\|>|<\||\|>|<<<|>>>|‹‹‹|›››|\[/?INST\]|</?s>|</?[a-z][^<>]{0,80}>", re.I), " "),
+    (re.compile(r"`{3,}|\{[a-z_]+\}|^\s*#+", re.M), " "),  # code fences, template slots, headings
+    (re.compile(r"\$\s?\d[\d,]*(?:\.\d{1,2})?"), " "),  # a price
+)
 
 
 def _stems(text: str) -> set[str]:
     return {t.rstrip("s") for t in _TOKEN.findall(text.lower()) if len(t) > 2}
+
+
+def plain(text: str) -> str:
+    """Catalogue text as a shopper may read it: markup, template tokens and prices removed (see the docstring)."""
+    for pattern, replacement in _MARKUP:
+        text = pattern.sub(replacement, text)
+    return _SPACE.sub(" ", text).strip(" -,.:;")
 
 
 def _readable(text: str) -> str:
@@ -41,16 +58,16 @@ def is_store_brand(brand: str | None) -> bool:
 def display_title(product_type: str | None, category: str | None, size: str | None, brand: str | None,
                   title: str) -> str:  # fmt: skip
     """The shopper-facing name of one catalogue row."""
-    ptype, category = (product_type or "").strip(), (category or "").strip()
+    ptype, category, title = plain(product_type or ""), plain(category or ""), plain(title)
     name = _readable(ptype or title)  # no product type: the shop's own title, never just its category
     if ptype and category and not _stems(ptype) & _stems(category):
         name += f" ({_readable(category).lower() if category.isupper() else category})"  # "Mainstream (pasta sauce)"
-    size = (size or "").strip()
+    size = plain(size or "")
     if size and size.lower() not in name.lower():
         name += f", {size.lower() if size.isupper() else size}"
     if is_store_brand(brand):
         name += " — store brand"
-    return name
+    return name.strip() or "Unnamed product"
 
 
 def merge_alike(cards: list[ProductCard]) -> list[ProductCard]:

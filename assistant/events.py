@@ -47,6 +47,9 @@ class Understood(BaseModel):
     kind: Literal["understood"] = "understood"
     understanding: Understanding
     source: str  # "llm", "llm+rules", "classifier" (LLM down) …
+    # what the guardrails flagged ("injection"): for the log and staff code only; never serialised, since the API
+    # streams every event to the shopper and a flag would tell an attacker when detection fired
+    flags: list[str] = Field(default_factory=list, exclude=True)
 
 
 class ToolCalled(BaseModel):

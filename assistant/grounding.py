@@ -1,8 +1,10 @@
-"""The gate every model-written sentence passes before a shopper sees it. A sentence is removed (and counted as
-a repair) when it states a price or id that no tool returned this session, offers a discount, coupon, refund or
+"""The gate every text passes before a shopper sees it. A model-written sentence is removed (and counted as a
+repair) when it states a price or id that no tool returned this session, offers a discount, coupon, refund or
 delivery promise no tool returned, repeats 8+ consecutive words of the shopper's message, shows fence or
-template glyphs, loops, runs long, or repeats an earlier sentence. Product listings are rendered from tool
-results, never from model text, so titles and prices shown are always real."""
+template glyphs or a link, loops, runs long, or repeats an earlier sentence. Text rendered from tool results
+(product listings, the shopper's orders) and template lead-ins pass the same gate line by line (``gate_lines``):
+catalogue and order text is checked for links and glyphs, a failed tool's message (which the model's arguments
+steered) for everything a model sentence is."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from assistant.events import ProductCard
 PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")  # a stated price; group 1 is the amount
 ID = re.compile(r"\b\d{5,}\b")  # a product, order or coupon id
 # fence and template glyphs: ours (<<< >>> and the ‹‹‹ ››› fence() leaves inside data), chat-template tokens, {slots}
-GLYPHS = re.compile(r"<<<|>>>|‹‹|››|<\|[a-z_]+\|>|\{[a-z_]+\}|```|\[/?INST\]|</?s>|^\s*#{2,}", re.M)
+GLYPHS = re.compile(r"<<<|>>>|‹‹|››|‹\||\|›|<\|[a-z_]+\|>|\{[a-z_]+\}|```|\[/?INST\]|</?s>|^\s*#{2,}", re.M)
+# a link or an image, in Markdown or HTML, or a bare URL: no text a shopper reads carries one
+LINK = re.compile(r"https?:|\bwww\.|\]\(|!\[|\bjavascript:|\bdata:\w+/|<\s*/?\s*(?:a|img|iframe|script)\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 # an offer, discount or promise: stated only when a tool returned one (a coupon from the shopper's campaigns)
 OFFER = re.compile(
@@ -52,8 +56,8 @@ def check_sentence(
         return "repetitive"  # small models sometimes loop on a phrase
     if len(words) > 45:
         return "too long"
-    if GLYPHS.search(sentence) or "not instructions" in sentence.lower():
-        return "echoes the prompt"
+    if problem := markup_problem(sentence):
+        return problem
     if message and echoes(message, sentence):
         return "echoes the shopper"
     if not offers and (m := OFFER.search(sentence)):
@@ -65,6 +69,26 @@ def check_sentence(
         if m.group(0) not in ids:
             return f"id {m.group(0)} not from a tool"
     return None
+
+
+def markup_problem(text: str) -> str | None:
+    """What no shopper-facing text may show, whoever wrote it: fence or template glyphs, a link or an image."""
+    if GLYPHS.search(text) or "not instructions" in text.lower():
+        return "echoes the prompt"
+    if LINK.search(text):
+        return "shows a link"
+    return None
+
+
+def gate_lines(text: str, repairs: list[str], check=markup_problem) -> str:
+    """``text`` without the lines ``check`` objects to (each removal appended to ``repairs``)."""
+    kept = []
+    for line in text.split("\n"):
+        if line.strip() and (problem := check(line)):
+            repairs.append(f"removed line ({problem})")
+        else:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 class SentenceGate:
@@ -95,7 +119,7 @@ class SentenceGate:
         if problem is None and sentence.strip().lower() in self.emitted:
             problem = "repeated"
         if problem:
-            self.repairs.append(f"removed sentence ({problem}): {sentence.strip()[:120]}")
+            self.repairs.append(f"removed sentence ({problem})")  # not the text: repairs reach the shopper's stream
             return ""
         self.emitted.append(sentence.strip().lower())
         return sentence.strip() + " "

@@ -56,7 +56,7 @@ def lowest(card: ProductCard) -> float | None:
 def compose(facts: Facts) -> str:
     """The lead-in for this turn's facts (may be empty: the block then speaks for itself)."""
     t = templates()
-    tools = {e.name: e for e in facts.tools}
+    tools = {e.name: e for e in facts.tools if e.ok}  # a failed call beside found cards says nothing here
     failed = next((e for e in facts.tools if not e.ok), None)
     if failed is not None and not facts.cards:
         return t["tool_failed"]

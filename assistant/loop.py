@@ -28,7 +28,7 @@ from assistant.events import (
     TurnDone,
     Understood,
 )
-from assistant.guardrails import RateLimiter, looks_like_injection
+from assistant.guardrails import RateLimiter, defang, fence, looks_like_injection
 from assistant.language import detect
 from assistant.native import native_calls
 from assistant.planner import CONFIRM_RETURN, plan_turn
@@ -112,9 +112,11 @@ class Assistant:
             return
 
         flagged = looks_like_injection(message)
-        turn.understanding, turn.source = self._understand(session, message, turn, flagged)
+        turn.understanding, turn.source = self._understand(session, message, turn)
         u = turn.understanding
-        yield Understood(understanding=u, source=turn.source)
+        flags = ["injection"] if flagged and u.intent in SHOPPING else []
+        yield Understood(understanding=u, source=turn.source, flags=flags)
+        turn.source += "".join(f"+{f}" for f in flags)  # the log keeps what the shopper's stream does not say
         treatment = self._treatment(session)
         deps = Deps(self.services, session)
 
@@ -164,7 +166,7 @@ class Assistant:
         for what in repairs:
             yield Repaired(what=what)
         turn.timings["reply_ms"] = _ms(t0)
-        session.history += [{"role": "user", "content": message[:500]}, {"role": "assistant", "content": reply[:500]}]
+        session.history += history_entries(message, reply)
         session.history = session.history[-6:]
         session.intents.append(u.intent)
         session.slots = u.slots
@@ -183,7 +185,7 @@ class Assistant:
         seen = messages()["other_language_budget"].format(budget=budget) if budget is not None else ""
         reply = messages()["other_language"].format(budget=seen)
         yield TextChunk(text=reply)
-        session.history += [{"role": "user", "content": message[:500]}, {"role": "assistant", "content": reply}]
+        session.history += history_entries(message, reply)
         session.history = session.history[-6:]
         yield self._finish(session, turn, reply, [], "declined")
 
@@ -197,7 +199,7 @@ class Assistant:
             return Refused(reason="too_long", message=m["too_long"].format(n=len(message), limit=self.config.max_chars))
         return None
 
-    def _understand(self, session: Session, message: str, turn: Turn, flagged: bool) -> tuple[Understanding, str]:
+    def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
         t0 = time.perf_counter()
         prior = self.classifier.predict([message])[0] if self.classifier is not None else None
         reading = None
@@ -208,8 +210,6 @@ class Assistant:
                 reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
         understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
         understanding, source = self._scope(session, message, understanding, source, prior, reading)
-        if flagged and understanding.intent in SHOPPING:
-            source += "+injection"
         turn.timings["understand_ms"] = _ms(t0)
         return understanding, source
 
@@ -237,8 +237,8 @@ class Assistant:
 
     def _native(self, session: Session, message: str, deps: Deps, turn: Turn) -> Iterator[ToolCalled]:
         def run(name: str, args: dict[str, Any]) -> ToolResult:
-            if name not in TOOLS:
-                return ToolResult(False, None, f"There is no tool {name[:40]!r}; use one of: {', '.join(TOOLS)}.", 0)
+            if name not in TOOLS:  # the made-up name is not repeated: the shopper may see this text
+                return ToolResult(False, None, f"There is no such tool; use one of: {', '.join(TOOLS)}.", 0)
             return run_tool(TOOLS[name], deps, args)
 
         steps = native_calls(
@@ -326,6 +326,13 @@ def _outcome(u: Understanding, answer: str | None, tools: list[ToolCalled], card
     ):
         return "no_match"
     return "answered"
+
+
+def history_entries(message: str, reply: str) -> list[dict[str, str]]:
+    """One turn as it re-enters later prompts (the native planner reads the history): the reply carries product
+    titles and order lines, shop data, so it is fenced; chat-template tokens in the message are broken."""
+    said, shown = defang(message[:500]), fence("reply", reply[:500])
+    return [{"role": "user", "content": said}, {"role": "assistant", "content": shown}]
 
 
 def _no_match(tools: list[ToolCalled]) -> bool:

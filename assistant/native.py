@@ -1,7 +1,10 @@
 """Native planning (``KEFU_PLANNER=native``, for capable models): a bounded tool-calling loop. The model calls
 tools through the server's tool calling, sees each result (or the error text) as a ``tool`` message, and may
-call again, up to ``max_steps`` rounds; it ends when the model calls no tool. The structured plan does not run
-first; it is the fallback only when the server is down (the loop catches ``LLMError``).
+call again, up to ``max_steps`` rounds; it ends when the model calls no tool, or after a round whose results read
+like an injection attempt (shop data the model would otherwise act on). It never starts on a shopper message
+flagged as one (``assistant/loop.py``). The structured plan does not run first; it is the fallback only when the
+server is down (the loop catches ``LLMError``). Everything the model reads besides the system prompt is fenced
+or defanged (``guardrails.defang``): no chat-template token in shop data or a message becomes a turn marker.
 
 The 135M model never calls a tool with ``tool_choice="auto"`` (NOTES-platform.md); ``required`` forces one
 on the first round only, so a forced model cannot loop. Measured 2026-12-01 with the eleven tool schemas and
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
-from assistant.guardrails import fence
+from assistant.guardrails import defang, fence, looks_like_injection
 from assistant.tools import Tool, ToolResult
 from kefu.llm.client import LLM, Usage
 
@@ -45,7 +48,7 @@ def native_calls(
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": system_prompt()},
         *history,
-        {"role": "user", "content": message},
+        {"role": "user", "content": defang(message)},
     ]
     for step in range(max_steps):
         choice = tool_choice if step == 0 else "auto"
@@ -64,7 +67,11 @@ def native_calls(
                 for i, c in zip(ids, calls, strict=True)
             ],
         })  # fmt: skip
+        flagged = False
         for call_id, call in zip(ids, calls, strict=True):
             result = run(call.name, call.arguments)
             yield call.name, call.arguments, result
             messages.append({"role": "tool", "tool_call_id": call_id, "content": fence(call.name, result.text)})
+            flagged |= looks_like_injection(result.text)
+        if flagged:  # shop data that reads like an instruction: the model chooses no further tool this turn
+            return

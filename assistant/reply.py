@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 
 from assistant.events import ProductCard, ToolCalled, card_price_text
-from assistant.grounding import SentenceGate, allowed_facts
+from assistant.grounding import SentenceGate, allowed_facts, check_sentence, gate_lines
 from assistant.guardrails import fence
 from assistant.lead_in import compose, templates
 from assistant.services import Coupon
@@ -67,7 +67,7 @@ def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_i
         return
     confirmed = next((e for e in facts.tools if e.name == "confirm_return" and e.ok), None)
     if confirmed is not None:
-        yield m["return_confirmed"].format(**confirmed.data)
+        yield gate_lines(m["return_confirmed"].format(**confirmed.data), repairs)
         return
     intro = ""
     if lead_in == "model":
@@ -75,9 +75,9 @@ def write_reply(llm: LLM, facts: Facts, usage: Usage, repairs: list[str], lead_i
             intro += chunk
             yield chunk
     if not intro.strip():
-        intro = compose(facts)
+        intro = gate_lines(compose(facts), repairs)  # filled from tool data and the shopper's words: gated too
         yield intro
-    block = _block(facts)
+    block = _block(facts, repairs)
     if block:
         yield Listing(("\n\n" if intro else "") + block)
 
@@ -118,8 +118,10 @@ def _model_lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> 
     repairs += gate.repairs
 
 
-def _block(facts: Facts) -> str:
-    """What the tools returned, rendered from their data (never from model text)."""
+def _block(facts: Facts, repairs: list[str]) -> str:
+    """What the tools returned, rendered from their data (never from model text), through the gate: a failed
+    tool's message as strictly as a model sentence (the model's arguments steered that call), the rest line by line
+    for links and glyphs (catalogue and order text is shop data)."""
     failed = [e for e in facts.tools if not e.ok]
     block = ""
     if facts.cards:
@@ -128,7 +130,8 @@ def _block(facts: Facts) -> str:
             for i, c in enumerate(facts.cards, 1)
         )
     elif failed:
-        block = failed[0].summary
+        prices, ids = allowed_facts(facts.known + facts.cards)
+        block = gate_lines(failed[0].summary, repairs, lambda line: check_sentence(line, prices, ids))
     elif (last := facts.tools[-1] if facts.tools else None) is not None and last.name in SHOWN_AS_TEXT:
         block = unfenced(last.summary)
     elif last is not None and last.name == "start_return":
@@ -141,7 +144,7 @@ def _block(facts: Facts) -> str:
             f"\nA coupon from your offers applies: coupon {c.coupon_upc} (campaign {c.campaign_id}) "
             f"for product {c.product_id}."
         )
-    return block.strip()
+    return gate_lines(block, repairs).strip()
 
 
 def unfenced(text: str) -> str:

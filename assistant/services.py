@@ -8,7 +8,7 @@ small in-memory fakes (``tests/fake_services.py``) and its features with the rea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from assistant.events import ProductCard
@@ -52,6 +52,15 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """A campaign of the shop's that targets this customer (their coupons belong to it)."""
+
+    campaign_id: str
+    ends: date | None
+    coupons: int  # coupon codes in the campaign
+
+
+@dataclass(frozen=True)
 class Coupon:
     coupon_upc: str
     campaign_id: str
@@ -90,6 +99,8 @@ class Orders(Protocol):
     def order(self, customer_id: str, order_id: str) -> Order | None: ...
 
     def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None: ...
+
+    def offers(self, customer_id: str, limit: int) -> list[Offer]: ...
 
     def busiest_customers(self, n: int) -> list[str]: ...
 

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from assistant.display import display_title, is_store_brand, merge_alike
+from assistant.display import display_title, is_store_brand, merge_alike, plain
 from assistant.events import ProductCard
 from assistant.policy import find_coupon
-from assistant.services import Coupon, Found, Order, OrderLine, ShopperTaste
+from assistant.services import Coupon, Found, Offer, Order, OrderLine, ShopperTaste
 from assistant.understanding import catalogue_vocabulary
 from kefu import store
 from kefu.errors import StoreError
@@ -174,6 +174,13 @@ GROUP BY ALL ORDER BY o.ordered_at DESC LIMIT ?
 """
 
 
+OFFERS_SQL = """
+SELECT d.campaign_id, d.end_date, count(DISTINCT c.coupon_upc)
+FROM campaign_members m JOIN campaigns d USING (campaign_id) LEFT JOIN coupons c USING (campaign_id)
+WHERE m.customer_id = ? GROUP BY ALL ORDER BY d.end_date DESC NULLS LAST, d.campaign_id LIMIT ?
+"""
+
+
 class StoreOrders:
     def __init__(self, store_path: Path) -> None:
         self.store_path = store_path
@@ -193,7 +200,7 @@ class StoreOrders:
                    LEFT JOIN products p USING (product_id) WHERE i.order_id = ? ORDER BY i.line_no""",
                 [order_id],
             ).fetchall()
-        return Order(*row, lines=[OrderLine(*line) for line in lines])
+        return Order(*row, lines=[OrderLine(pid, plain(title) or pid, qty, amt) for pid, title, qty, amt in lines])
 
     def busiest_customers(self, n: int) -> list[str]:
         """The customers with the most orders (the demo mode's customer picker lists them)."""
@@ -207,3 +214,9 @@ class StoreOrders:
         with store.connect(self.store_path) as con:
             found = find_coupon(con, customer_id, product_ids)
         return Coupon(found["coupon_upc"], found["campaign_id"], found["product_id"]) if found else None
+
+    def offers(self, customer_id: str, limit: int) -> list[Offer]:
+        """The campaigns that target this customer, latest ending first."""
+        with store.connect(self.store_path) as con:
+            rows = con.execute(OFFERS_SQL, [customer_id, limit]).fetchall()
+        return [Offer(campaign_id, ends, coupons) for campaign_id, ends, coupons in rows]

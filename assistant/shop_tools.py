@@ -51,6 +51,12 @@ def _require_customer(deps: Deps) -> str:
     return deps.customer_id
 
 
+def _known_product(deps: Deps, product_id: str) -> str:
+    if not deps.services.catalogue.details([product_id]):  # the error never repeats the id the model made up
+        raise ToolError("That product id is not in the catalogue; use a product id from the results.")
+    return product_id
+
+
 @tool
 def search_products(
     deps: Injected,
@@ -103,7 +109,7 @@ def similar_items(deps: Injected, product_id: str, k: int = Field(5, ge=1, le=20
         product_id: a product id from an earlier result
         k: how many products to return
     """
-    return listing(deps.services.catalogue.similar(product_id, k))
+    return listing(deps.services.catalogue.similar(_known_product(deps, product_id), k))
 
 
 @tool
@@ -114,7 +120,7 @@ def bought_together(deps: Injected, product_id: str, k: int = Field(5, ge=1, le=
         product_id: a product id from an earlier result
         k: how many products to return
     """
-    return listing(deps.services.catalogue.bought_together(product_id, k))
+    return listing(deps.services.catalogue.bought_together(_known_product(deps, product_id), k))
 
 
 @tool
@@ -134,20 +140,22 @@ def compare_products(deps: Injected, product_ids: list[str] = Field(min_length=2
 
 @tool
 def get_my_profile(deps: Injected) -> ToolOutput:
-    """The signed-in shopper's own profile: segment, persona, value band and top categories."""
+    """The signed-in shopper's own shopping profile: the categories they buy most, their usual price band and the
+    shop's offers for them."""
     customer = _require_customer(deps)
-    if deps.services.profiles is not None:
-        data = deps.services.profiles.get(customer).model_dump()
-        return ToolOutput(text=fence("profile", str(data)), data=data)
-    taste = deps.services.catalogue.taste(customer)
-    if taste is None:
-        raise ToolError("No purchase history yet for this shopper.")
-    data = {
-        "customer_id": customer,
-        "top_categories": taste.top_categories,
-        "private_label_share": taste.private_label_share,
-        "price_band": list(taste.price_band),
-    }
+    if deps.services.profiles is not None:  # the fitted profile; its analytics stay with staff (profiles.get)
+        full = deps.services.profiles.get(customer).model_dump()
+        top, band = full.get("top_categories", []), full.get("price_band")
+    else:
+        taste = deps.services.catalogue.taste(customer)
+        if taste is None:
+            raise ToolError("No purchase history yet for this shopper.")
+        top, band = taste.top_categories, list(taste.price_band)
+    offers = [
+        {"campaign_id": o.campaign_id, "ends": str(o.ends) if o.ends else None, "coupons": o.coupons}
+        for o in deps.services.orders.offers(customer, 3)
+    ]
+    data = {"customer_id": customer, "top_categories": top, "price_band": band, "offers": offers}
     return ToolOutput(text=fence("profile", str(data)), data=data)
 
 
@@ -175,8 +183,8 @@ def order_status(deps: Injected, order_id: str) -> ToolOutput:
         order_id: the order's id, as the shopper or list_my_orders gave it
     """
     order = deps.services.orders.order(_require_customer(deps), order_id)
-    if order is None:  # never reveal whether someone else's order exists
-        raise ToolError(f"No order {order_id} on this shopper's account; `list_my_orders` shows theirs.")
+    if order is None:  # never reveal whether someone else's order exists, nor repeat the id asked for
+        raise ToolError("That order is not on this shopper's account; list_my_orders shows theirs.")
     lines = [f"Order {order.order_id} placed {_day(order.ordered_at)}: {order.status}."]
     lines += [f"- {line.title} × {line.quantity:g}: ${line.amount:.2f}" for line in order.lines]
     return ToolOutput(text=fence("order", "\n".join(lines)), data={"order_id": order.order_id, "status": order.status})
@@ -195,7 +203,10 @@ def start_return(
     """
     order = deps.services.orders.order(_require_customer(deps), order_id)
     if order is None:
-        raise ToolError(f"No order {order_id} on this shopper's account.")
+        raise ToolError("That order is not on this shopper's account; list_my_orders shows theirs.")
+    product_id = product_id or None  # "" is the whole order too
+    if product_id is not None and product_id not in {line.product_id for line in order.lines}:
+        raise ToolError("That product is not in that order; order_status lists its items.")
     deps.session.pending_return = PendingReturn(order_id, product_id, reason or "not given", deps.session.turn)
     what = f"item {product_id} of order {order_id}" if product_id else f"order {order_id}"
     return ToolOutput(

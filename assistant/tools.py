@@ -85,13 +85,24 @@ def run_tool(t: Tool, deps: Any, arguments: dict[str, Any]) -> ToolResult:
         args = schema.model_validate(arguments)
         output = t.lc.func(deps, **{name: getattr(args, name) for name in schema.model_fields})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e, schema) for e in exc.errors())
         return ToolResult(False, None, f"Invalid arguments for {t.name}: {problems}", _ms(start))
     except KefuError as exc:  # ToolError, SearchQueryError, FilterError, StoreError: fixable by the caller
         return ToolResult(False, None, f"{t.name} failed: {exc}", _ms(start))
     if not isinstance(output, ToolOutput):
         raise TypeError(f"tool {t.name} returned {type(output).__name__}, not ToolOutput")
     return ToolResult(True, output, output.text, _ms(start), output.data)
+
+
+def _problem(error: dict[str, Any], schema: type[BaseModel]) -> str:
+    """One validation problem, naming only the tool's own argument names (never a key or value the model made up)."""
+    loc, fields = error["loc"], schema.model_fields
+    if error["type"] == "extra_forbidden":
+        return "an argument this tool does not take"
+    if not loc or loc[0] not in fields:
+        return f"arguments: {error['msg']}"
+    where = ".".join(str(part) for part in loc if isinstance(part, int) or part in fields)
+    return f"{where}: {error['msg']}"
 
 
 def _ms(start: float) -> float:

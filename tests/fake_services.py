@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from assistant.events import ProductCard
-from assistant.services import Coupon, Found, Order, OrderLine, Services, ShopperTaste
+from assistant.services import Coupon, Found, Offer, Order, OrderLine, Services, ShopperTaste
 
 PRODUCTS = [
     ProductCard(product_id="p1", title="SPAGHETTI 16 OZ", price=1.29, category="DRY NOODLES/PASTA", brand="Private"),
@@ -77,6 +77,9 @@ class FakeOrders:
 
     def coupon_for(self, customer_id, product_ids):
         return Coupon("C-1", "K-1", product_ids[0]) if customer_id == "coupon-lover" else None
+
+    def offers(self, customer_id, limit):
+        return [Offer("K-1", None, 1)][:limit] if customer_id == "coupon-lover" else []
 
 
 class FakeCases:

@@ -111,7 +111,7 @@ def test_orders_are_the_shoppers_own(services, log, shop_settings):
     events, done = run(assistant, session, f"where is order {mine}?")
     assert tools_of(events) == [("order_status", {"order_id": mine})] and mine in done.reply
     events, done = run(assistant, session, f"where is order {theirs}?")
-    assert f"No order {theirs} on this shopper's account" in done.reply
+    assert "That order is not on this shopper's account" in done.reply and theirs not in done.reply
     events, done = run(assistant, session, "show me customer 42's orders")
     assert all(name != "order_status" or args["order_id"] != theirs for name, args in tools_of(events))
     assert theirs not in done.reply

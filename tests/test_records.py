@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from kefu.records.cases import CaseBook
@@ -66,3 +67,42 @@ def test_case_reasons_are_redacted(tmp_path):
                                 {"note": "mail jane@example.com"})  # fmt: skip
     case = CaseBook(records).rows("cases")[0]
     assert case["reason"] == "order 32445856036, call me on [PHONE]" and "jane@" not in case["summary"]
+
+
+BESIDE = [  # (text, what stays, what goes): an order id right beside a card number, in either order
+    ("order 32445856036 5500 0000 0000 0004", "32445856036", "5500"),
+    ("order 32445856036 4111111111111111", "32445856036", "4111"),
+    ("4111 1111 1111 1111 32445856036", "32445856036", "4111"),
+    ("orders 40000000001 40000000002 and card 4111-1111-1111-1111", "40000000001 40000000002", "4111"),
+]
+
+
+def test_redaction_with_order_ids_beside_card_numbers():
+    from kefu.records.redact import redact
+
+    for text, kept, hidden in BESIDE:
+        out = redact(text)
+        assert kept in out and hidden not in out and "[CARD]" in out, (text, out)
+    assert redact("order 32445856036 1234") == "order 32445856036 1234"  # an id and a short number: no card
+
+
+def test_logs_and_cases_are_redacted_alike(tmp_path):
+    """The same message, with an order id beside a card, a phone, an email and an address, in every column."""
+    pii = "order 32445856036 4111 1111 1111 1111, call (415) 555-0100, jane@example.com, 742 Evergreen Terrace"
+    records = Records(tmp_path / "records.sqlite")
+    log, cases = ConversationLog(records), CaseBook(records)
+    log.record(TurnRecord(
+        conversation_id="c", turn=1, customer_id="1111", message=pii, reply=pii,
+        understanding={"intent": "order_status", "slots": {"order_id": "32445856036", "query": pii}},
+        tools=[ToolCallRecord("order_status", {"order_id": "32445856036", "note": pii}, False, [], 1.0, pii)],
+    ))  # fmt: skip
+    cases.open_case("c", "1111", "normal", pii, {"tried": [pii]})
+    cases.create_return("1111", "32445856036", None, pii)
+    turn = log.turns("c")[0]
+    texts = [turn["message"], turn["reply"], turn["understanding"]]
+    texts += [v for k, v in log.tool_calls(turn["id"])[0].items() if k in ("arguments", "summary")]
+    texts += [cases.rows("cases")[0]["reason"], cases.rows("cases")[0]["summary"], cases.rows("returns")[0]["reason"]]
+    for text in texts:
+        assert "32445856036" in text, text
+        assert not any(s in text for s in ("4111", "555-0100", "jane@", "Evergreen")), text
+    assert json.loads(turn["understanding"])["slots"]["order_id"] == "32445856036"  # still valid JSON

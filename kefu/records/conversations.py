@@ -58,7 +58,7 @@ class ConversationLog:
                     turn.turn,
                     turn.customer_id,
                     redact(turn.message[:4000]),
-                    json.dumps(turn.understanding) if turn.understanding is not None else None,
+                    redact(json.dumps(turn.understanding)) if turn.understanding is not None else None,
                     turn.source,
                     redact(turn.reply),
                     json.dumps(turn.product_ids),
