@@ -55,6 +55,7 @@ def test_chat_streams_events_and_keeps_the_conversation(services, api_settings):
     assert kinds.count("text") >= 2  # streamed in pieces
     done = events[-1][1]
     products = next(d for k, d in events if k == "products")["items"]
+    assert all("summary" not in d for k, d in events if k == "tool")  # the model's view stays on the server
     assert all({"product_id", "title", "price"} <= set(p) for p in products)
     r2 = client.post(
         "/v1/chat",

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from assistant.events import Event, ToolCalled
 from assistant.loop import Assistant
 from assistant.session import Deps, Session
 from assistant.shop_tools import get_my_profile
@@ -32,6 +33,14 @@ from ui.limits import TOO_MANY, BodyLimit, ShopperLimits
 class ChatRequest(BaseModel):
     message: str = Field(max_length=20_000)
     conversation_id: str | None = Field(None, max_length=64)
+
+
+def shopper_json(event: Event) -> str:
+    """An event as the shopper's client receives it: a tool's model-facing text (``summary``: what the model
+    read, fenced shop data included) stays on the server; the typed result (``data``, products) goes out."""
+    if isinstance(event, ToolCalled):
+        return event.model_dump_json(exclude={"summary"})
+    return event.model_dump_json()
 
 
 def create_app(
@@ -65,7 +74,7 @@ def create_app(
 
         def stream() -> Iterator[str]:
             for event in hub.turn(assistant, conversation, body.message):
-                yield f"event: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+                yield f"event: {event.kind}\ndata: {shopper_json(event)}\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
