@@ -11,7 +11,9 @@ With ``--index-dir`` the indexes are kept and a rerun only re-measures latency (
 the near-zero incremental update, ``embedded`` 0).
 Queries: a fixed list of shopper-style queries (some misspelled), each run ``--repeats`` times after one warm-up
 pass; ``hybrid_filtered`` adds a price cap and a department filter, ``hybrid_shopper`` the filter every shopper's
-search carries (in stock and priced; the assistant's ``IN_STOCK``). ``p50_ms``/``p95_ms`` are wall time;
+search carries (in stock and priced; the assistant's ``IN_STOCK``). ``--fusion convex,learned`` also times the
+hybrid searches with learned fusion (``hybrid_learned``, ...; equal weights: the demo store has no judgements to
+fit on, and the weights change the order, not the cost). ``p50_ms``/``p95_ms`` are wall time;
 ``cpu_*`` the CPU time the process spent on the query (all threads), which shared, busy cores do not inflate.
 Load average is reported because the machine's cores may be shared.
 """
@@ -33,7 +35,8 @@ from kefu.embedder import Embedder  # noqa: E402
 from kefu.settings import Settings  # noqa: E402
 from kefu.store import connect  # noqa: E402
 from retrieval.catalog import catalog_from_store, finish  # noqa: E402
-from retrieval.hybrid import ProductSearch  # noqa: E402
+from retrieval.fusion import FEATURES  # noqa: E402
+from retrieval.hybrid import FusionConfig, ProductSearch  # noqa: E402
 from retrieval.indexer import IndexLocation, build_index  # noqa: E402
 
 QUERIES = [
@@ -89,6 +92,9 @@ def main() -> None:
         default=None,
         help="Keep the indexes here (SIZE/ per size); a rerun reuses them and re-measures latency.",
     )
+    parser.add_argument(
+        "--fusion", default="convex", help="Comma-separated hybrid fusions to time: convex, learned, rrf."
+    )
     args = parser.parse_args()
     settings = Settings()
     with connect(args.store or settings.store_path) as con:
@@ -111,12 +117,19 @@ def main() -> None:
                 "index_products_per_s": round(size / report["seconds"], 1),
                 "load_average_1m": round(os.getloadavg()[0], 2),
             }
-            for system in ("bm25", "dense", "hybrid"):
+            for system in ("bm25", "dense"):
                 result[system] = latency(search, system, args.repeats)
-            result["hybrid_filtered"] = latency(
-                search, "hybrid", args.repeats, {"max_price": 5, "departments": ["GROCERY"]}
-            )
-            result["hybrid_shopper"] = latency(search, "hybrid", args.repeats, {"in_stock": True, "min_price": 0.01})
+            for fusion in args.fusion.split(","):
+                weights = {name: 1 / len(FEATURES) for name in FEATURES} if fusion == "learned" else None
+                fused = ProductSearch.open_location(location, embedder, FusionConfig(fusion=fusion, weights=weights))
+                name = "hybrid" if fusion == "convex" else f"hybrid_{fusion}"
+                result[name] = latency(fused, "hybrid", args.repeats)
+                result[f"{name}_filtered"] = latency(
+                    fused, "hybrid", args.repeats, {"max_price": 5, "departments": ["GROCERY"]}
+                )
+                result[f"{name}_shopper"] = latency(
+                    fused, "hybrid", args.repeats, {"in_stock": True, "min_price": 0.01}
+                )
             result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
             out["sizes"][str(size)] = result
             print(json.dumps({str(size): result}), file=sys.stderr)

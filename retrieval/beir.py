@@ -20,6 +20,7 @@ from retrieval.catalog import catalog_from_records
 
 CATALOG_FIELDS = ("price", "department", "category", "brand", "in_stock", "rating")
 Qrels = dict[str, dict[str, float]]  # query id -> {corpus id: gain}
+BEIR_COLLECTION = "kefu-beir-eval"  # the Chroma collection of a BEIR corpus index (tune's fit and eval share it)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -57,10 +57,20 @@ def tune(
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the queries held out (never trained on)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split and of the pair sample."),
     min_gain: float = typer.Option(1.0, "--min-gain", help="Train on judgements with at least this gain."),
-    max_pairs: int = typer.Option(12_000, "--max-pairs", min=2, help="Subsample the training pairs to this many."),
+    max_pairs: int = typer.Option(
+        12_000, "--max-pairs", min=0, help="Subsample the training pairs to this many (0: all; ~1 min per 1,000)."
+    ),
+    hard_negatives: bool = typer.Option(
+        False, "--hard-negatives/--no-hard-negatives", help="Add each query's judged low-grade products as negatives."
+    ),
     lr: float = typer.Option(3e-5, "--lr", help="Learning rate (AdamW, linear warm-up and decay)."),
     base: Path = typer.Option(None, "--base", help="Model to start from (default: the packaged all-MiniLM-L6-v2)."),
-    fit: bool = typer.Option(True, "--fit-alpha/--no-fit-alpha", help="Fit the fusion weight with the tuned model."),
+    fit: bool = typer.Option(
+        True, "--fit/--no-fit", "--fit-alpha/--no-fit-alpha", help="Fit the fusion weights with the tuned model."
+    ),
+    index_dir: Path = typer.Option(
+        None, "--index-dir", help="Keep the fit's corpus index here (`kefu eval retrieval --index-dir` reuses it)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Fine-tune the embedding model on the training part of judged queries; index with it via KEFU_EMBED_MODEL."""
@@ -69,14 +79,16 @@ def tune(
     out = out or settings_of(ctx).models_dir / "minilm-tuned"
     console.print(f"Fine-tuning on the training queries of {beir} (holding out {holdout:.0%}) …")
     report = tune_command_run(beir, out, base=base, epochs=epochs, holdout=holdout, seed=seed, min_gain=min_gain,
-                              max_pairs=max_pairs, lr=lr, fit=fit)  # fmt: skip
+                              max_pairs=max_pairs, hard_negatives=hard_negatives, lr=lr, fit=fit,
+                              index_dir=index_dir)  # fmt: skip
     if as_json:
         print_json(report)
     else:
         console.print(
-            f"Tuned model written to {out}: {report['pairs']:,} pairs, {report['steps']} steps, loss "
-            f"{report['loss_first_tenth']} -> {report['loss_last_tenth']}, fusion weight "
-            f"{report.get('dense_alpha', 'not fitted')}. Use it with KEFU_EMBED_MODEL={out} and `kefu index`."
+            f"Tuned model written to {out}: {report['pairs']:,} pairs ({report['hard_negatives']:,} with a hard "
+            f"negative), {report['steps']} steps, loss {report['loss_first_tenth']} -> {report['loss_last_tenth']}, "
+            f"fusion weights {report.get('fusion_weights', 'not fitted')}. Use it with KEFU_EMBED_MODEL={out} and "
+            "`kefu index`."
         )
 
 

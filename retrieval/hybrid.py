@@ -1,5 +1,6 @@
-"""Hybrid product search: BM25 and dense candidates fused by score-normalised convex fusion (``fusion.py``), hard
-filters on both sides and re-checked on every result, optional personal re-ranking, a reason for each result.
+"""Hybrid product search: BM25 and dense candidates fused (``fusion.py``: learned weights over normalised scores and
+word matches when fitted for the index, else convex or reciprocal-rank fusion), hard filters on both sides and
+re-checked on every result, optional personal re-ranking, a reason for each result.
 
     search = ProductSearch.open(settings)
     search.search("gluten free pasta", {"max_price": 3}, k=10, customer=profile)
@@ -25,16 +26,16 @@ from kefu.errors import KefuError, SearchIndexError
 from retrieval.catalog import Catalog
 from retrieval.dense import DenseIndex, chroma_client
 from retrieval.filters import Filters
-from retrieval.fusion import DEFAULT_DENSE_ALPHA, convex, rrf
+from retrieval.fusion import DEFAULT_DENSE_ALPHA, convex, features, learned, rrf
 from retrieval.indexer import REBUILD_HINT, IndexLocation, index_model, read_mirror, read_state
-from retrieval.lexical import LexicalIndex, QueryTerms, tokenize
+from retrieval.lexical import LexicalIndex, QueryTerms, tokenize, word_matches
 from retrieval.rerank import ShopperProfile, personal_boost
 
 log = logging.getLogger(__name__)
 BLAS = ThreadpoolController()
 System = Literal["hybrid", "bm25", "dense"]
 CHROMA_DOWN = "The vector server did not answer; meaning-based matches came from the local copy of the index."
-Fusion = Literal["auto", "convex", "rrf"]
+Fusion = Literal["auto", "learned", "convex", "rrf"]
 MAX_K = 1000
 
 
@@ -51,22 +52,41 @@ class FusionConfig:
     max_query_chars: int = 1000
     fusion: Fusion = "convex"
     dense_alpha: float | None = None  # convex; None: the index manifest's fitted weight, else DEFAULT_DENSE_ALPHA
+    weights: Mapping[str, float] | None = None  # learned; None: the index manifest's fitted weights
     hnsw_overfetch: int = 4  # filtered dense search asks Chroma's HNSW index for candidates x this many
     exact_below: int = 20_000  # ... unless an exact scan would score fewer vectors than this (see use_hnsw)
 
     @classmethod
     def from_settings(cls, settings) -> FusionConfig:
         return cls(
-            settings.search_dense_weight,
-            settings.search_lexical_weight,
-            settings.search_rrf_k,
-            settings.search_candidates,
-            settings.search_max_query_chars,
-            settings.search_fusion,
-            settings.search_dense_alpha,
-            settings.search_hnsw_overfetch,
-            settings.search_exact_below,
+            dense_weight=settings.search_dense_weight,
+            lexical_weight=settings.search_lexical_weight,
+            rrf_k=settings.search_rrf_k,
+            candidates=settings.search_candidates,
+            max_query_chars=settings.search_max_query_chars,
+            fusion=settings.search_fusion,
+            dense_alpha=settings.search_dense_alpha,
+            hnsw_overfetch=settings.search_hnsw_overfetch,
+            exact_below=settings.search_exact_below,
         )
+
+    def resolved(self, manifest: Mapping[str, Any]) -> FusionConfig:
+        """This config with what the index manifest records filled in, and "auto" decided: learned fusion when
+        weights were fitted for the index, else convex when a weight was fitted or set, else rank fusion."""
+        config = self
+        if config.dense_alpha is None and manifest.get("dense_alpha") is not None:
+            config = replace(config, dense_alpha=float(manifest["dense_alpha"]))
+        if config.weights is None and manifest.get("fusion_weights"):
+            config = replace(config, weights={k: float(v) for k, v in manifest["fusion_weights"].items()})
+        if config.fusion == "learned" and config.weights is None:
+            raise SearchIndexError(
+                "Learned fusion needs weights fitted for this index (`kefu index tune` records them with the "
+                "tuned model); set KEFU_SEARCH_FUSION=auto to fall back."
+            )
+        if config.fusion == "auto":
+            fusion = "learned" if config.weights else "convex" if config.dense_alpha is not None else "rrf"
+            config = replace(config, fusion=fusion)
+        return config
 
     @property
     def alpha(self) -> float:
@@ -141,11 +161,7 @@ class ProductSearch:
                 f"would be embedded with {embedder.model_path}; set KEFU_EMBED_MODEL to the former or "
                 f"{REBUILD_HINT}."
             )
-        config = config or FusionConfig()
-        if config.dense_alpha is None and manifest.get("dense_alpha") is not None:
-            config = replace(config, dense_alpha=float(manifest["dense_alpha"]))
-        if config.fusion == "auto":  # convex needs a weight fitted for this index (or set); else rank fusion
-            config = replace(config, fusion="convex" if config.dense_alpha is not None else "rrf")
+        config = (config or FusionConfig()).resolved(manifest)
         try:
             lexical = LexicalIndex.load(location.lexical_path)
         except Exception as exc:  # noqa: BLE001 - any damage means the same fix
@@ -234,7 +250,11 @@ class ProductSearch:
             ranks = [{row: r for r, (row, _) in enumerate(hits, 1)} for hits in (lexical_hits, dense_hits)]
             return terms, lexical_hits, dense_hits, rrf(*ranks, c.lexical_weight, c.dense_weight, c.rrf_k)
         rows, lexical, dense = self._fusion_inputs(lexical_hits, dense_hits, lexical_scores, vector)
-        fused = convex(lexical, dense, c.alpha)
+        if c.fusion == "learned":
+            coverage, phrase = self.word_matches(terms, rows)
+            fused = learned(features(lexical, dense, coverage, phrase), c.weights or {})
+        else:
+            fused = convex(lexical, dense, c.alpha)
         return terms, lexical_hits, dense_hits, dict(zip(rows.tolist(), fused.tolist(), strict=True))
 
     def _fusion_inputs(self, lexical_hits, dense_hits, lexical_scores: np.ndarray | None, vector: np.ndarray):
@@ -242,8 +262,17 @@ class ProductSearch:
         lexical = lexical_scores[rows] if lexical_scores is not None else np.zeros(len(rows), dtype=np.float32)
         return rows, lexical, self.cosines(vector, rows)
 
+    def word_matches(self, terms: QueryTerms, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coverage, phrase) of the products at ``rows`` for the query (``lexical.word_matches``)."""
+        alternatives = terms.alternatives()
+        pairs = [word_matches(alternatives, self.catalog.record(row)["text"]) for row in rows.tolist()]
+        if not pairs:
+            return np.zeros(0), np.zeros(0)
+        coverage, phrase = zip(*pairs, strict=True)
+        return np.array(coverage), np.array(phrase)
+
     def fusion_inputs(self, query: str, filters: Filters | Mapping[str, Any] | None = None):
-        """(candidate rows, their BM25 scores, their cosines) as convex fusion sees them; for fitting its weight."""
+        """(candidate rows, their BM25 scores, cosines, coverage, phrase) as fusion sees them; for fitting it."""
         filters = Filters.parse(filters)
         mask = None if filters.is_empty() else filters.mask(self.catalog)
         pool = self.config.candidates
@@ -251,7 +280,10 @@ class ProductSearch:
         lexical_scores = self.lexical.scores(terms, mask)
         vector = self.encode(query)
         lexical_hits = self.lexical.top(lexical_scores, pool)
-        return self._fusion_inputs(lexical_hits, self.dense_candidates(vector, pool, mask), lexical_scores, vector)
+        rows, lexical, dense = self._fusion_inputs(
+            lexical_hits, self.dense_candidates(vector, pool, mask), lexical_scores, vector
+        )
+        return (rows, lexical, dense, *self.word_matches(terms, rows))
 
     def cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine of the query with the products at ``rows`` (from the local vector mirror)."""

@@ -100,6 +100,15 @@ def model_dense_alpha(model_path: Path) -> float | None:
     return None if alpha is None else float(alpha)
 
 
+def model_fusion_weights(model_path: Path) -> dict[str, float] | None:
+    """The learned-fusion weights fitted with a tuned embedding model (its folder's TUNE_FILE), if any."""
+    try:
+        weights = json.loads((Path(model_path) / TUNE_FILE).read_text()).get("fusion_weights")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {str(k): float(v) for k, v in weights.items()} if isinstance(weights, dict) and weights else None
+
+
 def index_model(location: IndexLocation) -> Path | None:
     """The embedding model an index was built with, when its manifest names one that still exists."""
     try:
@@ -201,6 +210,7 @@ def build_index(
         "chroma_url": location.chroma_url,
         "embed_model": str(embedder.model_path),
         "dense_alpha": model_dense_alpha(embedder.model_path),  # None: the default weight for the model
+        "fusion_weights": model_fusion_weights(embedder.model_path),  # None: no learned fusion for this index
         "products": len(catalog),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -63,6 +63,28 @@ class QueryTerms:
     tokens: list[str]  # what is scored (known words and expansions)
     corrections: dict[str, list[str]] = field(default_factory=dict)  # unknown word -> vocabulary words used
     unknown: list[str] = field(default_factory=list)  # words with no match at all
+    words: list[str] = field(default_factory=list)  # the query's tokens in order, as typed (before expansion)
+
+    def alternatives(self) -> list[set[str]]:
+        """Per query word, the tokens that count as it in a product: itself and its corrections."""
+        return [{word, *self.corrections.get(word, ())} for word in self.words]
+
+
+def word_matches(alternatives: list[set[str]], text: str) -> tuple[float, float]:
+    """(coverage, phrase) of one product text for a query: the fraction of query words found in the text, and
+    the fraction of adjacent query word pairs found adjacent in it (0 for a one-word query). ``alternatives``
+    comes from ``QueryTerms.alternatives``; stopwords are dropped on both sides before pairing."""
+    if not alternatives:
+        return 0.0, 0.0
+    tokens = tokenize(text)
+    present = set(tokens)
+    coverage = sum(1 for alts in alternatives if alts & present) / len(alternatives)
+    if len(alternatives) < 2:
+        return coverage, 0.0
+    pairs = set(zip(tokens, tokens[1:], strict=False))
+    wanted = list(zip(alternatives, alternatives[1:], strict=False))
+    found = sum(1 for first, second in wanted if any((a, b) in pairs for a in first for b in second))
+    return coverage, found / len(wanted)
 
 
 class LexicalIndex:
@@ -119,8 +141,8 @@ class LexicalIndex:
         return ranked[:MAX_EXPANSIONS]
 
     def query_terms(self, query: str) -> QueryTerms:
-        terms = QueryTerms(tokens=[])
-        for word in tokenize(query):
+        terms = QueryTerms(tokens=[], words=tokenize(query))
+        for word in terms.words:
             if word in self.doc_freq:
                 terms.tokens.append(word)
                 continue

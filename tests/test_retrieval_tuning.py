@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from kefu.embedder import Embedder
 from kefu.errors import SearchIndexError
 from retrieval.catalog import catalog_from_records
-from retrieval.fusion import Candidates, convex, fit_alpha, minmax
+from retrieval.fusion import FEATURES, Candidates, convex, fit_alpha, fit_weights, minmax, simplex_grid
 from retrieval.hybrid import FusionConfig, ProductSearch
 from retrieval.indexer import TUNE_FILE, IndexLocation, build_index
-from retrieval.lexical import LexicalIndex
+from retrieval.lexical import LexicalIndex, word_matches
+from retrieval.tune import batches, with_hard_negatives
 from ui.cli import app
 
 KINDS = ["cordless drill", "hammer", "garden hose", "ceiling fan", "paint roller", "door hinge", "ladder",
@@ -67,6 +68,96 @@ def test_convex_fusion_with_a_known_weight_ranks_a_hand_made_case():
     ]
     fitted = fit_alpha(queries)
     assert fitted["train_ndcg@10"] == 1.0 and 0.2 < fitted["alpha"] < 0.8
+
+
+def test_word_matches_count_query_words_and_adjacent_pairs_in_a_hand_worked_case():
+    index = LexicalIndex.build(["DeWalt Cordless Drill Bits Set", "Drill Press", "Cordless Leaf Blower"])
+    terms = index.query_terms("cordlss drill bit")  # misspelled: read as "cordless"
+    assert terms.words == ["cordlss", "drill", "bit"] and terms.corrections == {"cordlss": ["cordless"]}
+    alternatives = terms.alternatives()
+    assert word_matches(alternatives, "DeWalt Cordless Drill Bits Set") == (1.0, 1.0)  # 3 of 3 words, 2 of 2 pairs
+    assert word_matches(alternatives, "Drill Press") == (pytest.approx(1 / 3), 0.0)
+    assert word_matches(alternatives, "Bit for a cordless drill") == (1.0, 0.5)  # "for a" are stopwords
+    assert word_matches(index.query_terms("drill").alternatives(), "Drill Press") == (1.0, 0.0)  # one word: no pair
+    assert word_matches([], "Drill Press") == (0.0, 0.0)
+
+
+def test_simplex_grid_holds_every_split_of_the_weight_once():
+    grid = simplex_grid(4, 0.05)
+    assert grid.shape == (1771, 4)  # C(20 + 3, 3) ways to split 20 steps over 4 weights
+    assert len({tuple(row) for row in grid}) == 1771
+    assert np.allclose(grid.sum(axis=1), 1) and grid.min() >= 0
+    assert simplex_grid(2, 0.5).tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+
+
+def test_fit_weights_learns_that_the_whole_query_matters():
+    # BM25 puts a title repeating one rare query word first; the relevant title holds every query word.
+    queries = [
+        Candidates(gains=np.array([0.0, 2.0, 0.0]), lexical=np.array([9.0, 6.0, 1.0]),
+                   dense=np.array([0.5, 0.4, 0.6]), ideal_dcg=2.0, coverage=np.array([0.5, 1.0, 0.5]),
+                   phrase=np.array([0.0, 1.0, 0.0])),
+        Candidates(gains=np.array([1.0, 0.0]), lexical=np.array([3.0, 4.0]), dense=np.array([0.3, 0.2]),
+                   ideal_dcg=1.0, coverage=np.array([1.0, 0.5]), phrase=np.array([0.0, 0.0])),
+    ]  # fmt: skip
+    assert fit_alpha(queries)["train_ndcg@10"] < 1.0  # no convex weight ranks both right
+    fitted = fit_weights(queries)
+    assert fitted["train_ndcg@10"] == 1.0 and set(fitted["weights"]) == set(FEATURES)
+    assert fitted["weights"]["coverage"] + fitted["weights"]["phrase"] > 0
+    assert sum(fitted["weights"].values()) == pytest.approx(1)
+    only_bm25 = fit_weights([replace(queries[0], gains=np.array([2.0, 0.0, 0.0]))])  # BM25 alone is right
+    assert only_bm25["weights"] == {"lexical": 1.0, "dense": 0.0, "coverage": 0.0, "phrase": 0.0}  # ties: BM25
+
+
+def test_fusion_auto_picks_learned_weights_only_when_fitted_for_the_index():
+    weights = {"lexical": 0.1, "dense": 0.2, "coverage": 0.6, "phrase": 0.1}
+    auto = FusionConfig(fusion="auto")
+    assert auto.resolved({"fusion_weights": weights, "dense_alpha": 0.4}).fusion == "learned"
+    assert auto.resolved({"fusion_weights": weights}).weights == weights
+    assert auto.resolved({"fusion_weights": None, "dense_alpha": 0.4}).fusion == "convex"
+    assert auto.resolved({}).fusion == "rrf"
+    assert FusionConfig(fusion="rrf").resolved({"fusion_weights": weights}).fusion == "rrf"  # a set choice stays
+    with pytest.raises(SearchIndexError, match="Learned fusion needs weights"):
+        FusionConfig(fusion="learned").resolved({})
+
+
+def test_learned_fusion_ranks_the_title_with_every_query_word_first(tmp_path, embedder):
+    texts = ["hammer hammer hammer claw", "steel red hammer", "red paint", "blue hammer", "red ladder"]
+    records = [{"product_id": f"h{i}", "text": t} for i, t in enumerate(texts)]
+    location = IndexLocation(tmp_path / "learned", "kefu-test-learned")
+    build_index(catalog_from_records(records), location, embedder)
+    weights = {"lexical": 0.2, "dense": 0.0, "coverage": 0.6, "phrase": 0.2}
+    learned = ProductSearch.open_location(location, embedder, FusionConfig(fusion="learned", weights=weights))
+    rows, lexical, dense, coverage, phrase = learned.fusion_inputs("red hammer")
+    by_id = dict(zip(learned.catalog.ids[rows], zip(coverage, phrase, strict=True), strict=True))
+    assert by_id["h1"] == (1.0, 1.0) and by_id["h0"] == (0.5, 0.0) and by_id["h2"] == (0.5, 0.0)
+    assert learned.search("red hammer", k=5).ids[0] == "h1"
+    assert len(rows) == len(lexical) == len(dense) == 5
+    lexical_only = replace(learned.config, weights={"lexical": 1.0})
+    bm25_like = ProductSearch(learned.catalog, learned.lexical, learned.dense, embedder, learned.vectors,
+                              learned.text_row, lexical_only)  # fmt: skip
+    assert bm25_like.search("red hammer", k=5).ids == learned.search("red hammer", k=5, system="bm25").ids
+
+
+def test_hard_negatives_come_from_judged_low_grades_and_never_share_a_batch_with_themselves():
+    texts = {"d1": "red drill", "d2": "blue drill", "d3": "drill bit", "d4": "hose", "d5": "hose reel"}
+    queries = {"q1": "red drill", "q2": "garden hose", "q3": "hose reel"}
+    qrels = {"q1": {"d1": 2.0, "d3": 1.0, "d2": 0.0}, "q2": {"d4": 2.0, "d5": 0.67}, "q3": {"d5": 2.0}}
+    pairs = [
+        ("red drill", "red drill"),
+        ("red drill", "drill bit"),
+        ("garden hose", "hose"),
+        ("hose reel", "hose reel"),
+    ]
+    examples = with_hard_negatives(pairs, texts, queries, qrels, ["q1", "q2", "q3"], max_gain=0.34, seed=0)
+    assert examples == [("red drill", "red drill", "blue drill"), ("red drill", "drill bit", "blue drill"),
+                        ("garden hose", "hose"), ("hose reel", "hose reel")]  # fmt: skip  # 0.67 is not low
+    planned = batches(examples, size=8, seed=0)
+    # one shape per batch; a query or a text at most once per batch; a lone triplet still contrasts two texts
+    assert sorted((len(b[0]), len(b)) for b in planned) == [(2, 2), (3, 1), (3, 1)]
+    for batch in planned:
+        docs = [d for example in batch for d in example[1:]]
+        assert len(docs) == len(set(docs)) and len({e[0] for e in batch}) == len(batch)
+    assert sorted(e for b in planned for e in b) == sorted(examples)
 
 
 def test_hybrid_search_uses_the_fitted_weight(search):
@@ -134,25 +225,32 @@ def write_tiny_beir(folder: Path) -> Path:
 def test_index_tune_writes_a_model_that_loads_and_eval_accepts(settings, tmp_path):
     beir = write_tiny_beir(tmp_path / "beir")
     out = tmp_path / "tuned"
-    tuned = CliRunner().invoke(
-        app, ["index", "tune", "--beir", str(beir), "--out", str(out), "--holdout", "0.25", "--json"]
-    )
+    index_dir = tmp_path / "eval-index"
+    tuned = CliRunner().invoke(app, ["index", "tune", "--beir", str(beir), "--out", str(out), "--holdout", "0.25",
+                                     "--max-pairs", "0", "--hard-negatives", "--index-dir", str(index_dir),
+                                     "--json"])  # fmt: skip
     assert tuned.exit_code == 0, tuned.output
     report = json.loads((out / TUNE_FILE).read_text())
     assert report["steps"] >= 1 and report["train_queries"] + report["held_out_queries"] == 8
+    assert report["hard_negatives"] == report["pairs"] == report["train_queries"]  # each has a gain-0 product
     assert 0 <= report["dense_alpha"] <= 1
+    assert set(report["fusion_weights"]) == {"lexical", "dense", "coverage", "phrase"}
     vectors = Embedder(out).encode(["red cordless drill", "garden hose"])
     assert vectors.shape == (2, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
-    index_dir = tmp_path / "eval-index"
     evaluated = CliRunner().invoke(app, ["eval", "retrieval", "--beir", str(beir), "--model", str(out),
-                                         "--index-dir", str(index_dir), "--systems", "bm25,hybrid,hybrid_rrf",
-                                         "--holdout", "0.25", "--sample", "4", "--json"])  # fmt: skip
+                                         "--index-dir", str(index_dir), "--systems",
+                                         "bm25,hybrid,hybrid_convex,hybrid_rrf", "--holdout", "0.25", "--sample",
+                                         "4", "--json"])  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
     result = json.loads(evaluated.stdout)
+    assert result["index_texts_embedded"] == 0  # the tune's index was reused
     assert result["model"] == str(out) and result["fusion"]["dense_alpha_used"] == report["dense_alpha"]
-    assert set(result["systems"]) == {"bm25", "hybrid", "hybrid_rrf"} and result["sample"]["queries"] == 4
+    assert result["fusion"]["fusion"] == "learned" and result["fusion"]["weights_used"] == report["fusion_weights"]
+    assert set(result["systems"]) == {"bm25", "hybrid", "hybrid_convex", "hybrid_rrf"}
+    assert result["sample"]["queries"] == 4
     manifest = json.loads((index_dir / "manifest.json").read_text())
     assert manifest["embed_model"] == str(out) and manifest["dense_alpha"] == report["dense_alpha"]
+    assert manifest["fusion_weights"] == report["fusion_weights"]
     with pytest.raises(SearchIndexError, match="built with the embedding model"):
         ProductSearch.open_location(IndexLocation(index_dir, "kefu-beir-eval"), Embedder())
