@@ -308,3 +308,20 @@ def test_a_reply_sent_from_the_copilot_appears_in_the_shoppers_chat(demo_site, b
     assert bot_messages(shopper)[-1] == f"Support agent: {text}"
     shopper.close()
     agent.close()
+
+
+def test_no_match_and_declined_turns_are_visible_states(demo_site, browser):
+    base, server, _ = demo_site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(base + "/")
+    done = send(page, server, "I need a new laptop")
+    assert done.outcome == "no_match"
+    assert page.get_attribute("#kefu-outcome [data-outcome]", "data-outcome") == "no_match"
+    assert "Not in our catalogue" in page.inner_text("#kefu-outcome")
+    assert not page.locator("#kefu-card-0").is_visible() or "alternatives" in page.inner_text("#kefu-outcome")
+    done = send(page, server, "Write me a poem about the stock market crash")
+    assert done.outcome == "declined" and not done.products
+    assert page.get_attribute("#kefu-outcome [data-outcome]", "data-outcome") == "declined"
+    assert not page.locator("#kefu-card-0").is_visible()
+    assert page.inner_text("#kefu-chip-0") == "Find a product"  # a way back to shopping
+    page.close()
