@@ -73,8 +73,9 @@ def events_of(text: str) -> list[tuple[str, dict]]:
     return out
 
 
-async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, orders: dict[str, set[str]],
+async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, store: dict,
                   stop_at: float, stats: dict) -> None:  # fmt: skip
+    orders, all_orders, campaigns = store["orders"], store["all_orders"], store["campaigns"]
     conversation, shown, n = None, set(), 0
     while time.monotonic() < stop_at:
         message = SCRIPT[n % len(SCRIPT)]
@@ -110,13 +111,16 @@ async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, 
                 for pid in data["arguments"].get("product_ids", [data["arguments"].get("product_id")]):
                     if pid and pid not in shown:
                         stats["cross_talk"].append(f"session {i} referred to product {pid} it was never shown")
-        for order_id in re.findall(r"\b\d{11}\b", done["reply"]):
-            if order_id not in orders[customer]:
-                stats["cross_talk"].append(f"session {i} ({customer}) reply names order {order_id}")
+        for number in re.findall(r"\b\d{11}\b", done["reply"]):  # order ids (coupon UPCs have 11 digits too)
+            if number in all_orders and number not in orders[customer]:
+                stats["cross_talk"].append(f"session {i} ({customer}) reply names another's order {number}")
+        coupon = done.get("coupon")
+        if coupon and coupon["campaign_id"] not in campaigns.get(customer, set()):
+            stats["cross_talk"].append(f"session {i} ({customer}) was offered campaign {coupon['campaign_id']}")
         shown |= {p["product_id"] for p in done["products"]}
 
 
-async def run(args: argparse.Namespace, base: str, customers: list[str], orders: dict, pid: int) -> dict:
+async def run(args: argparse.Namespace, base: str, customers: list[str], store: dict, pid: int) -> dict:
     tokens = Tokens(SECRET, 3600)
     stats: dict = {"status": {}, "errors": [], "latency_ms": [], "cross_talk": []}
     memory: list[tuple[float, float]] = []
@@ -131,7 +135,7 @@ async def run(args: argparse.Namespace, base: str, customers: list[str], orders:
     limits = httpx.Limits(max_connections=args.sessions + 5)
     async with httpx.AsyncClient(base_url=base, limits=limits) as client:
         sampler = asyncio.create_task(sample())
-        await asyncio.gather(*(session(i, client, tokens.issue(c), c, orders, stop_at, stats)
+        await asyncio.gather(*(session(i, client, tokens.issue(c), c, store, stop_at, stats)
                                for i, c in enumerate(customers)))  # fmt: skip
         await sampler
     elapsed = time.monotonic() - start
@@ -170,6 +174,11 @@ def main() -> None:
     for c, o in con.execute("SELECT customer_id, order_id FROM orders WHERE customer_id IN (SELECT unnest(?))",
                             [customers]).fetchall():  # fmt: skip
         orders[c].add(o)
+    all_orders = {r[0] for r in con.execute("SELECT order_id FROM orders").fetchall()}
+    campaigns: dict[str, set[str]] = {}
+    for c, k in con.execute("SELECT customer_id, campaign_id FROM campaign_members").fetchall():
+        campaigns.setdefault(c, set()).add(k)
+    store = {"orders": orders, "all_orders": all_orders, "campaigns": campaigns}
     con.close()
     env = {**os.environ, "KEFU_AUTH_SECRET": SECRET, "KEFU_UI_PORT": str(args.port),
            "KEFU_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "1000000"}  # fmt: skip
@@ -188,7 +197,7 @@ def main() -> None:
             time.sleep(1)
         else:
             raise SystemExit("kefu serve did not come up with an assistant in 120 s")
-        print(json.dumps(asyncio.run(run(args, base, customers, orders, server.pid)), indent=1))
+        print(json.dumps(asyncio.run(run(args, base, customers, store, server.pid)), indent=1))
     finally:
         server.terminate()
         server.wait(timeout=30)
