@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from kefu.errors import StoreError
 from kefu.settings import Settings
 from segmentation.profiles import alive_band
-from segmentation.workspace import segments_db, segments_dir
+from segmentation.workspace import fitted_tables, segments_dir
 
 COLUMNS = ["customer_id", "segment", "r", "f", "m", "recency_days", "frequency", "monetary", "cluster", "persona",
            "clv_expected_value", "clv_band", "p_alive", "alive_band", "propensity", "top_categories"]  # fmt: skip
@@ -43,19 +42,12 @@ ORDER BY v.expected_value DESC NULLS LAST, r.customer_id
 
 def campaign_rows(settings: Settings, segment: str | None = None) -> pd.DataFrame:
     """The fitted customers of ``segment`` (None: everyone), highest expected value first, as ``COLUMNS``."""
-    db_path, fit_path = segments_db(settings), segments_dir(settings) / "fit.json"
-    if not db_path.is_file() or not fit_path.is_file():
+    fit_path = segments_dir(settings) / "fit.json"
+    if not fit_path.is_file():
         raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
     names = {int(k): v for k, v in json.loads(fit_path.read_text())["cluster_names"].items()}
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
+    with fitted_tables(settings) as con:
         rows = con.execute(EXPORT_SQL, {"segment": segment}).df()
-    except duckdb.Error as exc:
-        raise StoreError(
-            f"The fitted segmentation in {db_path} is incomplete ({str(exc).splitlines()[0]}); run `kefu segment fit`."
-        ) from exc
-    finally:
-        con.close()
     rows["cluster"] = rows["cluster"].astype("Int64")
     rows["persona"] = rows["cluster"].map(names, na_action="ignore")
     rows["alive_band"] = [

@@ -12,32 +12,20 @@ import html
 import json
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from kefu.errors import StoreError
 from kefu.settings import Settings
-from segmentation.workspace import segments_db, segments_dir
+from segmentation.workspace import fitted_tables, segments_dir
 
 
 def load_tables(settings: Settings) -> dict[str, pd.DataFrame]:
-    db_path = segments_db(settings)
-    if not db_path.is_file():
-        raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
+    with fitted_tables(settings) as con:
         return {
             "rfm": con.execute("SELECT customer_id, r, f, m, segment, monetary FROM customer_rfm").df(),
             "clusters": con.execute("SELECT customer_id, cluster, x, y FROM customer_clusters").df(),
             "clv": con.execute("SELECT * FROM customer_clv").df(),
             "propensity": con.execute("SELECT * FROM customer_propensity").df(),
         }
-    except duckdb.Error as exc:
-        raise StoreError(
-            f"The fitted segmentation in {db_path} is incomplete ({str(exc).splitlines()[0]}); run `kefu segment fit`."
-        ) from exc
-    finally:
-        con.close()
 
 
 def load_personas(settings: Settings) -> list[dict]:

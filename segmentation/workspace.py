@@ -30,6 +30,24 @@ def segments_db(settings: Settings) -> Path:
 
 
 @contextlib.contextmanager
+def fitted_tables(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to what ``kefu segment fit`` wrote; a StoreError naming that command when the fit is
+    missing or a table in it is."""
+    db_path = segments_db(settings)
+    if not db_path.is_file():
+        raise StoreError(f"No fitted segmentation in {settings.data_dir}; run `kefu segment fit` first.")
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        yield con
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"The fitted segmentation in {db_path} is incomplete ({str(exc).splitlines()[0]}); run `kefu segment fit`."
+        ) from exc
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
 def workspace(store_path: Path, db_path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to ``db_path`` (default: in memory) with the store's tables visible as views."""
     if not store_path.is_file():
