@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from assistant.shop import StoreOrders
 from kefu.settings import Settings
 from ui.auth import Tokens
 
@@ -167,9 +168,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7870)
     args = parser.parse_args()
     settings = Settings()
+    customers = StoreOrders(settings.store_path).busiest_customers(args.sessions)
     con = duckdb.connect(str(settings.store_path), read_only=True)
-    busiest = "SELECT customer_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?"
-    customers = [r[0] for r in con.execute(busiest, [args.sessions]).fetchall()]
     orders: dict[str, set[str]] = {c: set() for c in customers}
     for c, o in con.execute("SELECT customer_id, order_id FROM orders WHERE customer_id IN (SELECT unnest(?))",
                             [customers]).fetchall():  # fmt: skip

@@ -117,9 +117,6 @@ def build_chat(server: Server) -> gr.Blocks:
     settings, tokens, hub, assistant = server.settings, server.tokens, server.hub, server.assistant
     log = assistant.log if assistant is not None else None
 
-    def new_conversation(state: ChatState, customer_id: str | None) -> ChatState:
-        return ChatState(customer_id=customer_id, llm_down=state.llm_down)
-
     def views(state: ChatState, history: list[dict]) -> list[Any]:
         """Every output of a turn, from the state: chat, state, outcome, banner, retry, cards, chips."""
         out: list[Any] = [history, state, outcome_html(state), banner_html(server, state)]
@@ -208,7 +205,7 @@ def build_chat(server: Server) -> gr.Blocks:
         return views(state, [_plain(m) for m in history or []])
 
     def signed_in(state: ChatState, customer_id: str | None) -> list[Any]:
-        state = new_conversation(state, customer_id)
+        state = ChatState(customer_id=customer_id, llm_down=state.llm_down)  # a new conversation
         return [who_text(state), *views(state, [])]
 
     def sign_in_with_token(token: str, state: ChatState):

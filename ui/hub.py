@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
-from assistant.events import Event, Products, TurnDone
+from assistant.events import Event, TurnDone
 from assistant.loop import Assistant
 from assistant.session import Session
 
@@ -122,11 +122,3 @@ class Hub:
     def agent_messages_since(self, conversation_id: str, seen: int) -> list[AgentMessage]:
         conversation = self.get(conversation_id)
         return conversation.agent_messages[seen:] if conversation is not None else []
-
-
-def last_products(conversation: Conversation) -> Products | None:
-    for events in reversed(conversation.turns):
-        for event in events:
-            if isinstance(event, Products):
-                return event
-    return None
