@@ -64,10 +64,19 @@ class ToolCalled(BaseModel):
     latency_ms: float = 0.0
 
 
+class CardGroup(BaseModel):
+    """The cards found for one item of a shopping list (or of what a need calls for)."""
+
+    item: str
+    product_ids: list[str] = Field(default_factory=list)
+    carried: bool = True  # False: the shop has nothing for this item
+
+
 class Products(BaseModel):
     kind: Literal["products"] = "products"
     items: list[ProductCard]
     alternatives: bool = False  # the shop does not carry what was asked; these are related products instead
+    groups: list[CardGroup] = Field(default_factory=list)  # a list's items, each with its cards (else empty)
 
 
 class TextChunk(BaseModel):
@@ -101,6 +110,7 @@ class TurnDone(BaseModel):
     outcome: Outcome = "answered"
     coupon: dict[str, str] | None = None  # the campaign coupon the reply offered (coupon_upc, campaign_id, product_id)
     products: list[ProductCard] = Field(default_factory=list)
+    groups: list[CardGroup] = Field(default_factory=list)  # a list's items, each with its cards (else empty)
     handoff_case: str | None = None
     return_id: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)

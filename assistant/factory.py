@@ -58,7 +58,7 @@ def loop_config(settings: Settings) -> LoopConfig:
         native_max_steps=settings.native_max_steps,
         reads_slots=settings.llm_reads_slots,
         lead_in=settings.reply_lead_in,
-        scope_threshold=settings.scope_threshold,
+        thresholds=settings.understanding,
         languages=tuple(settings.languages),
         max_chars=settings.max_message_chars,
     )

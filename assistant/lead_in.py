@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from assistant.events import ProductCard, price_text
 from assistant.understanding import SHOPPING
+from assistant.understanding.acts import need_label
 from assistant.understanding.rules import FILLER
 
 if TYPE_CHECKING:
@@ -48,18 +49,68 @@ def limits(facts: Facts) -> str:
     return "".join(parts)
 
 
+def about(card: ProductCard, query: str) -> bool:
+    """The card is on the topic of the query: its title or category has one of the query's words (or its stem)."""
+    text = f"{card.title} {card.category or ''}".lower()
+    stems = {w.lower().rstrip("s")[:5] for w in query.split() if len(w) > 2 and w.lower() not in FILLER}
+    return any(stem in text for stem in stems)
+
+
 def lowest(card: ProductCard) -> float | None:
     """The lowest price a card shows (a merged card shows its alike products' range)."""
     return card.price_low if card.alike > 1 and card.price_low is not None else card.price
 
 
+def product(facts: Facts) -> str:
+    """What was understood as the product, plain ("peanut butter"), or "" when there is none to name."""
+    words = [w for w in _PLAIN.sub(" ", facts.understanding.slots.query or "").split() if w.lower() not in FILLER]
+    return " ".join(words) if 0 < len(words) <= ASKED_WORDS + 2 else ""
+
+
+def _joined(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _refined(facts: Facts) -> str:
+    """The lead-in of a refined search: what changed ("Store-brand peanut butter:")."""
+    s, t, name = facts.understanding.slots, templates(), product(facts)
+    if not name or "refines-previous-search" not in facts.understanding.trace:
+        return ""
+    key = None if s.refinement == "none" else f"refined_{s.refinement}"
+    if key is None and s.store_brand:
+        key = "refined_store_brand"
+    if key is None and s.exclude:
+        return t["refined_exclude"].format(product=name.capitalize(), words=_joined(s.exclude))
+    if key is None:
+        key = "refined_limits"
+    return t[key].format(product=name, Product=name.capitalize(), limits=limits(facts))
+
+
+def _for_list(facts: Facts) -> str:
+    t, s = templates(), facts.understanding.slots
+    missing = [g.item for g in facts.groups if not g.carried]
+    head = t["need"].format(need=need_label(s.need)) if s.need else t["list"]
+    if missing and len(missing) == len(facts.groups):
+        return t["list_none"].format(items=_joined(missing))
+    return head + (" " + t["list_missing"].format(items=_joined(missing)) if missing else "")
+
+
 def compose(facts: Facts) -> str:
     """The lead-in for this turn's facts (may be empty: the block then speaks for itself)."""
     t = templates()
+    if facts.card_answer is not None:
+        return facts.card_answer
     tools = {e.name: e for e in facts.tools if e.ok}  # a failed call beside found cards says nothing here
     failed = next((e for e in facts.tools if not e.ok), None)
     if failed is not None and not facts.cards:
         return t["tool_failed"]
+    if "my_purchases" in tools:
+        d = tools["my_purchases"].data
+        if not facts.cards:
+            return t["no_orders"]
+        return t["usual"] if d.get("which") == "usual" else t["last_order"].format(**d)
+    if facts.groups:
+        return _for_list(facts)
     if "handoff_to_human" in tools:
         return t["handoff"]
     if "start_return" in tools:
@@ -103,9 +154,18 @@ def _about_cards(facts: Facts, tools: dict) -> str:
     if "search_products" not in tools:  # recommendations: the tool's own note says what they are
         note = next((e.data.get("note") for e in facts.tools if e.data.get("note")), "")
         return t["browse"].format(note=note) if note else ""
-    key = "found_one" if len(cards) == 1 else "found_many"
-    sentences = [t[key].format(n=len(cards), asked=asked(facts), limits=limits(facts))]
-    if cheapest is not None and len(cards) > 1:
+    s = facts.understanding.slots
+    if refined := _refined(facts):
+        sentences = [refined]
+    elif s.need and product(facts):
+        sentences = [t["need_product"].format(Product=product(facts).capitalize(), need=need_label(s.need))]
+    else:
+        key = "found_one" if len(cards) == 1 else "found_many"
+        name = product(facts)
+        sentences = [t[key].format(n=len(cards), asked=name or "that", limits=limits(facts))]
+    on_topic = [c for c in priced if about(c, s.query or "")] or priced[:1]
+    cheapest = min(on_topic, key=lowest) if on_topic else None
+    if cheapest is not None and len(cards) > 1 and len(on_topic) > 1:
         key = "cheapest_from" if cheapest.alike > 1 and cheapest.price_low != cheapest.price_high else "cheapest"
         sentences.append(t[key].format(title=cheapest.title, price=price_text(lowest(cheapest))))
     if any(c.reason.startswith(("you ", "within your")) for c in cards):

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from assistant.card_answers import answer_about_cards
 from assistant.events import (
+    CardGroup,
     Event,
     Outcome,
     ProductCard,
@@ -34,25 +36,24 @@ from assistant.native import native_calls
 from assistant.planner import CONFIRM_RETURN, plan_turn
 from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, load_rules, treatment_for
 from assistant.reply import Facts, Listing, messages, write_reply
-from assistant.scope import out_of_scope
 from assistant.services import Coupon, Services
 from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
-from assistant.understanding import SHOPPING, Slots, Understanding, combine, understand_with_llm
-from assistant.understanding.rules import parse_rules, product_words
+from assistant.understanding import SHOPPING, Evidence, Slots, Understanding, understand, understand_with_llm
+from assistant.understanding.rules import parse_rules
 from kefu.errors import KefuError, LLMError
 from kefu.llm.client import LLM, Usage
 from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
+from kefu.settings import Thresholds
 
 NATIVE_INTENTS = SHOPPING | {"order_status", "return_refund"}
-CLASSIFIER_SURE = 0.9  # combine() lets a classifier this sure overrule the model's intent
 
 
 class IntentPrior(Protocol):
     """The fast intent classifier's interface: (intent, probability) per text."""
 
-    def predict(self, texts: list[str]) -> list[tuple[str, float]]: ...
+    def predict_top(self, texts: list[str], k: int = 3) -> list[list[tuple[str, float]]]: ...
 
 
 @dataclass
@@ -62,7 +63,7 @@ class LoopConfig:
     native_max_steps: int = 3
     reads_slots: bool = False  # a capable model also fills product words, brand and budget
     lead_in: str = "template"  # or "model": the served model writes the reply's first sentence (gated)
-    scope_threshold: float = 0.5  # the classifier's out-of-scope probability that declines (assistant/scope.py)
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the understanding step's (kefu.settings)
     languages: tuple[str, ...] = ("en",)  # what the served model reads; other messages get an honest answer
     max_chars: int = 2000
 
@@ -95,7 +96,7 @@ class Assistant:
         self.classifier, self.log = classifier, log
         self.rate = rate or RateLimiter(limit=20, window_s=60)
         self.rules = load_rules()
-        self.vocabulary = services.catalogue.vocabulary()
+        self.lexicon = services.catalogue.lexicon()
         self.brands = {b.casefold(): b for b in services.catalogue.brands()}  # a brand slot must name one
 
     def turn(self, session: Session, message: str) -> Iterator[Event]:
@@ -122,39 +123,48 @@ class Assistant:
 
         t0 = time.perf_counter()
         answer: str | None = None  # a canned reply the plan chose
+        about_cards = False  # the plan answers from the cards shown before
         native = self.config.mode == "native" and u.intent in NATIVE_INTENTS and not flagged
         try:
             if native:
                 yield from self._native(session, message, deps, turn)
         except LLMError:  # the server is down: unless tools already ran, the structured plan carries the turn
             native = bool(turn.tools)
-        if native and not turn.tools and self.config.tool_choice == "required":
+        if native and not any(t.ok for t in turn.tools) and self.config.tool_choice == "required":
             native = False  # forced, the model still produced no usable call: the structured plan carries the turn
         if not native:
             plan = plan_turn(u, session, treatment, message, flagged, self.brands)
             if session.pending_return is not None and CONFIRM_RETURN not in plan.calls:
                 session.pending_return = None  # any answer but "yes" drops the return asked for last turn
-            answer = plan.answer
+            answer, about_cards = plan.answer, plan.about_cards
             for name, args in plan.calls:
                 yield self._call(deps, turn, name, args)
         turn.timings["tools_ms"] = _ms(t0)
 
+        groups = card_groups(turn.tools)
         cards = list({c.product_id: c for e in turn.tools for c in e.products}.values())  # once each, in order
-        if treatment.value_first:
+        if treatment.value_first and not groups:
             cards.sort(key=lambda c: (c.price is None, c.price or 0))
-        session.remember(cards)  # results of this turn become the list later turns refer to
+        card_answer = None
+        if about_cards:  # shown again, the list later turns refer to unchanged
+            card_answer = answer_about_cards(u.slots, session)
+            cards = card_answer.cards
+        else:
+            session.remember(cards)  # results of this turn become the list later turns refer to
         if u.slots.product_refs and not cards:
-            cards = session.resolve_refs(u.slots.product_refs)  # shown again, list unchanged
+            cards = session.resolve_refs(u.slots.product_refs)
         alternatives = bool(cards) and _no_match(turn.tools) and any(t.data.get("alternatives") for t in turn.tools)
+        alternatives = alternatives and not groups  # a list's missing item is named; its others are matches
         if cards:
-            yield Products(items=cards, alternatives=alternatives)
+            yield Products(items=cards, alternatives=alternatives, groups=groups)
         coupon = None
         if treatment.offer_coupon and session.customer_id and cards:
             coupon = self.services.orders.coupon_for(session.customer_id, [c.product_id for c in cards])
 
         t0 = time.perf_counter()
         facts = Facts(message, u, turn.tools, cards, list(session.seen.values()), answer, coupon, treatment.tone,
-                      alternatives=alternatives, language=language)  # fmt: skip
+                      alternatives=alternatives, language=language, groups=groups,
+                      card_answer=card_answer.text if card_answer else None)  # fmt: skip
         reply, lead_in, repairs = "", "", []
         for chunk in write_reply(self.llm, facts, turn.usage, repairs, self.config.lead_in):
             if not reply:
@@ -170,9 +180,17 @@ class Assistant:
         session.history = session.history[-6:]
         session.intents.append(u.intent)
         session.slots = u.slots
-        outcome = _outcome(u, answer, turn.tools, cards)
+        outcome = "answered" if groups and any(g.carried for g in groups) else _outcome(u, answer, turn.tools, cards)
         yield self._finish(
-            session, turn, reply, cards, outcome, repairs=len(repairs), coupon=coupon, lead_in=lead_in.strip()
+            session,
+            turn,
+            reply,
+            cards,
+            outcome,
+            repairs=len(repairs),
+            coupon=coupon,
+            lead_in=lead_in.strip(),
+            groups=groups,
         )
 
     # -- steps --------------------------------------------------------------------------------------------
@@ -201,30 +219,24 @@ class Assistant:
 
     def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
         t0 = time.perf_counter()
-        prior = self.classifier.predict([message])[0] if self.classifier is not None else None
+        intents = self.classifier.predict_top([message], k=3)[0] if self.classifier is not None else []
         reading = None
-        # a sure classifier (>= 0.9) wins over the model's intent anyway: the small model, which reads the intent
-        # only, is then not asked (one request less); a capable model still reads the slots
-        if self.config.reads_slots or prior is None or prior[1] < CLASSIFIER_SURE:
+        # a sure classifier wins over the model's intent anyway: the small model, which reads the intent only, is
+        # then not asked (one request less); a capable model still reads the slots
+        if self.config.reads_slots or not intents or intents[0][1] < self.config.thresholds.classifier_sure:
             with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
                 reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
-        understanding, source = combine(message, reading, prior, session.slots, self.vocabulary)
-        understanding, source = self._scope(session, message, understanding, source, prior, reading)
+        lexicon, catalogue = self.lexicon, self.services.catalogue
+        evidence = Evidence(
+            message, reading, intents, previous=session.slots, cards=session.candidates,
+            in_context=bool(session.slots and session.slots.products()) or bool(SHOPPING & set(session.intents[-3:])),
+            vocabulary=lexicon.vocabulary, compounds=lexicon.compounds,
+            carries=catalogue.carries, related=catalogue.related, thresholds=self.config.thresholds,
+        )  # fmt: skip
+        understanding = understand(evidence)
         turn.timings["understand_ms"] = _ms(t0)
+        source = "llm" if reading is not None else ("classifier" if intents else "rules")
         return understanding, source
-
-    def _scope(self, session: Session, message: str, u: Understanding, source: str, prior, reading):
-        """Decline what is outside shopping; keep a small model's "out of scope" from declining a shopping turn."""
-        shopping_before = bool(session.slots and session.slots.query) or bool(SHOPPING & set(session.intents[-3:]))
-        model_intent = reading.intent if reading is not None else None
-        declined = out_of_scope(message, u, prior, model_intent, self.services.catalogue.carries,
-                                self.config.scope_threshold, in_context=shopping_before)  # fmt: skip
-        if declined and u.intent != "out_of_scope":
-            return u.model_copy(update={"intent": "out_of_scope", "slots": Slots()}), source + "+scope"
-        if not declined and u.intent == "out_of_scope":
-            slots = u.slots.model_copy(update={"query": product_words(message) or message.strip()[:200]})
-            return u.model_copy(update={"intent": "product_search", "slots": slots}), source + "+scope"
-        return u, source
 
     def _treatment(self, session: Session) -> Treatment:
         segment, price_sensitive = None, False
@@ -269,7 +281,7 @@ class Assistant:
 
     def _finish(self, session: Session, turn: Turn, reply: str, cards: list[ProductCard], outcome: Outcome,
                 refused: str | None = None, repairs: int = 0, coupon: Coupon | None = None,
-                lead_in: str | None = None) -> TurnDone:  # fmt: skip
+                lead_in: str | None = None, groups: list[CardGroup] | None = None) -> TurnDone:  # fmt: skip
         turn.timings["total_ms"] = _ms(turn.started)
         done = TurnDone(
             conversation_id=session.conversation_id,
@@ -277,6 +289,7 @@ class Assistant:
             reply=reply,
             lead_in=reply if lead_in is None else lead_in,
             products=cards,
+            groups=groups or [],
             handoff_case=_data(turn.tools, "handoff_to_human", "case_id"),
             return_id=_data(turn.tools, "confirm_return", "return_id"),
             outcome=outcome,
@@ -326,6 +339,18 @@ def _outcome(u: Understanding, answer: str | None, tools: list[ToolCalled], card
     ):
         return "no_match"
     return "answered"
+
+
+def card_groups(tools: list[ToolCalled]) -> list[CardGroup]:
+    """One group per search of a turn that searched for several items (a shopping list, a need), else none."""
+    searches = [t for t in tools if t.name == "search_products" and t.ok]
+    if len(searches) < 2:
+        return []
+    return [
+        CardGroup(item=str(t.arguments.get("query", "")), product_ids=t.product_ids,
+                  carried=bool(t.products) and t.data.get("no_match") != "not_carried")
+        for t in searches
+    ]  # fmt: skip
 
 
 def history_entries(message: str, reply: str) -> list[dict[str, str]]:

@@ -13,16 +13,22 @@ from typing import Any
 
 from assistant.policy import Treatment
 from assistant.session import Session
+from assistant.sizes import size_of
 from assistant.understanding import Understanding
 
 Call = tuple[str, dict[str, Any]]
 CONFIRM_RETURN: Call = ("confirm_return", {})
 
 
+STORE_BRAND = "Private"  # the demo store's label for the shop's own brand (Complete Journey)
+PER_ITEM = 3  # cards per item of a shopping list or a need
+
+
 @dataclass(frozen=True)
 class Plan:
     calls: list[Call] = field(default_factory=list)
     answer: str | None = None  # a canned reply (messages.toml key) instead of tools
+    about_cards: bool = False  # answered from the cards shown before, with no tool
 
 
 def plan_turn(
@@ -46,9 +52,13 @@ def plan_turn(
     if u.intent in ("order_status", "return_refund"):
         if session.customer_id is None:
             return Plan(answer="sign_in")
+        if s.history != "none" and not s.order_id:
+            return Plan([("my_purchases", {"which": s.history})])
         if s.order_id:
             return Plan([("order_status" if u.intent == "order_status" else "start_return", {"order_id": s.order_id})])
         return Plan([("list_my_orders", {"limit": 5})])
+    if s.card_question != "none" and session.candidates:
+        return Plan(about_cards=True)  # a question about the cards shown: answered from their facts
     refs = session.resolve_refs(s.product_refs)
     if u.intent == "comparison":
         ids = [c.product_id for c in (refs if len(refs) >= 2 else session.candidates[:2])]
@@ -59,14 +69,26 @@ def plan_turn(
     if refs and s.refinement == "none":
         if u.intent == "recommendation":
             return Plan([("similar_items", {"product_id": refs[0].product_id})])
-        return Plan()  # a question about a product shown before: answered from that product
+        return Plan(about_cards=True)  # a question about a product shown before: answered from that product
+    if len(s.products()) > 1 or (s.need and s.items and not s.query):
+        per_item = [search_call(u, session, treatment, brands, item, PER_ITEM) for item in s.items]
+        return Plan(per_item)  # a shopping list, or what a need calls for: one search per item
     return Plan([search_call(u, session, treatment, brands)])
 
 
-def search_call(u: Understanding, session: Session, treatment: Treatment, brands: dict[str, str]) -> Call:
-    """The catalogue call for a shopping turn: budget, refinements ("cheaper", "another brand") and brand."""
+def search_call(
+    u: Understanding,
+    session: Session,
+    treatment: Treatment,
+    brands: dict[str, str],
+    item: str | None = None,
+    k: int = 5,
+) -> Call:
+    """The catalogue call for a shopping turn (or one ``item`` of a list): budget, refinements ("cheaper",
+    "another brand", "bigger"), brand, store brand and words ruled out."""
     s = u.slots
-    args: dict[str, Any] = {"k": 5}
+    query = item or s.query
+    args: dict[str, Any] = {"k": k}
     if s.budget_max is not None:
         args["max_price"] = s.budget_max
     if s.budget_min is not None:
@@ -78,8 +100,17 @@ def search_call(u: Understanding, session: Session, treatment: Treatment, brands
         args["min_price"] = round(max(prices) + 0.01, 2)
     if s.refinement == "other_brand" and session.candidates:
         args["exclude_brand"] = s.exclude_brand or session.candidates[0].brand
+    sizes = [x[0] for c in session.candidates if (x := size_of(c.size or c.title)) and x[1] == "oz"]
+    if s.refinement == "bigger" and sizes:
+        args["min_size_oz"] = max(sizes)
+    if s.refinement == "smaller" and sizes:
+        args["max_size_oz"] = min(sizes)
     if s.brand and s.brand.casefold() in brands:
         args["brand"] = brands[s.brand.casefold()]
-    if s.query and (u.intent != "recommendation" or s.refinement != "none" or not treatment.popular_picks):
-        return "search_products", {"query": s.query, **args}
-    return "recommend_for_me", {k: v for k, v in args.items() if k in ("k", "max_price")}
+    if s.store_brand and STORE_BRAND.casefold() in brands:
+        args["brand"] = brands[STORE_BRAND.casefold()]
+    if s.exclude:
+        args["exclude_words"] = list(s.exclude)
+    if query:
+        return "search_products", {"query": query, **args}
+    return "recommend_for_me", {key: v for key, v in args.items() if key in ("k", "max_price")}

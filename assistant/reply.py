@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from assistant.events import ProductCard, ToolCalled, card_price_text
+from assistant.events import CardGroup, ProductCard, ToolCalled, card_price_text
 from assistant.grounding import SentenceGate, allowed_facts, check_sentence, gate_lines
 from assistant.guardrails import fence
 from assistant.lead_in import compose, templates
@@ -48,6 +48,8 @@ class Facts:
     tone: list[str] = field(default_factory=list)
     alternatives: bool = False  # the cards are related alternatives: the shop does not carry what was asked
     language: str = "en"  # the shopper's (assistant/language.py); a capable model answers in it
+    groups: list[CardGroup] = field(default_factory=list)  # a list's items, each with its cards
+    card_answer: str | None = None  # the answer to a question about the cards shown (assistant/card_answers.py)
 
 
 class Listing(str):
@@ -124,11 +126,10 @@ def _block(facts: Facts, repairs: list[str]) -> str:
     for links and glyphs (catalogue and order text is shop data)."""
     failed = [e for e in facts.tools if not e.ok]
     block = ""
-    if facts.cards:
-        block = "\n".join(
-            f"{i}. {c.title} — {card_price_text(c)}" + (f" ({c.reason})" if c.reason else "")
-            for i, c in enumerate(facts.cards, 1)
-        )
+    if facts.cards and facts.groups:
+        block = _grouped(facts)
+    elif facts.cards:
+        block = "\n".join(_card_line(i, c) for i, c in enumerate(facts.cards, 1))
     elif failed:
         prices, ids = allowed_facts(facts.known + facts.cards)
         block = gate_lines(failed[0].summary, repairs, lambda line: check_sentence(line, prices, ids))
@@ -145,6 +146,24 @@ def _block(facts: Facts, repairs: list[str]) -> str:
             f"for product {c.product_id}."
         )
     return gate_lines(block, repairs).strip()
+
+
+def _card_line(i: int, c: ProductCard) -> str:
+    return f"{i}. {c.title} — {card_price_text(c)}" + (f" ({c.reason})" if c.reason else "")
+
+
+def _grouped(facts: Facts) -> str:
+    """The cards under each item of the list, numbered on through the groups (so "the fourth one" still works)."""
+    by_id = {c.product_id: c for c in facts.cards}
+    numbers = {c.product_id: i for i, c in enumerate(facts.cards, 1)}
+    parts, done = [], set()
+    for g in facts.groups:
+        ids = [p for p in g.product_ids if p in by_id and p not in done]
+        if not g.carried or not ids:
+            continue
+        done |= set(ids)
+        parts.append(f"{g.item.capitalize()}:\n" + "\n".join(_card_line(numbers[p], by_id[p]) for p in ids))
+    return "\n\n".join(parts)
 
 
 def unfenced(text: str) -> str:

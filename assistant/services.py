@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from assistant.events import ProductCard
+from assistant.understanding.catalogue import Lexicon
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,14 @@ class Catalogue(Protocol):
 
     def vocabulary(self) -> frozenset[str]: ...
 
+    def lexicon(self) -> Lexicon:
+        """The catalogue's words (vocabulary, every known word, names holding "and", type names)."""
+        ...
+
+    def related(self, phrase: str, k: int = 4) -> list[str]:
+        """Product types closest in meaning to a need ("hay fever" -> allergy relief …)."""
+        ...
+
     def brands(self) -> list[str]: ...
 
 
@@ -97,6 +106,10 @@ class Orders(Protocol):
     def recent(self, customer_id: str, limit: int) -> list[Order]: ...
 
     def order(self, customer_id: str, order_id: str) -> Order | None: ...
+
+    def usual(self, customer_id: str, k: int) -> list[tuple[str, int]]:
+        """The products this customer bought in the most orders: (product id, orders), most first."""
+        ...
 
     def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None: ...
 

@@ -11,7 +11,7 @@ from assistant.display import display_title, is_store_brand, merge_alike, plain
 from assistant.events import ProductCard
 from assistant.policy import find_coupon
 from assistant.services import Coupon, Found, Offer, Order, OrderLine, ShopperTaste
-from assistant.understanding import catalogue_vocabulary
+from assistant.understanding.catalogue import Lexicon, catalogue_lexicon
 from kefu import store
 from kefu.errors import StoreError
 from retrieval.hybrid import ProductSearch, SearchResult
@@ -48,8 +48,9 @@ def cards_of(results: list[SearchResult]) -> list[ProductCard]:
 class StoreCatalogue:
     def __init__(self, search: ProductSearch, store_path: Path, match: MatchRule | None = None) -> None:
         self.index, self.store_path, self.match = search, store_path, match or MatchRule()
+        self._type_vectors: tuple[list[str], Any] | None = None
         with store.connect(store_path) as con:
-            self._vocabulary = catalogue_vocabulary(con)
+            self._lexicon = catalogue_lexicon(con)
             self._brands = [
                 r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
             ]
@@ -161,7 +162,25 @@ class StoreCatalogue:
         return ShopperTaste(top, profile.private_label_share, (profile.price_p25, profile.price_p75))
 
     def vocabulary(self) -> frozenset[str]:
-        return self._vocabulary
+        return self._lexicon.vocabulary
+
+    def lexicon(self) -> Lexicon:
+        return self._lexicon
+
+    def related(self, phrase: str, k: int = 4) -> list[str]:
+        """The catalogue's product types closest in meaning to ``phrase`` (a need the curated map lacks)."""
+        if self._type_vectors is None:
+            names = [t for t in self._lexicon.types if len(t) > 3]
+            self._type_vectors = (names, self.index.embedder.encode(names))
+        names, vectors = self._type_vectors
+        scores = vectors @ self.index.encode(phrase)
+        picked = [names[i] for i in scores.argsort()[::-1][: 3 * k]]
+        out: list[str] = []
+        for name in picked:  # "cold and flu: cough drops" -> "cough drops"
+            short = re.split(r"[:/]", name)[-1].strip() or name
+            if short not in out:
+                out.append(short)
+        return out[:k]
 
     def brands(self) -> list[str]:
         return self._brands
@@ -178,6 +197,17 @@ OFFERS_SQL = """
 SELECT d.campaign_id, d.end_date, count(DISTINCT c.coupon_upc)
 FROM campaign_members m JOIN campaigns d USING (campaign_id) LEFT JOIN coupons c USING (campaign_id)
 WHERE m.customer_id = ? GROUP BY ALL ORDER BY d.end_date DESC NULLS LAST, d.campaign_id LIMIT ?
+"""
+
+
+# what a customer buys in the most orders, sellable products only (no coupon, fuel or kiosk lines)
+USUAL_SQL = """
+SELECT i.product_id, count(DISTINCT o.order_id) AS n
+FROM orders o JOIN order_items i USING (order_id) JOIN products p USING (product_id)
+WHERE o.customer_id = ? AND p.price IS NOT NULL AND p.in_stock
+  AND coalesce(p.department, '') NOT IN ('MISC. TRANS.', 'KIOSK-GAS', 'COUPON', 'MISC SALES TRAN')
+  AND coalesce(p.category, '') NOT LIKE 'COUPON%'
+GROUP BY 1 ORDER BY n DESC, i.product_id LIMIT ?
 """
 
 
@@ -201,6 +231,14 @@ class StoreOrders:
                 [order_id],
             ).fetchall()
         return Order(*row, lines=[OrderLine(pid, plain(title) or pid, qty, amt) for pid, title, qty, amt in lines])
+
+    def usual(self, customer_id: str, k: int) -> list[tuple[str, int]]:
+        with store.connect(self.store_path) as con:
+            rows = con.execute(
+                USUAL_SQL,
+                [customer_id, k],
+            ).fetchall()
+        return [(pid, int(n)) for pid, n in rows]
 
     def busiest_customers(self, n: int) -> list[str]:
         """The customers with the most orders (the demo mode's customer picker lists them)."""

@@ -5,6 +5,7 @@ never model-supplied); schemas and argument descriptions come from the signature
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -15,6 +16,7 @@ from assistant.events import ProductCard, price_text
 from assistant.guardrails import fence
 from assistant.services import Found
 from assistant.session import Deps, PendingReturn
+from assistant.sizes import size_of
 from assistant.tools import Tool, ToolError, ToolOutput, tool
 
 Injected = Annotated[Deps, InjectedToolArg]
@@ -66,6 +68,9 @@ def search_products(
     department: str | None = None,
     brand: str | None = None,
     exclude_brand: str | None = None,
+    exclude_words: list[str] = Field(default_factory=list, max_length=5),
+    min_size_oz: float | None = None,
+    max_size_oz: float | None = None,
     k: int = Field(5, ge=1, le=20),
 ) -> ToolOutput:
     """Search the shop's catalogue for products matching the shopper's words, within hard limits.
@@ -77,6 +82,9 @@ def search_products(
         department: only this department, e.g. "GROCERY"
         brand: only this brand label ("National" or "Private" for store brand)
         exclude_brand: never this brand label
+        exclude_words: never products whose name has one of these words (the shopper said "not the diet one")
+        min_size_oz: only packages bigger than this, in ounces
+        max_size_oz: only packages smaller than this, in ounces
         k: how many products to return
     """
     filters = {
@@ -87,7 +95,26 @@ def search_products(
         "exclude_brands": exclude_brand or (),
     }
     filters = {key: v for key, v in filters.items() if v not in (None, ())}
-    return listing(deps.services.catalogue.search(query, filters, k, deps.customer_id))
+    narrowed = bool(exclude_words) or min_size_oz is not None or max_size_oz is not None
+    found = deps.services.catalogue.search(query, filters, 20 if narrowed else k, deps.customer_id)
+    if not narrowed:
+        return listing(found)
+    kept = [c for c in found.products if _fits(c, exclude_words, min_size_oz, max_size_oz)][:k]
+    if found.products and not kept and not found.no_match:
+        return listing(Found([], found.note, no_match="outside_limits"))
+    return listing(Found(kept, found.note, found.no_match, found.alternatives and bool(kept)))
+
+
+def _fits(card: ProductCard, exclude: list[str], min_oz: float | None, max_oz: float | None) -> bool:
+    title = card.title.lower()
+    if any(re.search(rf"\b{re.escape(w.lower())}", title) for w in exclude):
+        return False
+    if min_oz is None and max_oz is None:
+        return True
+    size = size_of(card.size or card.title)
+    if size is None or size[1] != "oz":
+        return False
+    return (min_oz is None or size[0] > min_oz) and (max_oz is None or size[0] < max_oz)
 
 
 @tool
@@ -157,6 +184,35 @@ def get_my_profile(deps: Injected) -> ToolOutput:
     ]
     data = {"customer_id": customer, "top_categories": top, "price_band": band, "offers": offers}
     return ToolOutput(text=fence("profile", str(data)), data=data)
+
+
+@tool
+def my_purchases(
+    deps: Injected, which: Literal["last_order", "usual"] = "last_order", k: int = Field(8, ge=1, le=20)
+) -> ToolOutput:
+    """What the signed-in shopper bought: the items of their last order, or the products they buy most often.
+
+    Args:
+        which: "last_order" for the most recent order's items, "usual" for what they buy most often
+        k: how many products to return
+    """
+    customer = _require_customer(deps)
+    orders = deps.services.orders
+    if which == "usual":
+        usual = orders.usual(customer, k)
+        counts = dict(usual)
+        cards = deps.services.catalogue.details([pid for pid, _ in usual])
+        cards = [c.model_copy(update={"reason": f"you bought it {counts[c.product_id]} times"}) for c in cards]
+        return ToolOutput(text=listing(cards).text, data={"which": which, "count": len(cards)}, products=cards)
+    recent = orders.recent(customer, 1)
+    order = orders.order(customer, recent[0].order_id) if recent else None
+    if order is None:
+        return ToolOutput(text="No orders on this account yet.", data={"which": which, "order_id": None})
+    quantity = {line.product_id: line.quantity for line in order.lines}
+    cards = deps.services.catalogue.details(list(quantity))[:k]
+    cards = [c.model_copy(update={"reason": f"you bought {quantity[c.product_id]:g}"}) for c in cards]
+    data = {"which": which, "order_id": order.order_id, "ordered_at": _day(order.ordered_at), "lines": len(order.lines)}
+    return ToolOutput(text=listing(cards).text, data=data, products=cards)
 
 
 @tool
@@ -268,6 +324,7 @@ TOOLS: dict[str, Tool] = {
         bought_together,
         compare_products,
         get_my_profile,
+        my_purchases,
         list_my_orders,
         order_status,
         start_return,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,8 +22,26 @@ from pydantic_settings import (
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
 
+class Thresholds(BaseModel):
+    """Every threshold the understanding step uses (``assistant/understanding/spine.py``), in one place.
+    Set one as e.g. ``KEFU_UNDERSTANDING__SCOPE=0.6``."""
+
+    classifier_sure: float = Field(0.9, ge=0, le=1, description="A classifier this sure overrules the model's intent "
+                                   "(and the small model is then not asked at all).")  # fmt: skip
+    after_sales_sure: float = Field(0.6, ge=0, le=1, description="... or this sure of an after-sales intent.")
+    after_sales_agree: float = Field(0.5, ge=0, le=1, description="The model's after-sales intent stands only when "
+                                     "the classifier gives an after-sales intent at least this.")  # fmt: skip
+    scope: float = Field(0.5, ge=0, le=1, description="Decline as out of scope from this out-of-scope probability "
+                         "of the classifier, unless the shop carries what the message names.")  # fmt: skip
+    scope_model_margin: float = Field(0.2, ge=0, le=1, description="... less this when the model agrees.")
+    scope_in_context: float = Field(0.9, ge=0, le=1, description="In a conversation about products, only this sure "
+                                    "a classifier declines (a question is most likely a follow-up).")  # fmt: skip
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="forbid", toml_file="kefu.toml")
+    model_config = SettingsConfigDict(
+        env_prefix="KEFU_", env_nested_delimiter="__", extra="forbid", toml_file="kefu.toml"
+    )
 
     data_dir: Path = Field(Path(".kefu"), description="Store, model, index, logs and run files live here.")
 
@@ -124,10 +142,7 @@ class Settings(BaseSettings):
         3, ge=1, le=8, description="Native planner: rounds of tool calls the model may make in one turn."
     )
     max_message_chars: int = Field(2000, ge=1, description="Longer shopper messages are politely refused.")
-    scope_threshold: float = Field(
-        0.5, ge=0, le=1, description="Decline as out of scope from this out-of-scope probability of the intent "
-        "classifier (less 0.2 when the model agrees), unless the shop carries what the message names.",
-    )  # fmt: skip
+    understanding: Thresholds = Field(default_factory=Thresholds, description="The understanding step's thresholds.")
     no_match_min_cosine: float = Field(
         0.5, ge=0, le=1, description="A search matches when a top result is at least this close in meaning "
         "(calibrated by `kefu eval match`); else the turn is a no-match.",

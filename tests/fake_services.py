@@ -7,6 +7,7 @@ from datetime import datetime
 
 from assistant.events import ProductCard
 from assistant.services import Coupon, Found, Offer, Order, OrderLine, Services, ShopperTaste
+from assistant.understanding.catalogue import Lexicon
 
 PRODUCTS = [
     ProductCard(product_id="p1", title="SPAGHETTI 16 OZ", price=1.29, category="DRY NOODLES/PASTA", brand="Private"),
@@ -56,6 +57,12 @@ class FakeCatalogue:
     def vocabulary(self):
         return frozenset({"pasta", "cheese", "spaghetti", "penne", "cheddar"})
 
+    def lexicon(self):
+        return Lexicon(self.vocabulary(), frozenset(w for p in self.products for w in p.title.lower().split()))
+
+    def related(self, phrase, k=4):
+        return ["cheese", "pasta"][:k]
+
     def brands(self):
         return ["National", "Private"]
 
@@ -68,6 +75,13 @@ class FakeOrders:
 
     def recent(self, customer_id, limit):
         return self.orders.get(customer_id, [])[:limit]
+
+    def usual(self, customer_id, k):
+        counts: dict[str, int] = {}
+        for order in self.orders.get(customer_id, []):
+            for line in order.lines:
+                counts[line.product_id] = counts.get(line.product_id, 0) + 1
+        return sorted(counts.items(), key=lambda kv: -kv[1])[:k]
 
     def busiest_customers(self, n):
         return sorted(self.orders, key=lambda c: -len(self.orders[c]))[:n]

@@ -14,10 +14,10 @@ from assistant.language import detect
 from assistant.lead_in import compose
 from assistant.loop import Assistant
 from assistant.reply import Facts
-from assistant.scope import is_shopping_request, out_of_scope
 from assistant.session import Session
-from assistant.understanding import Slots, Understanding
+from assistant.understanding import Evidence, LLMReading, Slots, Understanding, understand
 from assistant.understanding.rules import cjk_number, parse_rules
+from assistant.understanding.scope import is_shopping_request
 from retrieval.match import MatchEvidence, MatchRule, evidence
 from tests.fake_llm import ScriptedLLM, reading
 from tests.fake_services import fake_services
@@ -63,7 +63,7 @@ def test_lead_in_says_true_things_about_the_results():
     cards = [card("a", "Peanut butter, 40 oz", 4.99, reason="within your usual price range"),
              card("b", "Peanut butter, 18 oz", 1.99)]  # fmt: skip
     text = compose(facts([searched(products=cards)], cards, budget=5))
-    assert text.startswith('Here are 2 matches for "peanut butter" under $5.00.')
+    assert text.startswith("Here are 2 matches for peanut butter under $5.00.")
     assert "The cheapest is Peanut butter, 18 oz at $1.99." in text and "what you usually buy" in text
 
 
@@ -97,17 +97,23 @@ def test_the_gate_removes_echoes_offers_and_invented_prices():
 
 
 # -- scope and languages ------------------------------------------------------------------------------------
+def declined(message, prior, model_intent, carries, in_context=False):
+    """The spine declines this message as out of scope (the rule "out-of-scope" fired)."""
+    ev = Evidence(message, LLMReading(intent=model_intent) if model_intent else None, [prior], carries=carries,
+                  in_context=in_context)  # fmt: skip
+    u = understand(ev)
+    return u.intent == "out_of_scope" and "out-of-scope" in u.trace
+
+
 def test_scope_needs_the_classifier_and_no_shop_evidence():
     poem = "Write me a poem about the stock market crash."
-    u = Understanding(intent="product_search", slots=Slots(query="poem stock market crash"))
     never, always = (lambda words: False), (lambda words: True)
-    assert out_of_scope(poem, u, ("out_of_scope", 0.82), "product_search", never)
-    assert not out_of_scope(poem, u, ("out_of_scope", 0.82), "product_search", always)  # the shop carries it
-    assert not out_of_scope(poem, u, ("out_of_scope", 0.4), "product_search", never)  # the classifier is unsure
-    assert out_of_scope(poem, u, ("out_of_scope", 0.4), "out_of_scope", never)  # ... and the model agrees
-    assert not out_of_scope(poem, u, ("chitchat", 0.9), "product_search", never)
-    budget = Understanding(intent="product_search", slots=Slots(query="cheese", budget_max=5))
-    assert not out_of_scope("What cheese under $5?", budget, ("out_of_scope", 0.9), None, never)
+    assert declined(poem, ("out_of_scope", 0.82), "product_search", never)
+    assert not declined(poem, ("out_of_scope", 0.82), "product_search", always)  # the shop carries it
+    assert not declined(poem, ("out_of_scope", 0.4), "product_search", never)  # the classifier is unsure
+    assert declined(poem, ("out_of_scope", 0.4), "out_of_scope", never)  # ... and the model agrees
+    assert not declined(poem, ("chitchat", 0.9), "product_search", never)
+    assert not declined("What cheese under $5?", ("out_of_scope", 0.9), None, never)  # a budget: shopping
     # a product the shop lacks, asked for as a product, is a no-match, not a decline
     assert is_shopping_request("a 55 inch TV") and is_shopping_request("Do you sell the Kefu SuperBlender 9000?")
     assert not is_shopping_request("Should I buy Tesla stock?") and not is_shopping_request("who won the cup?")
@@ -192,15 +198,12 @@ def test_eval_match_calibrates_on_the_real_index(shop_settings, monkeypatch):
 def test_scope_in_a_shopping_conversation_and_the_models_own_out_of_scope():
     never = lambda words: False  # noqa: E731
     question = "how long does the battery last?"
-    u = Understanding(intent="product_search", slots=Slots(query="battery last"))
-    assert out_of_scope(question, u, ("out_of_scope", 0.8), "product_search", never)
-    assert not out_of_scope(question, u, ("out_of_scope", 0.8), "product_search", never, in_context=True)  # follow-up
-    assert out_of_scope(question, u, ("out_of_scope", 0.95), "product_search", never, in_context=True)
+    assert declined(question, ("out_of_scope", 0.8), "product_search", never)
+    assert not declined(question, ("out_of_scope", 0.8), "product_search", never, in_context=True)  # follow-up
+    assert declined(question, ("out_of_scope", 0.95), "product_search", never, in_context=True)
     # the small model says out of scope, but the shopper asks to buy something: not declined
-    oos = Understanding(intent="out_of_scope")
-    assert not out_of_scope("I would like to buy a book in crime genre", oos, ("out_of_scope", 0.6), "out_of_scope",
-                            never)  # fmt: skip
-    assert out_of_scope("what is the capital of Australia", oos, ("out_of_scope", 0.97), "chitchat", never)
+    assert not declined("I would like to buy a book in crime genre", ("out_of_scope", 0.6), "out_of_scope", never)
+    assert declined("what is the capital of Australia", ("out_of_scope", 0.97), "chitchat", never)
 
 
 def test_budgets_said_after_the_amount():
@@ -247,13 +250,13 @@ def test_abbreviations_are_not_repeated_sentences():
 
 def test_a_sure_classifier_spares_the_small_model_a_request():
     class Sure:
-        def predict(self, texts):
-            return [("chitchat", 0.99) for _ in texts]
+        def predict_top(self, texts, k=3):
+            return [[("chitchat", 0.99)] for _ in texts]
 
     llm = ScriptedLLM([reading(intent="product_search")])
     done = list(Assistant(fake_services(), llm, classifier=Sure()).turn(Session(customer_id=None), "hi there"))[-1]
     assert done.reply.startswith("Hello") and llm.calls == []
-    unsure = type("Unsure", (), {"predict": lambda self, texts: [("chitchat", 0.6)]})()
+    unsure = type("Unsure", (), {"predict_top": lambda self, texts, k=3: [[("chitchat", 0.6)]]})()
     llm = ScriptedLLM([reading(intent="chitchat")])
     list(Assistant(fake_services(), llm, classifier=unsure).turn(Session(customer_id=None), "hi there"))
     assert [kind for kind, _ in llm.calls] == ["structured"]

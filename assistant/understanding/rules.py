@@ -5,7 +5,9 @@ product words, and the purchase stage and score."""
 from __future__ import annotations
 
 import re
+from functools import cache
 
+from assistant.understanding import acts
 from assistant.understanding.schema import AFTER_SALES, Slots, Stage
 
 FILLER = frozenset(
@@ -22,10 +24,21 @@ FILLER = frozenset(
 
 def product_words(text: str) -> str:
     """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta")."""
-    for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER):
+    for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER, _EXCLUDE):
         text = pattern.sub(" ", text)
     words = re.findall(r"[a-z][a-z0-9%'&-]*", text.lower())
-    return " ".join(w for w in words if w not in FILLER)[:200]
+    return " ".join(w for w in words if w not in FILLER and w not in chatter())[:200]
+
+
+def new_product_words(text: str) -> str:
+    """Product words that are not refinement words: "" for "only the store brand please" or "other brands?"."""
+    refining = set(acts.words()["refining"])
+    return " ".join(w for w in product_words(text).split() if w not in refining and w.rstrip("s") not in refining)
+
+
+@cache
+def chatter() -> frozenset[str]:
+    return frozenset(acts.words()["chatter"])
 
 
 # -- deterministic parsers ------------------------------------------------------------------------------
@@ -83,13 +96,31 @@ _REF = re.compile(
 )
 _NUM_REF = re.compile(r"\b(?:number|no\.?|#|item|option)\s*(\d)\b", re.I)
 _ORDER = re.compile(r"\border\s*(?:id|number|no\.?|#)?\s*:?\s*#?([A-Za-z0-9-]{4,40}\d)\b", re.I)
-_CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too expensive)\b", re.I)
-_PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier)\b", re.I)
-_OTHER_BRAND = re.compile(r"\b(different|another|other)\s+brand\b", re.I)
-_MORE = re.compile(r"\b(show (?:me )?more|more options|anything else|other options)\b", re.I)
+_CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too expensive|too pricey|too much)\b", re.I)
+_PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier|fancier|higher end|nicer one)\b", re.I)
+_OTHER_BRAND = re.compile(
+    r"\b(different|another|other|any other|else'?s?)\s+brands?\b|\bnot (?:this|that) brand\b", re.I
+)
+_BIGGER = re.compile(r"\b(bigger|larger|bulk|more of it|jumbo|economy size|big(?:ger)? (?:one|pack|size))\b", re.I)
+_SMALLER = re.compile(r"\b(smaller|small(?:er)? (?:one|pack|size)|single serve|travel size|mini|less of it)\b", re.I)
+_MORE = re.compile(
+    r"\b(show (?:me )?more|more options|anything else|other options|what else|similar (?:to|ones?)|"
+    r"more like (?:this|that|these|those|the|it)|like (?:this|that) one)\b",
+    re.I,
+)
+# negation: "not the diet one", "no sugar free", "don't want the spicy kind": words to keep out of the results
+_EXCLUDE = re.compile(
+    r"\b(?:not|no|don'?t want|do not want|except|anything but|without the|but not)\s+(?:the\s+|any\s+|a\s+)?"
+    r"((?:[a-z-]+\s+)?[a-z-]+?)(?:\s+(?:one|ones|kind|type|version|stuff))?(?=\s*(?:[,.;!?]|$|\b(?:the|but|please|i|one)\b))",
+    re.I,
+)
 COMPARE_WORDS = re.compile(r"\b(compare|comparison|versus|vs\.?|difference between|which (?:one )?is better)\b", re.I)
 RECOMMEND_WORDS = re.compile(r"\b(recommend|suggest|what should i (?:buy|get|try))\b", re.I)
-_STORE_BRAND = re.compile(r"\b(store brand|private label|own brand|own label)\b", re.I)
+_STORE_BRAND = re.compile(
+    r"\b(store[- ]?brand|private label|own[- ]brand|own label|house brand|generic|store'?s own|shop'?s own|"
+    r"your (?:own )?brand|the cheap brand)\b",
+    re.I,
+)
 _YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
 
 
@@ -122,14 +153,27 @@ def parse_rules(text: str) -> dict:
         found["refinement"] = "other_brand"
     elif _PRICIER.search(text):
         found["refinement"] = "pricier"
+    elif _BIGGER.search(text):
+        found["refinement"] = "bigger"
+    elif _SMALLER.search(text):
+        found["refinement"] = "smaller"
     elif _MORE.search(text):
         found["refinement"] = "more"
     if _STORE_BRAND.search(text):
-        found["brand"] = "Private"
+        found["store_brand"] = True
+    excluded = [
+        re.sub(r"\s+(?:one|ones|kind|type|version|stuff)$", "", m.group(1).lower()) for m in _EXCLUDE.finditer(text)
+    ]
+    if excluded := [w for w in excluded if w not in FILLER and w not in NOT_EXCLUDED]:
+        found["exclude"] = excluded[:5]
     if _YES.search(text):
         found["confirm"] = True
     return found
 
+
+NOT_EXCLUDED = frozenset(
+    "sure problem problems thanks thank worries bad quite exactly yet today right idea clue way".split()
+)
 
 _READY = re.compile(
     r"\b(buy|order (?:it|them|now|this)|add (?:it |them )?to (?:my )?(?:cart|basket)|checkout|"

@@ -1,7 +1,7 @@
-"""The typed result of reading one shopper turn: ``Understanding`` (intent, stage, slots, purchase score).
+"""The typed result of reading one shopper turn: ``Understanding`` (intent, stage, slots, purchase-intent score).
 
-The one definition of the assistant's intents; the fast classifier, the LLM reading, the planner and the eval
-all use ``Intent`` / ``INTENTS`` from here.
+The one definition of the reading: the fast classifier, the model's reading, the rule table
+(``understanding/spine.py``), the planner and the eval all use ``Intent`` / ``Slots`` from here.
 """
 
 from __future__ import annotations
@@ -20,19 +20,41 @@ SHOPPING = frozenset({"product_search", "recommendation", "comparison", "product
 AFTER_SALES = frozenset(
     {"order_status", "return_refund", "delivery", "payment", "account", "human_handoff", "complaint"}
 )
+Refinement = Literal["none", "cheaper", "pricier", "other_brand", "bigger", "smaller", "more"]
+REFINEMENTS: tuple[str, ...] = get_args(Refinement)
+# a question about the cards already shown, answered from their facts (no new search)
+CardQuestion = Literal[
+    "none", "price", "size", "brand", "unit_price", "cheapest", "priciest", "biggest", "smallest", "not_listed",
+    "details",
+]  # fmt: skip
+# a question about the shopper's own purchases: the last order's items, or what they usually buy
+History = Literal["none", "last_order", "usual"]
 
 
 class Slots(BaseModel):
-    """What the turn asks for. Every field is filled by ``combine`` (from the rules, the model or the message)."""
+    """What the turn asks for. Filled by the rule table (from the parsers, the model or the message)."""
 
     query: str | None = Field(None, max_length=200, description="Product words to search for, e.g. 'gluten free pasta'")
+    items: list[str] = Field(
+        default_factory=list, max_length=8, description="Product phrases: one for one product, several for a list"
+    )
     brand: str | None = Field(None, max_length=60)
+    store_brand: bool = Field(False, description="Only the shop's own label")
     exclude_brand: str | None = Field(None, max_length=60)
+    exclude: list[str] = Field(default_factory=list, max_length=5, description="Words the shopper ruled out")
     budget_min: float | None = Field(None, ge=0)
     budget_max: float | None = Field(None, ge=0)
     order_id: str | None = Field(None, max_length=40)
     product_refs: list[int] = Field(default_factory=list, max_length=5, description="1-based positions shown before")
-    refinement: Literal["none", "cheaper", "pricier", "other_brand", "more"] = "none"
+    refinement: Refinement = "none"
+    card_question: CardQuestion = "none"
+    asked_fact: str | None = Field(None, max_length=40, description="What a not_listed card question asked about")
+    need: str | None = Field(None, max_length=60, description="An occasion or problem, e.g. 'party', 'hay fever'")
+    history: History = "none"
+
+    def products(self) -> list[str]:
+        """The product phrases to search for: the list's items, else the one query."""
+        return list(self.items) if len(self.items) > 1 else ([self.query] if self.query else [])
 
 
 class Understanding(BaseModel):
@@ -41,3 +63,4 @@ class Understanding(BaseModel):
     slots: Slots = Field(default_factory=Slots)
     purchase_intent: float = Field(0.0, ge=0, le=1, description="How likely this shopper buys soon, 0..1")
     confirm: bool = Field(False, description="The shopper says yes/confirms a pending action")
+    trace: list[str] = Field(default_factory=list, description="The rules that decided this reading, in order")

@@ -1,0 +1,198 @@
+"""Parsers for the dialogue acts of ordinary shopping conversation, exact where a small model is weak:
+
+- a shopping list ("milk, eggs and bread") -> its items;
+- a need or occasion ("things for a party", "I have a cold") -> the need, and the catalogue items it calls for
+  (``needs.toml``, a small curated map; other needs go to the catalogue's own taxonomy, ``Catalogue.related``);
+- a question about the cards shown ("which one is cheapest?", "is the second a store brand?") -> what it asks;
+- a question about the shopper's own purchases ("what did I buy last time?", "what do I usually get?").
+
+Word lists live in ``words.toml`` beside this module.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from importlib import resources
+
+from assistant.understanding.schema import CardQuestion, History
+
+
+@cache
+def words() -> dict[str, list[str]]:
+    """The word lists of ``words.toml``, each split into its words."""
+    raw = tomllib.loads(resources.files("assistant.understanding").joinpath("words.toml").read_text())
+    return {name: text.split() for name, text in raw.items()}
+
+
+@cache
+def needs() -> dict[str, dict]:
+    return tomllib.loads(resources.files("assistant.understanding").joinpath("needs.toml").read_text())["need"]
+
+
+def _any(names: list[str]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(names) + r")\b", re.I)
+
+
+# -- shopping lists ------------------------------------------------------------------------------------
+_LIST_LEAD = re.compile(
+    r"^\W*(?:(?:hi|hello|hey|ok|okay|so|and|also|please)\W+)*(?:i\s*(?:'d|would)?\s*(?:need|want|like)(?:\s+to\s+"
+    r"(?:buy|get|order))?|(?:can|could)\s+(?:you|i)\s+(?:get|find|have|add)(?:\s+me)?|get\s+me|add|find\s+me|"
+    r"i'?m\s+(?:after|looking\s+for|shopping\s+for)|looking\s+for|my\s+(?:shopping\s+)?list(?:\s+is)?:?|"
+    r"shopping\s+list:?|do\s+you\s+(?:have|sell|carry))\b",
+    re.I,
+)
+_LIST_TAIL = re.compile(r"\b(?:to|on|for)\s+(?:my|the)\s+(?:shopping\s+)?(?:list|cart|basket)\b.*$", re.I)
+_SEPARATOR = re.compile(r"\s*(?:,|;|\n|\+|/|\band also\b|\bplus\b|\bas well as\b|&|\band\b)\s*", re.I)
+
+
+_CONTEXT = re.compile(
+    r"\b(?:making|cooking|baking|preparing|hosting|having|planning|want to make|going to make)\b", re.I
+)
+
+
+def shopping_list(
+    text: str, compounds: frozenset[str] = frozenset(), vocabulary: frozenset[str] = frozenset()
+) -> list[str]:
+    """The items of a list message ("I need milk, eggs and bread" -> ["milk", "eggs", "bread"]), or [] when the
+    message names one thing. ``compounds``: catalogue names that hold "and" ("macaroni and cheese"), kept whole;
+    without a comma, "and" splits only where every part names a catalogue word (``vocabulary``: "milk and eggs",
+    not "mac and cheese"). A part that sets the scene ("I'm making lasagna tonight") is not an item."""
+    body = _LIST_TAIL.sub("", _LIST_LEAD.sub("", text.strip().rstrip("?.!")))
+    low = body.lower().replace("&", " and ")
+    for compound in compounds:  # protect "mac and cheese" before splitting on "and"
+        low = re.sub(rf"\b{re.escape(compound)}\b", compound.replace(" and ", "_AND_"), low)
+    if not _SEPARATOR.search(low):
+        return []
+    parts = [p.replace("_AND_", " and ").strip(" .!?-") for p in _SEPARATOR.split(low)]
+    parts = [re.sub(r"^(?:i\s+)?(?:also\s+)?(?:need|want|get)\s+", "", p) for p in parts if p]
+    parts = [re.sub(r"^(?:some|a|an|the|any|more|of|also|then)\s+", "", p) for p in parts if p]
+    items = [p for p in parts if p and len(p) <= 60 and not _CONTEXT.search(p)]
+    if not re.search(r"[,;\n+/]", low) and vocabulary:
+        named = [
+            any(w in vocabulary or w.removesuffix("s") in vocabulary for w in re.findall(r"[a-z]+", p)) for p in items
+        ]
+        if not all(named):
+            return []
+    return items if len(items) >= 2 else []
+
+
+# -- needs and occasions ----------------------------------------------------------------------------------
+_NEED_PHRASE = re.compile(
+    r"\b(?:for|hosting|throwing|having|planning|organi[sz]ing|going to|going on|off to|packing for)\s+"
+    r"(?:a|an|my|our|the|this|his|her|their)?\s*((?:[a-z'-]+\s+){0,2}?(?:party|trip|picnic|barbecue|bbq|cookout|"
+    r"shower|dinner|lunch|lunches|breakfast|brunch|night|weekend|holiday|game|gathering|celebration|birthday|"
+    r"wedding|camping|hike|holidays|christmas|thanksgiving|halloween|easter|potluck|sleepover|school|office|"
+    r"road trip|movie night|date night|guests?|kids?|baby|toddler|puppy|kitten|dog|cat|diet|workout|gym|"
+    r"beach|vacation))\b",
+    re.I,
+)
+_AILMENT = re.compile(r"\b(?:i(?:'ve| have)? (?:got |have )?|i'm |i am |suffering from |my (?:kid|son|daughter|husband|"
+                      r"wife) has )(?:a |the |some )?((?:bad |terrible |awful )?(?:cold|flu|cough|headache|"
+                      r"hangover|sore throat|hay fever|allergies|heartburn|upset stomach|fever|sunburn|"
+                      r"dry skin|stuffy nose|runny nose|sick|diarrh?o?ea|constipat\w*))\b", re.I)  # fmt: skip
+
+
+def need_of(text: str) -> str | None:
+    """The occasion or problem a message is about ("snacks for a party" -> "party"), or None."""
+    low = text.lower()
+    found = [(len(m.group(0)), name) for name, need in needs().items()
+             if (m := _any([re.escape(w) for w in need["words"]]).search(low))]  # fmt: skip
+    if found:
+        return max(found)[1]  # the longest phrase named: "hay fever" over "fever"
+    if m := _AILMENT.search(low):
+        return m.group(1).strip()
+    if m := _NEED_PHRASE.search(low):
+        return m.group(1).strip()
+    return None
+
+
+def need_items(need: str) -> list[str]:
+    """The catalogue items the curated map gives for a need ([] when the need is not in the map)."""
+    entry = needs().get(need)
+    return list(entry["items"]) if entry else []
+
+
+def need_label(need: str) -> str:
+    """How the lead-in names the need ("a party", "your cold")."""
+    entry = needs().get(need)
+    return entry["label"] if entry else need
+
+
+# -- questions about the cards shown ----------------------------------------------------------------------
+_CARD_PATTERNS: list[tuple[CardQuestion, re.Pattern[str]]] = [
+    ("unit_price", re.compile(r"\b(?:unit price|price per|per (?:oz|ounce|pound|lb|unit|count|item)|cost per)\b",
+                              re.I)),
+    ("cheapest", re.compile(r"\b(?:which|what)\b.*\b(?:cheapest|least expensive|lowest price|best price|best value|"
+                            r"cheaper)\b|\b(?:the )?cheapest (?:one|of (?:them|these|those)|here)\b", re.I)),
+    ("priciest", re.compile(r"\b(?:which|what)\b.*\b(?:most expensive|priciest|dearest|highest price)\b", re.I)),
+    ("biggest", re.compile(r"\b(?:which|what)\b.*\b(?:biggest|largest|most (?:oz|ounces))\b|\bbiggest one\b", re.I)),
+    ("smallest", re.compile(r"\b(?:which|what)\b.*\bsmallest\b|\bsmallest one\b", re.I)),
+    ("brand", re.compile(r"\b(?:store[- ]brand|own[- ]brand|house brand|generic|name brand|national brand|"
+                         r"what brand|which brand|who makes|brand is)\b", re.I)),
+    ("size", re.compile(r"\b(?:what size|which size|how big|how large|how much (?:is )?in|how many (?:oz|ounces|"
+                        r"grams|count|pieces|in)|size of|what'?s the size|package size|how heavy|weight)\b", re.I)),
+    ("price", re.compile(r"\b(?:how much|what(?:'s| is| does)? (?:it|that|the \w+(?: one)?) cost|price of|"
+                         r"what'?s the price|cost of|how expensive)\b", re.I)),
+]  # fmt: skip
+_NOT_LISTED = re.compile(
+    r"\b(ingredients?|gluten|calories|nutrition\w*|allergens?|nuts?|peanuts?|dairy|lactose|vegan|vegetarian|"
+    r"kosher|halal|sugar|sodium|salt|protein|caffeine|expir\w*|best before|shelf life|made in|origin|reviews?|"
+    r"ratings?|organic|sugar[- ]free|fat)\b",
+    re.I,
+)
+_ABOUT_SHOWN = re.compile(
+    r"\b(it|that|this|they|them|these|those|one|ones|first|second|third|fourth|fifth|last)\b|\b(does|do|is|are)\b",
+    re.I,
+)
+
+
+def card_question(text: str) -> tuple[CardQuestion, str | None]:
+    """What a question about the shown cards asks ("none" when it is no such question); for a fact the catalogue
+    does not hold (ingredients, calories …), ("not_listed", the word asked about)."""
+    if not _is_question(text):
+        return "none", None
+    for kind, pattern in _CARD_PATTERNS:
+        if pattern.search(text):
+            return kind, None
+    if (m := _NOT_LISTED.search(text)) and _ABOUT_SHOWN.search(text):
+        return "not_listed", m.group(1).lower()
+    return "none", None
+
+
+def _is_question(text: str) -> bool:
+    return text.rstrip().endswith("?") or bool(
+        re.match(
+            r"^\W*(?:(?:and|so|ok|okay|also|but)\W+)?(does|do|is|are|has|have|can|what|what's|whats|which|how|any|"
+            r"tell me|and the|the)\b",
+            text,
+            re.I,
+        )
+    )
+
+
+# -- questions about the shopper's own purchases ----------------------------------------------------------
+_LAST = re.compile(
+    r"\bwhat (?:did|have) i (?:just |last )?(?:buy|bought|order|ordered|get|got|purchase|purchased)\b|"
+    r"\b(?:my|the) (?:last|latest|previous|most recent|recent) (?:order|purchase|shopping|trip|basket|receipt)\b|"
+    r"\blast time i (?:bought|ordered|shopped|was here|came)\b|\bwhat was in my (?:last )?(?:order|basket|cart)\b|"
+    r"\b(?:order|buy) (?:it |that |them )?again\b|\breorder\b",
+    re.I,
+)
+_USUAL = re.compile(
+    r"\bwhat do i (?:usually|normally|always|often|typically|regularly) (?:buy|get|order|purchase)\b|"
+    r"\bmy (?:usual|regular|favou?rite|go-to)(?: \w+)?\b|\bwhat i (?:usually|normally|always) (?:buy|get)\b|"
+    r"\b(?:my|our) (?:purchase|buying|shopping|order) history\b|\bwhat (?:do|did) i buy (?:most|the most|often)\b|"
+    r"\bthe usual\b",
+    re.I,
+)
+
+
+def history_question(text: str) -> History:
+    """A question about the shopper's own purchases: the last order's items, or what they usually buy."""
+    if _USUAL.search(text):
+        return "usual"
+    if _LAST.search(text):
+        return "last_order"
+    return "none"

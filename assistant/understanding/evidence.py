@@ -1,0 +1,81 @@
+"""``Evidence``: everything the understanding step knows about one turn, gathered once, before any rule runs:
+the model's reading, the classifier's top intents, what the parsers found, catalogue words, the previous turn's
+reading and cards, and the session's context. The rule table (``spine.py``) reads only this."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from assistant.understanding import acts
+from assistant.understanding.catalogue import catalogue_terms
+from assistant.understanding.reading import LLMReading
+from assistant.understanding.rules import new_product_words, parse_rules, product_words
+from assistant.understanding.schema import CardQuestion, History, Slots
+from kefu.settings import Thresholds
+
+
+class ShownCard(Protocol):
+    """What the understanding step may know of a card shown last turn."""
+
+    title: str
+    price: float | None
+    brand: str | None
+    size: str | None
+    category: str | None
+
+
+def _never(_: str) -> bool:
+    return False
+
+
+def _nothing(_: str) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Evidence:
+    message: str
+    reading: LLMReading | None = None  # the served model's reading; None when it was not asked or is down
+    intents: Sequence[tuple[str, float]] = ()  # the classifier's top intents, best first
+    previous: Slots | None = None  # the previous turn's reading
+    cards: Sequence[ShownCard] = ()  # the cards shown last, in order ("the second one")
+    in_context: bool = False  # the conversation is already about products
+    vocabulary: frozenset[str] = frozenset()  # words naming the catalogue's categories and product types
+    compounds: frozenset[str] = frozenset()  # catalogue names holding "and" ("macaroni and cheese")
+    carries: Callable[[str], bool] = _never  # the catalogue has a match for these product words
+    related: Callable[[str], list[str]] = _nothing  # product types closest in meaning to a need
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    # derived from the message (filled in __post_init__)
+    parsed: dict[str, Any] = field(default_factory=dict)
+    words: str = ""  # product words (prices, filler and chatter out)
+    new_words: str = ""  # ... less the words that only refine ("store brand", "bigger")
+    terms: list[str] = field(default_factory=list)  # words naming a catalogue category or product type
+    items: list[str] = field(default_factory=list)  # a shopping list's items
+    need: str | None = None
+    card_question: CardQuestion = "none"
+    asked_fact: str | None = None
+    history: History = "none"
+
+    def __post_init__(self) -> None:
+        text = self.message
+        question, fact = acts.card_question(text)
+        derived = {
+            "parsed": parse_rules(text),
+            "words": product_words(text),
+            "new_words": new_product_words(text),
+            "terms": catalogue_terms(text, self.vocabulary),
+            "items": [i for i in acts.shopping_list(text, self.compounds, self.vocabulary) if product_words(i)],
+            "need": acts.need_of(text),
+            "card_question": question,
+            "asked_fact": fact,
+            "history": acts.history_question(text),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def prior(self) -> tuple[str, float] | None:
+        """The classifier's best intent and its probability."""
+        return self.intents[0] if self.intents else None

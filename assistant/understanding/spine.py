@@ -1,0 +1,385 @@
+"""The understanding spine: one ordered table of named rules over one turn's ``Evidence``.
+
+Each ``Rule(name, when, then)`` reads the evidence and the reading decided so far (a ``Draft``); when ``when``
+holds, ``then`` changes the draft and the rule's name joins the ``trace`` (logged, and shown in the copilot's
+timeline). Rules run in table order, so a later rule overrules an earlier one; every threshold comes from
+``Evidence.thresholds`` (``kefu.settings.Thresholds``). The order, in short:
+
+1. who reads the intent: the model; the classifier when the model is down or sure; guards on a small model's
+   guesses (after-sales, comparison);
+2. explicit words: compare, recommend, refine, an order id, catalogue words;
+3. the dialogue acts of real conversation: a question about the shopper's purchases, about the cards shown, a
+   shopping list, a need, a refinement of the last search without product words, an open request;
+4. slots: the parsers' exact values win; the model's product words and brand count only when the shopper said them;
+5. scope: decline what is outside shopping unless the shop's own evidence says it is shopping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from assistant.understanding import acts
+from assistant.understanding.evidence import Evidence
+from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, product_words, stage_and_score
+from assistant.understanding.schema import AFTER_SALES, SHOPPING, Slots, Understanding
+from assistant.understanding.scope import is_shopping_request
+
+
+@dataclass
+class Draft:
+    """The reading being decided."""
+
+    intent: str = "product_search"
+    slots: Slots = field(default_factory=Slots)
+    refining: bool = False  # the turn refines the previous search: its query and limits carry over
+    trace: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    when: Callable[[Evidence, Draft], bool]
+    then: Callable[[Evidence, Draft], None]
+
+
+def _set(**values) -> Callable[[Evidence, Draft], None]:
+    def then(_: Evidence, d: Draft) -> None:
+        for key, value in values.items():
+            setattr(d, key, value)
+
+    return then
+
+
+def _p(ev: Evidence) -> float:
+    return ev.prior[1] if ev.prior else 0.0
+
+
+def _sure(ev: Evidence, d: Draft) -> bool:
+    """The classifier is sure of the intent decided so far."""
+    return ev.prior is not None and ev.prior[0] == d.intent and _p(ev) >= ev.thresholds.classifier_sure
+
+
+def _shown(ev: Evidence) -> bool:
+    return bool(ev.cards)
+
+
+# -- 1. who reads the intent ------------------------------------------------------------------------------
+def _classifier_overrules(ev: Evidence, d: Draft) -> bool:
+    if ev.reading is None or ev.prior is None or ev.prior[0] == d.intent:
+        return False
+    t = ev.thresholds
+    return _p(ev) >= t.classifier_sure or (ev.prior[0] in AFTER_SALES and _p(ev) >= t.after_sales_sure)
+
+
+def _after_sales_unshared(ev: Evidence, d: Draft) -> bool:
+    return ev.reading is not None and ev.prior is not None and d.intent in AFTER_SALES and ev.prior[0] != d.intent
+
+
+def _keep_after_sales_or_search(ev: Evidence, d: Draft) -> None:
+    """A small model's after-sales guess the classifier does not share ("a 55 inch TV" -> account) is not trusted."""
+    agrees = ev.prior is not None and ev.prior[0] in AFTER_SALES and _p(ev) >= ev.thresholds.after_sales_agree
+    d.intent = ev.prior[0] if agrees and ev.prior else "product_search"
+
+
+# -- 3. dialogue acts -------------------------------------------------------------------------------------
+def _asks_history(ev: Evidence, d: Draft) -> bool:
+    return ev.history != "none" and not ev.parsed.get("order_id")
+
+
+def _asks_about_cards(ev: Evidence, d: Draft) -> bool:
+    """A question about the cards shown, with no new product to look for."""
+    if not _shown(ev) or ev.card_question == "none" or d.intent in AFTER_SALES:
+        return False
+    new = [w for w in ev.new_words.split() if w != (ev.asked_fact or "")]
+    return not new or not ev.terms
+
+
+def _about_cards(ev: Evidence, d: Draft) -> None:
+    d.intent = "product_question"
+    d.slots = Slots(card_question=ev.card_question, asked_fact=ev.asked_fact,
+                    product_refs=ev.parsed.get("product_refs", []))  # fmt: skip
+
+
+_QUESTION = re.compile(r"\?\s*$|^\W*(what|which|how|is|are|does|do|can|could|tell me|any)\b", re.I)
+
+
+def _follow_up_question(ev: Evidence, d: Draft) -> bool:
+    """A question in a conversation about the cards shown that names nothing new ("what are the titles?", "tell me
+    more about the second one"): answered from those cards."""
+    constraint = {"refinement", "budget_max", "budget_min", "store_brand", "exclude", "brand"} & set(ev.parsed)
+    if not _shown(ev) or d.intent in AFTER_SALES or constraint or ev.items or ev.need:
+        return False
+    asks = bool(_QUESTION.search(ev.message)) or bool(ev.parsed.get("product_refs"))
+    no_new = not ev.terms and not ev.new_words.strip() or (ev.parsed.get("product_refs") and not ev.terms)
+    return asks and bool(no_new) and not COMPARE_WORDS.search(ev.message) and not RECOMMEND_WORDS.search(ev.message)
+
+
+def _details(ev: Evidence, d: Draft) -> None:
+    d.intent = "product_question"
+    d.slots = Slots(card_question="details", product_refs=ev.parsed.get("product_refs", []))
+
+
+def _a_list(ev: Evidence, d: Draft) -> bool:
+    return len(ev.items) >= 2 and d.intent not in AFTER_SALES and ev.card_question == "none"
+
+
+def _list(ev: Evidence, d: Draft) -> None:
+    d.intent = "product_search"
+    d.slots = Slots(items=[product_words(i) or i for i in ev.items][:8])
+
+
+def _a_need(ev: Evidence, d: Draft) -> bool:
+    return ev.need is not None and d.intent not in AFTER_SALES and len(ev.items) < 2
+
+
+def _need(ev: Evidence, d: Draft) -> None:
+    """An occasion or problem: the shopper's own product words if they named some ("snacks for a party"),
+    else what the curated map or the catalogue's taxonomy gives for it."""
+    need = ev.need or ""
+    need_words = set(re.findall(r"[a-z]+", " ".join(acts.needs().get(need, {}).get("words", [need])).lower()))
+    own = [w for w in ev.new_words.split() if w not in need_words and w not in need.split()]
+    d.intent = "recommendation"
+    d.slots.need = need
+    if own:
+        d.slots.query = " ".join(own)
+        d.slots.items = [d.slots.query]
+    else:
+        d.slots.query = None
+        d.slots.items = acts.need_items(need) or ev.related(need)[:4]
+
+
+def _refines_previous(ev: Evidence, d: Draft) -> bool:
+    """A refinement with no product words ("only the store brand please", "anything under $3?", "other brands?")."""
+    p = ev.parsed
+    said = any(k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "exclude", "brand"))
+    said = said or (ev.reading is not None and bool(ev.reading.brand.strip()) and ev.reading.brand.lower()
+                    in ev.message.lower())  # fmt: skip
+    return (
+        ev.previous is not None
+        and bool(ev.previous.query or ev.previous.items)
+        and said
+        and not ev.new_words.strip()
+        and d.intent not in AFTER_SALES
+        and not p.get("product_refs")
+    )
+
+
+def _refine(ev: Evidence, d: Draft) -> None:
+    assert ev.previous is not None
+    d.intent = "product_search" if ev.previous.need is None else "recommendation"
+    d.refining = True
+    d.slots = ev.previous.model_copy(
+        update={"product_refs": [], "refinement": "none", "card_question": "none", "history": "none"}
+    )
+
+
+_OPEN_REQUEST = re.compile(
+    r"\b(any (?:good)?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
+    r"what'?s (?:good|popular|best)|something (?:good|nice|tasty|healthy|special|different|new)|a gift|gift for|"
+    r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well)?with|help me (?:choose|pick|decide)|"
+    r"which (?:one)?should i|i'?m not sure what)\b",
+    re.I,
+)
+
+
+SMALL_TALK = re.compile(
+    r"^\W*(hi|hello|hey|thanks?|thank you|thx|ty|cheers|bye|goodbye|good (?:morning|evening|night|afternoon)|ok|okay|"
+    r"great|cool|nice|awesome|perfect|how are you|nice to meet|you'?re (?:great|welcome|the best))\b",
+    re.I,
+)
+
+
+# -- 4. slots ---------------------------------------------------------------------------------------------
+def _product_words(ev: Evidence, d: Draft) -> bool:
+    return d.intent in SHOPPING and not d.refining and not d.slots.items and d.slots.card_question == "none"
+
+
+def _query_from_words(ev: Evidence, d: Draft) -> None:
+    said = ev.message.lower()
+    model = ev.reading.product.strip() if ev.reading is not None else ""
+    if not all(w in said for w in model.lower().split()):
+        model = ""  # only product words the shopper actually said
+    words = ev.words
+    query = words or model
+    if query:
+        d.slots.query = query
+        d.slots.items = [query]
+
+
+def _model_slots(ev: Evidence, d: Draft) -> None:
+    r = ev.reading
+    assert r is not None
+    if r.brand.strip() and r.brand.strip().lower() in ev.message.lower():
+        d.slots.brand = r.brand.strip()  # only a brand the shopper actually said
+    if r.max_price is not None and r.max_price > 0 and "budget_max" not in ev.parsed and re.search(r"\d", ev.message):
+        d.slots.budget_max = r.max_price
+
+
+def _parsed_slots(ev: Evidence, d: Draft) -> None:
+    for key in ("budget_min", "budget_max", "product_refs", "order_id", "refinement", "brand", "store_brand"):
+        if key in ev.parsed and not (key == "product_refs" and d.slots.history != "none"):  # "last time" is no card
+            setattr(d.slots, key, ev.parsed[key])
+    if "exclude" in ev.parsed:
+        d.slots.exclude = list(dict.fromkeys(d.slots.exclude + ev.parsed["exclude"]))[:5]
+
+
+def _other_brand_after_a_brand(ev: Evidence, d: Draft) -> bool:
+    return d.slots.refinement == "other_brand" and ev.previous is not None and bool(ev.previous.brand)
+
+
+def _exclude_previous_brand(ev: Evidence, d: Draft) -> None:
+    assert ev.previous is not None
+    d.slots.exclude_brand, d.slots.brand = ev.previous.brand, None
+
+
+# -- 5. scope ---------------------------------------------------------------------------------------------
+KEPT = AFTER_SALES  # intents scope never declines
+
+
+def _declines(ev: Evidence, d: Draft) -> bool:
+    """Outside shopping: the classifier (with the model's agreement, or sure in a shopping conversation) says so
+    and nothing of the shop's own evidence says otherwise (a catalogue match, a budget, a shopping phrase)."""
+    t, prior = ev.thresholds, ev.prior
+    if d.intent in KEPT or d.refining or d.slots.card_question != "none" or d.slots.history != "none":
+        return False
+    if prior is not None and prior[0] != "out_of_scope" and d.intent != "out_of_scope":
+        return False
+    p = _p(ev) if prior is not None and prior[0] == "out_of_scope" else 0.0
+    needed = max(t.scope, t.scope_in_context) if ev.in_context else t.scope
+    model = ev.reading.intent if ev.reading is not None else None
+    agrees = model in ("out_of_scope", "chitchat") or d.intent == "out_of_scope"
+    sure = (
+        p >= needed or (p >= needed - t.scope_model_margin and agrees) or (prior is None and d.intent == "out_of_scope")
+    )
+    s = d.slots
+    if not sure or s.budget_max is not None or s.budget_min is not None or is_shopping_request(ev.message):
+        return False
+    if len(s.items) > 1 or s.need:
+        return False
+    return not ev.carries(s.query or ev.message)
+
+
+def _decline(ev: Evidence, d: Draft) -> None:
+    d.intent, d.slots = "out_of_scope", Slots()
+
+
+def _search_anyway(ev: Evidence, d: Draft) -> None:
+    """Not declined, yet read as out of scope: a request for something the shop may not carry (a no-match)."""
+    d.intent = "product_search"
+    if not d.slots.query and not d.slots.items:
+        d.slots.query = ev.words or None
+        d.slots.items = [d.slots.query] if d.slots.query else []
+
+
+def _explicit(ev: Evidence, d: Draft) -> bool:
+    """Explicit words may overrule the intent: not a sure classifier's, not beside an order id."""
+    return not _sure(ev, d) and not ev.parsed.get("order_id")
+
+
+def _refinement_searches(ev: Evidence, d: Draft) -> bool:
+    """ "something cheaper" refines the last search (not a comparison or a recommendation the shopper asked for)."""
+    in_shopping = ev.previous is not None or d.intent in SHOPPING
+    asked = d.intent not in ("comparison", "recommendation")
+    return _explicit(ev, d) and "refinement" in ev.parsed and asked and in_shopping
+
+
+def _no_card_question(d: Draft) -> bool:
+    return d.slots.card_question == "none"
+
+
+def _to(intent: str) -> Callable[[Evidence, Draft], None]:
+    return _set(intent=intent)
+
+
+# The table, in order (groups as in the module's docstring): a later rule overrules an earlier one.
+RULES: list[Rule] = [
+    Rule("model-reads-intent",
+         lambda ev, d: ev.reading is not None,
+         lambda ev, d: setattr(d, "intent", ev.reading.intent)),
+    Rule("classifier-when-model-down",
+         lambda ev, d: ev.reading is None and ev.prior is not None,
+         lambda ev, d: setattr(d, "intent", ev.prior[0])),
+    Rule("sure-classifier-overrules",
+         _classifier_overrules,
+         lambda ev, d: setattr(d, "intent", ev.prior[0])),
+    Rule("after-sales-needs-classifier",
+         _after_sales_unshared,
+         _keep_after_sales_or_search),
+    Rule("comparison-needs-words",
+         lambda ev, d: d.intent == "comparison" and not COMPARE_WORDS.search(ev.message),
+         _to("product_search")),
+    Rule("compare-words",
+         lambda ev, d: _explicit(ev, d) and bool(COMPARE_WORDS.search(ev.message)),
+         _to("comparison")),
+    Rule("recommend-words",
+         lambda ev, d: _explicit(ev, d) and d.intent != "comparison" and bool(RECOMMEND_WORDS.search(ev.message)),
+         _to("recommendation")),
+    Rule("refinement-searches",
+         _refinement_searches,
+         _to("product_search")),
+    Rule("order-id-asks-order",
+         lambda ev, d: bool(ev.parsed.get("order_id")) and d.intent in SHOPPING,
+         _to("order_status")),
+    Rule("catalogue-words-mean-shopping",
+         lambda ev, d: d.intent in ("chitchat", "out_of_scope") and (bool(ev.terms) or "budget_max" in ev.parsed),
+         _to("product_search")),
+    Rule("carried-words-mean-shopping",
+         lambda ev, d: d.intent == "chitchat" and bool(ev.words) and not SMALL_TALK.search(ev.message)
+         and ev.carries(ev.words),
+         _to("product_search")),
+    Rule("open-request-recommends",
+         lambda ev, d: d.intent == "product_search" and bool(_OPEN_REQUEST.search(ev.message)),
+         _to("recommendation")),
+    Rule("history-question",
+         _asks_history,
+         lambda ev, d: _set(intent="order_status", slots=Slots(history=ev.history))(ev, d)),
+    Rule("question-about-cards",
+         _asks_about_cards,
+         _about_cards),
+    Rule("follow-up-question",
+         lambda ev, d: _no_card_question(d) and _follow_up_question(ev, d),
+         _details),
+    Rule("shopping-list",
+         lambda ev, d: _no_card_question(d) and _a_list(ev, d),
+         _list),
+    Rule("need",
+         lambda ev, d: _no_card_question(d) and _a_need(ev, d),
+         _need),
+    Rule("refines-previous-search",
+         lambda ev, d: _no_card_question(d) and not d.slots.items and _refines_previous(ev, d),
+         _refine),
+    Rule("product-words",
+         _product_words,
+         _query_from_words),
+    Rule("model-slots",
+         lambda ev, d: ev.reading is not None and d.intent in SHOPPING and _no_card_question(d),
+         _model_slots),
+    Rule("parsed-slots",
+         lambda ev, d: bool(ev.parsed),
+         _parsed_slots),
+    Rule("other-brand-excludes-previous",
+         _other_brand_after_a_brand,
+         _exclude_previous_brand),
+    Rule("out-of-scope",
+         _declines,
+         _decline),
+    Rule("shopping-not-declined",
+         lambda ev, d: d.intent == "out_of_scope" and not _declines(ev, d),
+         _search_anyway),
+]  # fmt: skip
+
+
+def understand(ev: Evidence, rules: list[Rule] = RULES) -> Understanding:
+    """Run the rule table over the evidence: the validated reading, with the names of the rules that fired."""
+    d = Draft()
+    for rule in rules:
+        if rule.when(ev, d):
+            rule.then(ev, d)
+            d.trace.append(rule.name)
+    stage, purchase = stage_and_score(ev.message, d.intent, d.slots)
+    return Understanding(
+        intent=d.intent, stage=stage, slots=d.slots, purchase_intent=purchase,
+        confirm=bool(ev.parsed.get("confirm")), trace=d.trace,
+    )  # fmt: skip
