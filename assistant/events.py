@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
+from assistant.tool_data import DATA_OF, ToolData
 from assistant.understanding import Understanding
+from retrieval.reasons import Reason
+
+SHOWN_REASONS = 2  # a card shows at most this many reasons, personal ones first
 
 
 class ProductCard(BaseModel):
@@ -23,10 +27,23 @@ class ProductCard(BaseModel):
     category: str | None = None
     brand: str | None = None
     size: str | None = None
-    reason: str = ""
+    reasons: list[Reason] = Field(default_factory=list)  # why it is here: kind, shopper text, rank data apart
     alike: int = 1  # products with this same display title that this card stands for
     price_low: float | None = None  # their price range, when alike > 1
     price_high: float | None = None
+
+    @computed_field
+    @property
+    def reason(self) -> str:
+        """What the card says about why it is here: personal reasons first, at most ``SHOWN_REASONS``."""
+        personal = [r for r in self.reasons if r.kind == "personal"]
+        chosen = (personal + [r for r in self.reasons if r.kind != "personal"])[:SHOWN_REASONS]
+        return "; ".join(r.text for r in chosen)
+
+    @property
+    def personal(self) -> bool:
+        """Chosen for this shopper from their own history (a personal reason)."""
+        return any(r.kind == "personal" for r in self.reasons)
 
 
 def price_text(price: float | None) -> str:
@@ -60,8 +77,13 @@ class ToolCalled(BaseModel):
     product_ids: list[str] = Field(default_factory=list)
     products: list[ProductCard] = Field(default_factory=list)
     summary: str = ""  # what the model sees (or the error text it gets back)
-    data: dict[str, Any] = Field(default_factory=dict)  # the typed result: case id, order, return id …
+    data: dict[str, Any] = Field(default_factory=dict)  # the tool's typed result as fields (assistant/tool_data.py)
     latency_ms: float = 0.0
+
+    def typed(self) -> ToolData | None:
+        """``data`` as the tool's own model (``SearchData``, ``OrderData`` …); None for a failed call."""
+        model = DATA_OF.get(self.name)
+        return model.model_validate(self.data) if self.ok and model is not None else None
 
 
 class CardGroup(BaseModel):
@@ -92,7 +114,8 @@ class Repaired(BaseModel):
 
 class Refused(BaseModel):
     kind: Literal["refused"] = "refused"
-    reason: Literal["too_long", "rate_limited", "empty"]
+    reason: Literal["too_long", "rate_limited", "empty", "invalid_action"]  # invalid_action: a page's action
+    # named a product this conversation has not shown
     message: str
 
 

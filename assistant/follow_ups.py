@@ -1,15 +1,17 @@
 """Follow-ups a shopper can send with one click, derived from the turn that just ended: refine by price, another
 brand, similar items after results; a way back to shopping after a decline or a no-match; the next step of an
-order question. Each is the message the chip sends, phrased so the loop's own rules read it (``cheaper``,
-``another brand``, ordinals), so a chip never needs logic of its own in the page.
+order question. A chip about the results carries a typed ``action`` (``assistant/actions.py``), which the page
+sends straight to the planner; every chip also has the message that says the same in words, phrased so the
+loop's own rules read it (``cheaper``, ``another brand``, ordinals), for clients that send text.
 
-Card actions live here too: "more like this" and "compare" send the request that names the card by position.
+The card buttons' requests in words live here too: "more like this" and "compare" name the card by position.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
+from assistant.actions import Action, Refine, Similar
 from assistant.events import TurnDone
 
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]
@@ -17,7 +19,8 @@ ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 
 class FollowUp(BaseModel):
     label: str  # what the chip says
-    message: str  # what it sends
+    message: str  # the request in words
+    action: Action | None = None  # what the page sends instead: the same request, typed
 
 
 def ordinal(position: int) -> str:
@@ -40,10 +43,13 @@ def follow_ups(done: TurnDone, intent: str | None = None, signed_in: bool = Fals
     if done.outcome == "answered" and cards:
         out = []
         if any(c.price is not None for c in cards):
-            out.append(FollowUp(label="Something cheaper", message="Something cheaper, please"))
+            out.append(FollowUp(label="Something cheaper", message="Something cheaper, please",
+                                action=Refine(refinement="cheaper")))  # fmt: skip
         if len({c.brand for c in cards if c.brand}) >= 1:
-            out.append(FollowUp(label="Another brand", message="Show me another brand"))
-        out.append(FollowUp(label="More like the first", message=more_like(1)))
+            out.append(FollowUp(label="Another brand", message="Show me another brand",
+                                action=Refine(refinement="other_brand")))  # fmt: skip
+        out.append(FollowUp(label="More like the first", message=more_like(1),
+                            action=Similar(product_id=cards[0].product_id)))  # fmt: skip
         return out[:3]
     if done.outcome == "no_match":
         return [

@@ -168,6 +168,6 @@ def _about_cards(facts: Facts, tools: dict) -> str:
     if cheapest is not None and len(cards) > 1 and len(on_topic) > 1:
         key = "cheapest_from" if cheapest.alike > 1 and cheapest.price_low != cheapest.price_high else "cheapest"
         sentences.append(t[key].format(title=cheapest.title, price=price_text(lowest(cheapest))))
-    if any(c.reason.startswith(("you ", "within your")) for c in cards):
+    if any(c.personal for c in cards):
         sentences.append(t["personal"])
     return " ".join(sentences)

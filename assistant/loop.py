@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from assistant.actions import Action, label, plan_action, problem, understood
 from assistant.card_answers import answer_about_cards
 from assistant.events import (
     CardGroup,
@@ -33,7 +34,7 @@ from assistant.events import (
 from assistant.guardrails import RateLimiter, defang, fence, looks_like_injection
 from assistant.language import detect
 from assistant.native import native_calls
-from assistant.planner import CONFIRM_RETURN, plan_turn
+from assistant.planner import CONFIRM_RETURN, Plan, plan_turn
 from assistant.policy import PRICE_SENSITIVE_PRIVATE_SHARE, Treatment, load_rules, treatment_for
 from assistant.reply import Facts, Listing, messages, write_reply
 from assistant.services import Coupon, Services
@@ -99,21 +100,28 @@ class Assistant:
         self.lexicon = services.catalogue.lexicon()
         self.brands = {b.casefold(): b for b in services.catalogue.brands()}  # a brand slot must name one
 
-    def turn(self, session: Session, message: str) -> Iterator[Event]:
+    def turn(self, session: Session, message: str, action: Action | None = None) -> Iterator[Event]:
+        """One turn. With a typed ``action`` (a page's card button or chip: ``assistant/actions.py``) the
+        understanding step is skipped: the action is the understanding, ``message`` only its shown label."""
         session.turn += 1
+        if action is not None:
+            message = message.strip() or label(action, session.seen)
         turn = Turn(message)
-        if refusal := self._guard(session, message):
+        if refusal := self._guard(session, message, action):
             yield refusal
             yield self._finish(session, turn, refusal.message, [], "refused", refused=refusal.reason)
             return
 
-        language = detect(message)
+        language = detect(message) if action is None else "en"
         if language not in self.config.languages:
             yield from self._other_language(session, turn, message, language)
             return
 
-        flagged = looks_like_injection(message)
-        turn.understanding, turn.source = self._understand(session, message, turn)
+        flagged = action is None and looks_like_injection(message)
+        if action is not None:  # no classifier, no model reading: the page said what it wants
+            turn.understanding, turn.source = understood(action, session), f"action:{action.kind}"
+        else:
+            turn.understanding, turn.source = self._understand(session, message, turn)
         u = turn.understanding
         flags = ["injection"] if flagged and u.intent in SHOPPING else []
         yield Understood(understanding=u, source=turn.source, flags=flags)
@@ -124,7 +132,7 @@ class Assistant:
         t0 = time.perf_counter()
         answer: str | None = None  # a canned reply the plan chose
         about_cards = False  # the plan answers from the cards shown before
-        native = self.config.mode == "native" and u.intent in NATIVE_INTENTS and not flagged
+        native = self.config.mode == "native" and u.intent in NATIVE_INTENTS and not flagged and action is None
         try:
             if native:
                 yield from self._native(session, message, deps, turn)
@@ -133,7 +141,10 @@ class Assistant:
         if native and not any(t.ok for t in turn.tools) and self.config.tool_choice == "required":
             native = False  # forced, the model still produced no usable call: the structured plan carries the turn
         if not native:
-            plan = plan_turn(u, session, treatment, message, flagged, self.brands)
+            if action is not None:
+                plan = Plan(plan_action(action, session, self.brands))
+            else:
+                plan = plan_turn(u, session, treatment, message, flagged, self.brands)
             if session.pending_return is not None and CONFIRM_RETURN not in plan.calls:
                 session.pending_return = None  # any answer but "yes" drops the return asked for last turn
             answer, about_cards = plan.answer, plan.about_cards
@@ -207,10 +218,12 @@ class Assistant:
         session.history = session.history[-6:]
         yield self._finish(session, turn, reply, [], "declined")
 
-    def _guard(self, session: Session, message: str) -> Refused | None:
+    def _guard(self, session: Session, message: str, action: Action | None = None) -> Refused | None:
         m = messages()
         if not self.rate.allow(session.conversation_id):  # every message counts, refused ones too
             return Refused(reason="rate_limited", message=m["rate_limited"])
+        if action is not None and (wrong := problem(action, session)):
+            return Refused(reason="invalid_action", message=wrong)
         if not message.strip():
             return Refused(reason="empty", message=m["empty"])
         if len(message) > self.config.max_chars:

@@ -3,7 +3,6 @@ and the DuckDB store (``StoreCatalogue``), and the customer's orders and campaig
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,11 @@ from kefu import store
 from kefu.errors import StoreError
 from retrieval.hybrid import ProductSearch, SearchResult
 from retrieval.match import MatchRule, search_evidence
+from retrieval.reasons import Reason
 from retrieval.related import bought_together, similar_items
 from retrieval.rerank import ShopperProfile, profile_from_store
 
 IN_STOCK = {"in_stock": True, "min_price": 0.01}  # sellable: in stock and priced
-_RANK_NOTE = re.compile(r"\s*\((?:keyword|semantic) rank \d+\)")
-
-
-def reason_text(reasons: list[str]) -> str:
-    """The shopper-facing reason: personal reasons first, without the internal rank numbers."""
-    personal = [r for r in reasons if r.startswith(("you ", "within your"))]
-    chosen = (personal + [r for r in reasons if r not in personal])[:2]
-    return "; ".join(_RANK_NOTE.sub("", r) for r in chosen)
 
 
 def cards_of(results: list[SearchResult]) -> list[ProductCard]:
@@ -39,10 +31,14 @@ def cards_of(results: list[SearchResult]) -> list[ProductCard]:
             department=r.department,
             category=r.category,
             brand=r.brand,
-            reason=reason_text(r.reasons),
+            reasons=r.reasons,
         )
         for r in results
     ]
+
+
+def together(baskets: int) -> Reason:
+    return Reason(kind="bought_together", text=f"bought together in {baskets} baskets", score=baskets)
 
 
 class StoreCatalogue:
@@ -127,9 +123,7 @@ class StoreCatalogue:
         with store.connect(self.store_path) as con:
             rows = bought_together(con, product_id, k=k, min_support=2)
         cards = [
-            ProductCard(
-                product_id=r.product_id, title=r.title, price=r.price, reason=f"bought together in {r.support} baskets"
-            )
+            ProductCard(product_id=r.product_id, title=r.title, price=r.price, reasons=[together(r.support)])
             for r in rows
             if r.title
         ]
@@ -150,7 +144,8 @@ class StoreCatalogue:
             facts = ", ".join(x for x in ("store brand" if is_store_brand(brand) else "", size, cat) if x)
             cards.append(
                 ProductCard(product_id=pid, title=display_title(ptype, cat, size, brand, title), price=price,
-                            department=dept, category=cat, brand=brand, size=size, reason=facts)
+                            department=dept, category=cat, brand=brand, size=size,
+                            reasons=[Reason(kind="facts", text=facts)] if facts else [])
             )  # fmt: skip
         return cards
 

@@ -17,7 +17,18 @@ from assistant.guardrails import fence
 from assistant.services import Found
 from assistant.session import Deps, PendingReturn
 from assistant.sizes import size_of
+from assistant.tool_data import (
+    CaseData,
+    OfferData,
+    OrderData,
+    OrdersData,
+    ProfileData,
+    PurchasesData,
+    ReturnData,
+    SearchData,
+)
 from assistant.tools import Tool, ToolError, ToolOutput, tool
+from retrieval.reasons import Reason
 
 Injected = Annotated[Deps, InjectedToolArg]
 
@@ -33,9 +44,8 @@ def listing(found: Found | list[ProductCard], note: str = "") -> ToolOutput:
     ``data`` says whether they match: ``no_match`` ("not_carried" / "outside_limits") and ``alternatives``."""
     if not isinstance(found, Found):
         found = Found(found, note)
-    data = {"no_match": found.no_match, "alternatives": found.alternatives} if found.no_match else {}
-    if found.note:
-        data["note"] = found.note
+    alternatives = bool(found.no_match and found.alternatives)
+    data = SearchData(no_match=found.no_match or None, alternatives=alternatives, note=found.note)
     head = ""
     if found.no_match:
         head = NO_MATCH_TEXT[found.no_match] + (" Related products, as alternatives:" if found.alternatives else "")
@@ -179,11 +189,11 @@ def get_my_profile(deps: Injected) -> ToolOutput:
             raise ToolError("No purchase history yet for this shopper.")
         top, band = taste.top_categories, list(taste.price_band)
     offers = [
-        {"campaign_id": o.campaign_id, "ends": str(o.ends) if o.ends else None, "coupons": o.coupons}
+        OfferData(campaign_id=o.campaign_id, ends=str(o.ends) if o.ends else None, coupons=o.coupons)
         for o in deps.services.orders.offers(customer, 3)
     ]
-    data = {"customer_id": customer, "top_categories": top, "price_band": band, "offers": offers}
-    return ToolOutput(text=fence("profile", str(data)), data=data)
+    data = ProfileData(customer_id=customer, top_categories=top, price_band=band, offers=offers)
+    return ToolOutput(text=fence("profile", str(data.model_dump(mode="json"))), data=data)
 
 
 @tool
@@ -202,17 +212,27 @@ def my_purchases(
         usual = orders.usual(customer, k)
         counts = dict(usual)
         cards = deps.services.catalogue.details([pid for pid, _ in usual])
-        cards = [c.model_copy(update={"reason": f"you bought it {counts[c.product_id]} times"}) for c in cards]
-        return ToolOutput(text=listing(cards).text, data={"which": which, "count": len(cards)}, products=cards)
+        cards = [_personal(c, f"you bought it in {_times(counts[c.product_id])}") for c in cards]
+        return ToolOutput(text=listing(cards).text, data=PurchasesData(which=which, lines=len(cards)), products=cards)
     recent = orders.recent(customer, 1)
     order = orders.order(customer, recent[0].order_id) if recent else None
     if order is None:
-        return ToolOutput(text="No orders on this account yet.", data={"which": which, "order_id": None})
+        return ToolOutput(text="No orders on this account yet.", data=PurchasesData(which=which))
     quantity = {line.product_id: line.quantity for line in order.lines}
     cards = deps.services.catalogue.details(list(quantity))[:k]
-    cards = [c.model_copy(update={"reason": f"you bought {quantity[c.product_id]:g}"}) for c in cards]
-    data = {"which": which, "order_id": order.order_id, "ordered_at": _day(order.ordered_at), "lines": len(order.lines)}
+    cards = [_personal(c, f"you bought {quantity[c.product_id]:g}") for c in cards]
+    data = PurchasesData(
+        which=which, order_id=order.order_id, ordered_at=_day(order.ordered_at), lines=len(order.lines)
+    )
     return ToolOutput(text=listing(cards).text, data=data, products=cards)
+
+
+def _personal(card: ProductCard, text: str) -> ProductCard:
+    return card.model_copy(update={"reasons": [Reason(kind="personal", text=text)]})
+
+
+def _times(n: int) -> str:
+    return "1 order" if n == 1 else f"{n} orders"
 
 
 @tool
@@ -224,11 +244,11 @@ def list_my_orders(deps: Injected, limit: int = Field(5, ge=1, le=20)) -> ToolOu
     """
     orders = deps.services.orders.recent(_require_customer(deps), limit)
     if not orders:
-        return ToolOutput(text="No orders on this account yet.", data={"order_ids": []})
+        return ToolOutput(text="No orders on this account yet.", data=OrdersData(order_ids=[]))
     lines = [
         f"Order {o.order_id} on {_day(o.ordered_at)}: {o.status}, {o.items} item(s), ${o.total:.2f}" for o in orders
     ]
-    return ToolOutput(text="\n".join(lines), data={"order_ids": [o.order_id for o in orders]})
+    return ToolOutput(text="\n".join(lines), data=OrdersData(order_ids=[o.order_id for o in orders]))
 
 
 @tool
@@ -243,7 +263,9 @@ def order_status(deps: Injected, order_id: str) -> ToolOutput:
         raise ToolError("That order is not on this shopper's account; list_my_orders shows theirs.")
     lines = [f"Order {order.order_id} placed {_day(order.ordered_at)}: {order.status}."]
     lines += [f"- {line.title} × {line.quantity:g}: ${line.amount:.2f}" for line in order.lines]
-    return ToolOutput(text=fence("order", "\n".join(lines)), data={"order_id": order.order_id, "status": order.status})
+    return ToolOutput(
+        text=fence("order", "\n".join(lines)), data=OrderData(order_id=order.order_id, status=order.status)
+    )
 
 
 @tool
@@ -267,7 +289,7 @@ def start_return(
     what = f"item {product_id} of order {order_id}" if product_id else f"order {order_id}"
     return ToolOutput(
         text=f"Return of {what} prepared. Ask the shopper to confirm with 'yes'.",
-        data={"pending": True, "order_id": order_id, "product_id": product_id},
+        data=ReturnData(order_id=order_id, product_id=product_id, pending=True),
     )
 
 
@@ -282,7 +304,7 @@ def confirm_return(deps: Injected) -> ToolOutput:
     return_id = deps.services.cases.create_return(customer, pending.order_id, pending.product_id, pending.reason)
     return ToolOutput(
         text=f"Return {return_id} requested for order {pending.order_id}.",
-        data={"return_id": return_id, "order_id": pending.order_id, "product_id": pending.product_id},
+        data=ReturnData(order_id=pending.order_id, product_id=pending.product_id, return_id=return_id),
     )
 
 
@@ -307,7 +329,7 @@ def handoff_to_human(
     case_id = deps.services.cases.open_case(s.conversation_id, s.customer_id, priority, reason, summary)
     return ToolOutput(
         text=f"Case {case_id} opened ({priority} priority); a person will reply here.",
-        data={"case_id": case_id, "priority": priority, "summary": summary},
+        data=CaseData(case_id=case_id, priority=priority, summary=summary),
     )
 
 

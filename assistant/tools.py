@@ -28,11 +28,15 @@ class ToolError(KefuError):
 
 class ToolOutput(BaseModel):
     """What a tool returns: ``text`` is what the model reads; ``data`` is the typed result the loop, UI, log
-    and eval use (a case id, an order, a return id); ``products`` are shown as cards."""
+    and eval use (a case id, an order, a return id: ``assistant/tool_data.py``); ``products`` are shown as cards."""
 
     text: str
-    data: dict[str, Any] = {}
+    data: BaseModel | None = None
     products: list[Any] = []  # list[ProductCard]; Any keeps this module free of the event types
+
+    def data_dict(self) -> dict[str, Any]:
+        """``data`` as JSON-ready fields (what ``ToolCalled.data`` carries)."""
+        return self.data.model_dump(mode="json") if self.data is not None else {}
 
 
 @dataclass
@@ -91,7 +95,7 @@ def run_tool(t: Tool, deps: Any, arguments: dict[str, Any]) -> ToolResult:
         return ToolResult(False, None, f"{t.name} failed: {exc}", _ms(start))
     if not isinstance(output, ToolOutput):
         raise TypeError(f"tool {t.name} returned {type(output).__name__}, not ToolOutput")
-    return ToolResult(True, output, output.text, _ms(start), output.data)
+    return ToolResult(True, output, output.text, _ms(start), output.data_dict())
 
 
 def _problem(error: dict[str, Any], schema: type[BaseModel]) -> str:

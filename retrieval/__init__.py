@@ -11,6 +11,7 @@ Modules, in the order data flows:
                browse without a query
 - ``beir``     judged queries in BEIR layout, and the seeded held-out split eval and tuning share
 - ``tune``     fine-tune the embedder on judged (query, product) pairs; fit the fusion weight
+- ``reasons``  ``Reason(kind, text)``: why a product is in a result, its rank and score apart from the text
 - ``rerank``   ``ShopperProfile`` from the store and a bounded, explained personal boost
 - ``related``  ``similar_items`` (embedding neighbours) and ``bought_together`` (basket co-occurrence)
 - ``cli``      ``kefu index`` (``kefu index tune``), ``kefu search``, ``kefu similar``, ``kefu bought-together``

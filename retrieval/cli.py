@@ -177,5 +177,5 @@ def _print_results(results) -> None:
     table = Table("#", "id", "title", "price", "department", "why")
     for i, r in enumerate(results, 1):
         price = "" if r.price is None else f"{r.price:.2f}"
-        table.add_row(str(i), r.product_id, r.title, price, r.department or "", "; ".join(r.reasons))
+        table.add_row(str(i), r.product_id, r.title, price, r.department or "", "; ".join(x.detail for x in r.reasons))
     console.print(table)

@@ -29,6 +29,7 @@ from retrieval.filters import Filters
 from retrieval.fusion import DEFAULT_DENSE_ALPHA, convex, features, learned, rrf
 from retrieval.indexer import REBUILD_HINT, IndexLocation, index_model, read_mirror, read_state
 from retrieval.lexical import LexicalIndex, QueryTerms, tokenize, word_matches
+from retrieval.reasons import Reason
 from retrieval.rerank import ShopperProfile, personal_boost
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class SearchResult(BaseModel):
     in_stock: bool
     lexical_rank: int | None = None
     dense_rank: int | None = None
-    reasons: list[str]
+    reasons: list[Reason]
 
 
 class SearchResponse(BaseModel):
@@ -377,7 +378,7 @@ class ProductSearch:
         self,
         row: int,
         score: float,
-        personal: list[str],
+        personal: list[Reason],
         lexical_rank: int | None,
         dense_rank: int | None,
         terms: QueryTerms | None,
@@ -387,14 +388,13 @@ class ProductSearch:
         if lexical_rank is not None and terms is not None:
             words = sorted(set(terms.tokens) & set(tokenize(rec["text"])))
             fixed = [f"'{w}' as '{c}'" for w, cs in terms.corrections.items() for c in cs if c in words]
-            reasons.append(
-                f"matches {', '.join(words)} (keyword rank {lexical_rank})"
-                + (f"; read {', '.join(fixed)}" if fixed else "")
-            )
+            text = f"matches {', '.join(words)}" + (f"; read {', '.join(fixed)}" if fixed else "")
+            reasons.append(Reason(kind="keyword", text=text, rank=lexical_rank))
         if dense_rank is not None:
-            reasons.append(f"similar in meaning (semantic rank {dense_rank})")
+            reasons.append(Reason(kind="semantic", text="similar in meaning", rank=dense_rank))
         if terms is None:
-            reasons.append(f"bought {int(self.catalog.popularity[row])} times in the shop's orders")
+            times = int(self.catalog.popularity[row])
+            reasons.append(Reason(kind="popular", text=f"bought {times} times in the shop's orders", score=times))
         reasons.extend(personal)
         price = rec["price"]
         return SearchResult(

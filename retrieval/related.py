@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from kefu.errors import StoreError
 from retrieval.filters import Filters
 from retrieval.hybrid import ProductSearch, SearchResult
+from retrieval.reasons import Reason
 
 
 class BoughtTogether(BaseModel):
@@ -37,7 +38,7 @@ def similar_items(
     results = []
     for rank, (row, similarity) in enumerate(search.dense_candidates(vector, k, filters.mask(search.catalog)), 1):
         result = search.make_result(row, similarity, [], None, rank, None)
-        result.reasons = [f"similar to {product_id} (cosine {similarity:.2f})"]
+        result.reasons = [Reason(kind="similar", text=f"similar to {product_id}", rank=rank, score=similarity)]
         results.append(result)
     return results[:k]
 

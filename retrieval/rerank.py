@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from kefu.errors import StoreError
+from retrieval.reasons import Reason
 
 MAX_BOOST = 0.3
 OFTEN_SHARE = 0.05  # a category this share of the lines is one the shopper "often buys"
@@ -92,21 +93,21 @@ def profile_from_store(con, customer_id: str) -> ShopperProfile:
     return profile
 
 
-def personal_boost(record: Mapping[str, Any], profile: ShopperProfile) -> tuple[float, list[str]]:
-    """(boost in [0, MAX_BOOST], reasons) for one catalogue record."""
+def personal_boost(record: Mapping[str, Any], profile: ShopperProfile) -> tuple[float, list[Reason]]:
+    """(boost in [0, MAX_BOOST], its "personal" reasons) for one catalogue record."""
     boost, reasons = 0.0, []
     category, department = record.get("category"), record.get("department")
     share = profile.category_affinity.get(category, 0.0) if category else 0.0
     if share > 0:
         boost += 0.15 * min(1.0, share / 0.2)
         if share >= OFTEN_SHARE:
-            reasons.append(f"you often buy {str(category).lower()}")
+            reasons.append(_personal(f"you often buy {str(category).lower()}"))
     dept_share = profile.department_share.get(department, 0.0) if department else 0.0
     boost += 0.05 * min(1.0, dept_share / 0.4)
     if str(record.get("brand", "")).lower() == "private" and profile.private_label_share >= PRIVATE_OFTEN:
         boost += 0.05
         what = str(category or department or "products").lower()
-        reasons.append(f"you often buy PRIVATE-label {what}")
+        reasons.append(_personal(f"you often buy PRIVATE-label {what}"))
     price = record.get("price")
     if (
         price is not None
@@ -115,12 +116,18 @@ def personal_boost(record: Mapping[str, Any], profile: ShopperProfile) -> tuple[
         and profile.price_p25 <= price <= profile.price_p75
     ):
         boost += 0.05
-        reasons.append(f"within your usual price range (${profile.price_p25:.2f}–${profile.price_p75:.2f})")
+        reasons.append(_personal(f"within your usual price range (${profile.price_p25:.2f}–${profile.price_p75:.2f})"))
     cycle = profile.repurchase_days.get(category) if category else None
     if cycle is not None and profile.days_since.get(category, 0) >= cycle:
         boost += 0.05
         reasons.append(
-            f"you usually rebuy {str(category).lower()} every ~{cycle:.0f} days; last time was "
-            f"{profile.days_since[category]} days ago"
+            _personal(
+                f"you usually rebuy {str(category).lower()} every ~{cycle:.0f} days; last time was "
+                f"{profile.days_since[category]} days ago"
+            )
         )
     return min(boost, MAX_BOOST), reasons
+
+
+def _personal(text: str) -> Reason:
+    return Reason(kind="personal", text=text)

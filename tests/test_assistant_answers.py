@@ -19,6 +19,7 @@ from assistant.understanding import Evidence, LLMReading, Slots, Understanding, 
 from assistant.understanding.rules import cjk_number, parse_rules
 from assistant.understanding.scope import is_shopping_request
 from retrieval.match import MatchEvidence, MatchRule, evidence
+from retrieval.reasons import Reason
 from tests.fake_llm import ScriptedLLM, reading
 from tests.fake_services import fake_services
 
@@ -60,8 +61,8 @@ def searched(data=None, products=()):
 
 
 def test_lead_in_says_true_things_about_the_results():
-    cards = [card("a", "Peanut butter, 40 oz", 4.99, reason="within your usual price range"),
-             card("b", "Peanut butter, 18 oz", 1.99)]  # fmt: skip
+    personal = [Reason(kind="personal", text="fits your usual price band")]  # a kind, not a wording, says so
+    cards = [card("a", "Peanut butter, 40 oz", 4.99, reasons=personal), card("b", "Peanut butter, 18 oz", 1.99)]
     text = compose(facts([searched(products=cards)], cards, budget=5))
     assert text.startswith("Here are 2 matches for peanut butter under $5.00.")
     assert "The cheapest is Peanut butter, 18 oz at $1.99." in text and "what you usually buy" in text

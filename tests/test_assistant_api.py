@@ -170,3 +170,39 @@ def test_shop_events_update_live_profiles_with_the_shops_key(demo_store, tmp_pat
     bad = client.post("/v1/events", json={**order, "type": "refund"}, headers=key)
     assert bad.status_code == 422 and "type" in bad.text
     assert profiles.get("2261").features["frequency"] == before.features["frequency"] + 1
+
+
+def test_a_typed_action_is_posted_beside_or_instead_of_words(settings):
+    llm = ScriptedLLM([reading(product="cheese")])
+    client = client_for(fake_services(), llm, settings.model_copy(update={"auth_secret": SECRET}))
+    headers = {"Authorization": f"Bearer {sign('c1')}"}
+
+    def post(body):
+        return events_of(client.post("/v1/chat", json=body, headers=headers))
+
+    done = post({"message": "cheese"})[-1][1]
+    conversation = done["conversation_id"]
+    shown = [p["product_id"] for p in done["products"]]
+    assert shown == ["p3", "p4"] and all("reasons" in p and "reason" in p for p in done["products"])
+    llm.calls.clear()
+
+    action = {"kind": "similar", "product_id": "p3"}
+    events = post({"action": action, "conversation_id": conversation})
+    understood = events[0][1]
+    assert events[0][0] == "understood" and understood["source"] == "action:similar"
+    assert [(d["name"], d["data"]) for k, d in events if k == "tool"] == [
+        ("similar_items", {"no_match": None, "alternatives": False, "note": ""})  # the tool's typed data
+    ]
+    assert not any(kind == "structured" for kind, _ in llm.calls)  # no model reading for an action
+
+    compare = {"kind": "compare", "product_ids": ["p3", "p4"]}
+    body = {"message": "Compare these two", "action": compare, "conversation_id": conversation}
+    events = post(body)
+    assert [d["name"] for k, d in events if k == "tool"] == ["compare_products"]
+    assert events[-1][1]["turn"] == 3
+
+    unseen = {"kind": "similar", "product_id": "p1"}  # a real product this conversation never showed
+    events = post({"action": unseen, "conversation_id": conversation})
+    assert [k for k, _ in events] == ["refused", "done"] and events[0][1]["reason"] == "invalid_action"
+    malformed = client.post("/v1/chat", json={"action": {"kind": "teleport"}}, headers=headers)
+    assert malformed.status_code == 422 and "kind" in malformed.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
 from assistant.guardrails import RateLimiter, fence, looks_like_injection
 from assistant.loop import Assistant
@@ -103,6 +104,10 @@ def test_rate_limiter_sliding_window():
     assert limiter.allow("a")
 
 
+class Sum(BaseModel):
+    sum: int
+
+
 def test_tool_schemas_come_from_signatures_and_errors_go_back_as_text():
     @tool
     def add(deps: Injected, a: int, b: int = 2) -> ToolOutput:
@@ -114,7 +119,7 @@ def test_tool_schemas_come_from_signatures_and_errors_go_back_as_text():
         """
         if a < 0:
             raise ToolError("a must not be negative")
-        return ToolOutput(text=str(a + b), data={"sum": a + b})
+        return ToolOutput(text=str(a + b), data=Sum(sum=a + b))
 
     params = add.schema()["function"]["parameters"]
     assert params["required"] == ["a"] and params["properties"]["b"]["default"] == 2
@@ -162,17 +167,22 @@ def test_grounding_gate_drops_invented_prices_ids_and_loops():
     assert len(gate.repairs) == 3
 
 
-def test_shopper_facing_reasons_hide_rank_numbers():
-    from assistant.shop import reason_text as _reason
+def test_a_cards_reason_puts_personal_first_and_keeps_ranks_as_data():
+    from assistant.events import ProductCard
+    from retrieval.reasons import Reason
 
-    reason = _reason(
-        [
-            "matches cheese (keyword rank 18)",
-            "similar in meaning (semantic rank 2)",
-            "within your usual price range ($1.19–$2.99)",
-        ]
-    )
-    assert reason == "within your usual price range ($1.19–$2.99); matches cheese"
+    reasons = [
+        Reason(kind="keyword", text="matches cheese", rank=18),
+        Reason(kind="semantic", text="similar in meaning", rank=2),
+        Reason(kind="personal", text="within your usual price range ($1.19–$2.99)"),
+    ]
+    card = ProductCard(product_id="p", title="CHEESE", price=2.0, reasons=reasons)
+    assert card.reason == "within your usual price range ($1.19–$2.99); matches cheese" and card.personal
+    assert reasons[0].detail == "matches cheese (keyword rank 18)"
+    dumped = card.model_dump(mode="json")  # the API and the log still get the shown text, and the ranks apart
+    assert dumped["reason"] == card.reason and dumped["reasons"][0]["rank"] == 18
+    assert ProductCard.model_validate(dumped) == card
+    assert not ProductCard(product_id="q", title="MILK", price=1.0, reasons=reasons[:2]).personal
 
 
 def test_gate_keeps_two_sentences_and_drops_echoes_and_repeats():

@@ -137,7 +137,7 @@ def test_personal_boost_is_bounded_and_explained():
         {"category": "MILK", "department": "DAIRY", "brand": "Private", "price": 2.0}, profile
     )
     assert boost == pytest.approx(MAX_BOOST)
-    assert reasons == [
+    assert {r.kind for r in reasons} == {"personal"} and [r.text for r in reasons] == [
         "you often buy milk",
         "you often buy PRIVATE-label milk",
         "within your usual price range ($1.00–$3.00)",
@@ -149,7 +149,7 @@ def test_personal_boost_is_bounded_and_explained():
     due = profile.model_copy(update={"repurchase_days": {"SOAP": 30.0}, "days_since": {"SOAP": 45}})
     boost, reasons = personal_boost({"category": "SOAP", "department": "DRUG", "brand": "National"}, due)
     assert boost == pytest.approx(0.05)
-    assert reasons == ["you usually rebuy soap every ~30 days; last time was 45 days ago"]
+    assert [r.text for r in reasons] == ["you usually rebuy soap every ~30 days; last time was 45 days ago"]
     not_due = due.model_copy(update={"days_since": {"SOAP": 10}})
     assert personal_boost({"category": "SOAP"}, not_due) == (0.0, [])
 

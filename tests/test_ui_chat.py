@@ -150,6 +150,7 @@ def test_demo_shopper_chats_with_cards_chips_thumbs_handoff_and_an_agent(demo_si
     assert page.inner_text("#kefu-chip-0") == "Something cheaper"
     cheaper = click_and_wait(page, server, "#kefu-chip-0")
     assert cheaper.turn == 2 and cheaper.products
+    assert server.hub.live()[0].turns[-1][0].source == "action:refine"  # the chip sent a typed action
     assert all(c.price < cheapest for c in cheaper.products if c.price is not None)
 
     # Thumbs down on that reply lands in the conversation log, where `kefu eval logs` counts it.
@@ -172,22 +173,42 @@ def test_demo_shopper_chats_with_cards_chips_thumbs_handoff_and_an_agent(demo_si
     page.close()
 
 
-def test_card_actions_send_more_like_this_and_compare(demo_site, browser):
+def test_card_actions_send_typed_actions_that_skip_understanding(demo_site, browser, monkeypatch):
     base, server, _ = demo_site
+    assistant = server.assistant
+    asked: list[str] = []  # every text understanding: the classifier's texts and the model's structured reads
+    classify, read = assistant.classifier.predict, assistant.llm.structured
+    monkeypatch.setattr(assistant.classifier, "predict", lambda texts: asked.extend(texts) or classify(texts))
+    monkeypatch.setattr(assistant.llm, "structured", lambda *a, **kw: asked.append("model") or read(*a, **kw))
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(base + "/")
     sign_in_as_demo_customer(page, 2)
     send(page, server, "pasta")
     first = server.hub.live()[0].last_done().products
-    assert len(first) >= 2
-    click_and_wait(page, server, "#kefu-more-0")
+    assert len(first) >= 2 and "pasta" in asked  # a typed message is understood as before
+    asked.clear()
+
+    done = click_and_wait(page, server, "#kefu-more-0")
     conversation = server.hub.live()[0]
-    tools = [e.name for e in conversation.turns[-1] if e.kind == "tool"]
-    assert tools == ["similar_items"]
+    turn = conversation.turns[-1]
+    assert [(e.name, e.arguments) for e in turn if e.kind == "tool"] == [
+        ("similar_items", {"product_id": first[0].product_id})
+    ]
+    assert next(e for e in turn if e.kind == "understood").source == "action:similar"
+    assert asked == [] and "understand_ms" not in done.timings_ms  # no text understanding ran for the click
+    assert conversation.messages[-2] == ("user", f"More like {first[0].title}")  # the history shows a label
+    assert f"More like {first[0].title}" in page.inner_text("#kefu-chat")
+    logged = assistant.log.turns(conversation.id)[-1]
+    assert logged["understanding_source"] == "action:similar" and logged["turn"] == done.turn
+
+    shown = done.products
     page.click("#kefu-compare-0")
     click_and_wait(page, server, "#kefu-compare-1")
-    compared = [e for e in server.hub.live()[0].turns[-1] if e.kind == "tool"]
-    assert [e.name for e in compared] == ["compare_products"] and len(compared[0].arguments["product_ids"]) == 2
+    turn = server.hub.live()[0].turns[-1]
+    compared = [e for e in turn if e.kind == "tool"]
+    assert [e.name for e in compared] == ["compare_products"]
+    assert compared[0].arguments["product_ids"] == [shown[0].product_id, shown[1].product_id]
+    assert next(e for e in turn if e.kind == "understood").source == "action:compare" and asked == []
     page.close()
 
 

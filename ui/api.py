@@ -1,6 +1,10 @@
 """The HTTP API (FastAPI): ``POST /v1/chat`` answered as server-sent events, ``GET /v1/customers/{id}/profile``,
 and ``POST /v1/events`` for the shop's backend (orders, views, carts -> live profile updates).
 
+``/v1/chat`` takes a ``message`` in words, or a typed ``action`` beside or instead of it (``assistant/actions.py``:
+``{"kind": "similar", "product_id": "…"}``, ``{"kind": "refine", "refinement": "cheaper"}`` …), which skips the
+understanding step; the message, when given, is then only the label the conversation's history shows.
+
 The customer comes from the ``Authorization: Bearer <token>`` header (a signed, expiring token: ``ui/auth.py``;
 ``kefu token CUSTOMER`` makes one); without one the shopper is a guest. Conversations live in the process's hub
 (``ui/hub.py``), bound to their customer, shared with the chat page and the copilot.
@@ -17,6 +21,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from assistant.actions import Action
 from assistant.events import Event, ToolCalled
 from assistant.loop import Assistant
 from assistant.session import Deps, Session
@@ -31,7 +36,8 @@ from ui.limits import TOO_MANY, BodyLimit, ShopperLimits
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(max_length=20_000)
+    message: str = Field("", max_length=20_000)
+    action: Action | None = None
     conversation_id: str | None = Field(None, max_length=64)
 
 
@@ -73,7 +79,7 @@ def create_app(
         conversation = hub.open(body.conversation_id, customer_id)
 
         def stream() -> Iterator[str]:
-            for event in hub.turn(assistant, conversation, body.message):
+            for event in hub.turn(assistant, conversation, body.message, body.action):
                 yield f"event: {event.kind}\ndata: {shopper_json(event)}\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")

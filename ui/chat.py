@@ -1,7 +1,9 @@
 """The shopper's chat page (``/``): streamed replies, product cards from the turn's ``Products`` event with
-"more like this" and "compare", follow-up chips, thumbs up/down stored in the conversation log, a "talk to a
-person" button, visible no-match / declined / refused states, messages from support agents, and a banner when
-the language model is down. The page only turns the loop's typed events into views.
+"more like this" and "compare" (sent as typed actions, ``assistant/actions.py``: no text understanding for them;
+the chat history shows a short label), follow-up chips (typed too where the chip has an action), thumbs up/down
+stored in the conversation log, a "talk to a person" button, visible no-match / declined / refused states,
+messages from support agents, and a banner when the language model is down. The page only turns the loop's
+typed events into views.
 
 Identity: the page acts for a customer only after a verified sign-in — a session token (pasted, in the
 ``kefu_session`` cookie or ``?token=``), or in demo mode a pick from the demo customers, which the server signs
@@ -16,8 +18,9 @@ from typing import Any
 
 import gradio as gr
 
+from assistant.actions import Action, Compare, Similar, label
 from assistant.events import ProductCard, Products, Refused, TextChunk, TurnDone, Understood, card_price_text
-from assistant.follow_ups import FollowUp, compare, follow_ups, more_like
+from assistant.follow_ups import FollowUp, follow_ups
 from kefu.llm.server import is_healthy
 from ui.auth import SESSION_COOKIE, AuthError
 from ui.limits import TOO_MANY
@@ -132,7 +135,10 @@ def build_chat(server: Server) -> gr.Blocks:
             out.append(gr.update(visible=chip is not None, value=chip.label if chip else ""))
         return out
 
-    def send(message: str, history: list[dict], state: ChatState, request: gr.Request):
+    def send(message: str | Action, history: list[dict], state: ChatState, request: gr.Request):
+        action = None if isinstance(message, str) or message is None else message  # a card button or a chip
+        if action is not None:
+            message = label(action, {c.product_id: c for c in state.cards})
         message = (message or "").strip()
         history = [_plain(m) for m in history or []]
         if not message:
@@ -153,7 +159,7 @@ def build_chat(server: Server) -> gr.Blocks:
         state.conversation_id, state.compare = conversation.id, []
         history.append({"role": "assistant", "content": ""})
         reply, intent = "", None
-        for event in hub.turn(assistant, conversation, message):
+        for event in hub.turn(assistant, conversation, message, action):
             if isinstance(event, Understood):
                 intent = event.understanding.intent
             elif isinstance(event, Products):
@@ -233,10 +239,11 @@ def build_chat(server: Server) -> gr.Blocks:
         return signed_in(state, customer_id)
 
     def chip_message(i: int):
-        return lambda state: state.chips[i].message if i < len(state.chips) else ""
+        """What chip ``i`` sends: its typed action, else its message."""
+        return lambda state: (state.chips[i].action or state.chips[i].message) if i < len(state.chips) else ""
 
     def card_more(i: int):
-        return lambda state: more_like(i + 1) if i < len(state.cards) else ""
+        return lambda state: Similar(product_id=state.cards[i].product_id) if i < len(state.cards) else ""
 
     def card_compare(i: int):
         def pick(state: ChatState):
@@ -248,7 +255,7 @@ def build_chat(server: Server) -> gr.Blocks:
             else:
                 state.compare.append(position)
             if len(state.compare) >= 2:
-                return compare(state.compare), state
+                return Compare(product_ids=[state.cards[p - 1].product_id for p in state.compare[:2]]), state
             gr.Info("Pick another card to compare with.")
             return "", state
 

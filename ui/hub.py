@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
+from assistant.actions import Action, label
 from assistant.events import Event, TurnDone
 from assistant.loop import Assistant
 from assistant.session import Session
@@ -87,15 +88,20 @@ class Hub:
             items = list(self._customers.values()) + list(self._guests.values())
         return sorted(items, key=lambda c: c.last_active, reverse=True)
 
-    def turn(self, assistant: Assistant, conversation: Conversation, message: str) -> Iterator[Event]:
-        """Run one turn of ``conversation`` (one at a time per conversation), recording its events."""
+    def turn(
+        self, assistant: Assistant, conversation: Conversation, message: str, action: Action | None = None
+    ) -> Iterator[Event]:
+        """Run one turn of ``conversation`` (one at a time per conversation), recording its events. With a typed
+        ``action`` (a card button, a chip) the history shows ``message`` or else the action's short label."""
         with conversation.lock:
             events: list[Event] = []
             conversation.turns.append(events)
+            if action is not None:
+                message = message.strip() or label(action, conversation.session.seen)
             conversation.messages.append(("user", message))
             conversation.last_active = time.time()
             try:
-                for event in assistant.turn(conversation.session, message):
+                for event in assistant.turn(conversation.session, message, action):
                     events.append(event)
                     if isinstance(event, TurnDone):
                         conversation.messages.append(("assistant", event.reply))
