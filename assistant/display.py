@@ -35,6 +35,22 @@ def _stems(text: str) -> set[str]:
     return {t.rstrip("s") for t in _TOKEN.findall(text.lower()) if len(t) > 2}
 
 
+def _topic_stems(query: str) -> set[str]:
+    return {w.rstrip("s")[:5] for w in _TOKEN.findall(query.lower()) if len(w) > 2 and w not in OFF_TOPIC_WORDS}
+
+
+def on_topic(cards: list[ProductCard], query: str) -> list[ProductCard]:
+    """The cards on the topic of the query: those whose title or category has as many of the query's word stems
+    as the best card has ("peanut butter": not "Peanuts, 20 oz"; "vitamins": not "Misc dairy refrigerated")."""
+    stems = _topic_stems(query)
+    counts = [sum(stem in f"{c.title} {c.category or ''}".lower() for stem in stems) for c in cards]
+    best = max(counts, default=0)
+    return [c for c, n in zip(cards, counts, strict=True) if best and n == best]
+
+
+OFF_TOPIC_WORDS = frozenset("the and for with some any one ones".split())
+
+
 def plain(text: str) -> str:
     """Catalogue text as a shopper may read it: markup, template tokens and prices removed (see the docstring)."""
     for pattern, replacement in _MARKUP:

@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from assistant.display import on_topic
 from assistant.events import ProductCard, price_text
 from assistant.understanding import SHOPPING
 from assistant.understanding.acts import need_label
@@ -47,13 +48,6 @@ def limits(facts: Facts) -> str:
     if s.budget_min is not None:
         parts.append(f" from {price_text(s.budget_min)}")
     return "".join(parts)
-
-
-def about(card: ProductCard, query: str) -> bool:
-    """The card is on the topic of the query: its title or category has one of the query's words (or its stem)."""
-    text = f"{card.title} {card.category or ''}".lower()
-    stems = {w.lower().rstrip("s")[:5] for w in query.split() if len(w) > 2 and w.lower() not in FILLER}
-    return any(stem in text for stem in stems)
 
 
 def lowest(card: ProductCard) -> float | None:
@@ -163,11 +157,13 @@ def _about_cards(facts: Facts, tools: dict) -> str:
         key = "found_one" if len(cards) == 1 else "found_many"
         name = product(facts)
         sentences = [t[key].format(n=len(cards), asked=name or "that", limits=limits(facts))]
-    on_topic = [c for c in priced if about(c, s.query or "")] or priced[:1]
-    cheapest = min(on_topic, key=lowest) if on_topic else None
-    if cheapest is not None and len(cards) > 1 and len(on_topic) > 1:
+    topical = on_topic(priced, s.query or "") or priced[:1]
+    cheapest = min(topical, key=lowest) if topical else None
+    if cheapest is not None and len(cards) > 1 and len(topical) > 1:
         key = "cheapest_from" if cheapest.alike > 1 and cheapest.price_low != cheapest.price_high else "cheapest"
         sentences.append(t[key].format(title=cheapest.title, price=price_text(lowest(cheapest))))
     if any(c.personal for c in cards):
         sentences.append(t["personal"])
+    if len(sentences) > 1 and sentences[0].endswith(":"):  # "Store-brand peanut butter. The cheapest is …"
+        sentences[0] = sentences[0][:-1] + "."
     return " ".join(sentences)

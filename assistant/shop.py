@@ -3,6 +3,7 @@ and the DuckDB store (``StoreCatalogue``), and the customer's orders and campaig
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 

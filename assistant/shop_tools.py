@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from langchain_core.tools import InjectedToolArg
 from pydantic import Field
 
+from assistant.display import on_topic
 from assistant.events import ProductCard, price_text
 from assistant.guardrails import fence
 from assistant.services import Found
@@ -109,7 +110,7 @@ def search_products(
     found = deps.services.catalogue.search(query, filters, 20 if narrowed else k, deps.customer_id)
     if not narrowed:
         return listing(found)
-    kept = [c for c in found.products if _fits(c, exclude_words, min_size_oz, max_size_oz)][:k]
+    kept = [c for c in on_topic(found.products, query) if _fits(c, exclude_words, min_size_oz, max_size_oz)][:k]
     if found.products and not kept and not found.no_match:
         return listing(Found([], found.note, no_match="outside_limits"))
     return listing(Found(kept, found.note, found.no_match, found.alternatives and bool(kept)))

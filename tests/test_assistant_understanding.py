@@ -67,7 +67,7 @@ def test_catalogue_words_and_budgets_mean_shopping(demo_store):
 def test_classifier_prior():
     # the LLM is down: the classifier decides
     u, source = read("I want my money back", None, ("return_refund", 0.97), None)
-    assert u.intent == "return_refund" and u.stage == "post_purchase" and "classifier-when-model-down" in source
+    assert u.intent == "return_refund" and u.stage == "post_purchase" and "classifier-reads-intent" in source
     # a confident after-sales prior overrides a shopping reading; an unsure one does not
     u, _ = read("track my package", llm(product="package"), ("order_status", 0.95), None)
     assert u.intent == "order_status"

@@ -124,8 +124,8 @@ def need_label(need: str) -> str:
 _CARD_PATTERNS: list[tuple[CardQuestion, re.Pattern[str]]] = [
     ("unit_price", re.compile(r"\b(?:unit price|price per|per (?:oz|ounce|pound|lb|unit|count|item)|cost per)\b",
                               re.I)),
-    ("cheapest", re.compile(r"\b(?:which|what)\b.*\b(?:cheapest|least expensive|lowest price|best price|best value|"
-                            r"cheaper)\b|\b(?:the )?cheapest (?:one|of (?:them|these|those)|here)\b", re.I)),
+    ("cheapest", re.compile(r"\b(?:which|what)\b.*\b(?:cheapest|least expensive|lowest price|best price|best value)\b"
+                            r"|\b(?:the )?cheapest (?:one|of (?:them|these|those)|here)\b", re.I)),
     ("priciest", re.compile(r"\b(?:which|what)\b.*\b(?:most expensive|priciest|dearest|highest price)\b", re.I)),
     ("biggest", re.compile(r"\b(?:which|what)\b.*\b(?:biggest|largest|most (?:oz|ounces))\b|\bbiggest one\b", re.I)),
     ("smallest", re.compile(r"\b(?:which|what)\b.*\bsmallest\b|\bsmallest one\b", re.I)),

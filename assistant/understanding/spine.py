@@ -173,13 +173,18 @@ def _refine(ev: Evidence, d: Draft) -> None:
     d.slots = ev.previous.model_copy(
         update={"product_refs": [], "refinement": "none", "card_question": "none", "history": "none"}
     )
+    ruled_out = {w for phrase in ev.parsed.get("exclude", []) for w in phrase.split()}
+    if ruled_out and d.slots.query:  # "not the diet one" after "diet soda": soda, leaving out diet
+        kept = [w for w in d.slots.query.split() if w not in ruled_out]
+        d.slots.query = " ".join(kept) or d.slots.query
+        d.slots.items = [d.slots.query] if len(d.slots.items) <= 1 else d.slots.items
 
 
 _OPEN_REQUEST = re.compile(
-    r"\b(any (?:good)?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
+    r"\b(any (?:good )?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
     r"what'?s (?:good|popular|best)|something (?:good|nice|tasty|healthy|special|different|new)|a gift|gift for|"
-    r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well)?with|help me (?:choose|pick|decide)|"
-    r"which (?:one)?should i|i'?m not sure what)\b",
+    r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well )?with|help me (?:choose|pick|decide)|"
+    r"which (?:one )?should i|i'?m not sure what)\b",
     re.I,
 )
 
@@ -226,12 +231,13 @@ def _parsed_slots(ev: Evidence, d: Draft) -> None:
 
 
 def _other_brand_after_a_brand(ev: Evidence, d: Draft) -> bool:
-    return d.slots.refinement == "other_brand" and ev.previous is not None and bool(ev.previous.brand)
+    return d.slots.refinement == "other_brand" and ev.previous is not None
 
 
 def _exclude_previous_brand(ev: Evidence, d: Draft) -> None:
+    """ "Other brands?" after a brand (or the store brand) was asked for: that brand is now ruled out."""
     assert ev.previous is not None
-    d.slots.exclude_brand, d.slots.brand = ev.previous.brand, None
+    d.slots.exclude_brand, d.slots.brand, d.slots.store_brand = ev.previous.brand, None, False
 
 
 # -- 5. scope ---------------------------------------------------------------------------------------------
@@ -298,7 +304,7 @@ RULES: list[Rule] = [
     Rule("model-reads-intent",
          lambda ev, d: ev.reading is not None,
          lambda ev, d: setattr(d, "intent", ev.reading.intent)),
-    Rule("classifier-when-model-down",
+    Rule("classifier-reads-intent",
          lambda ev, d: ev.reading is None and ev.prior is not None,
          lambda ev, d: setattr(d, "intent", ev.prior[0])),
     Rule("sure-classifier-overrules",
