@@ -42,6 +42,7 @@ class TurnView(BaseModel):
     intent: str | None = None
     source: str = ""
     slots: dict[str, Any] = Field(default_factory=dict)  # the slots that differ from their defaults
+    trace: list[str] = Field(default_factory=list)  # the understanding rules that fired, in order
     tools: list[ToolStep] = Field(default_factory=list)
     outcome: str = "answered"
     repairs: list[str] = Field(default_factory=list)  # live turns: what was repaired
@@ -82,6 +83,7 @@ def from_events(turn: int, message: str, events: list[Event]) -> TurnView:
         if isinstance(event, Understood):
             view.intent, view.source = event.understanding.intent, event.source
             view.slots = _slots(event.understanding.slots)
+            view.trace = list(event.understanding.trace)
         elif isinstance(event, ToolCalled):
             view.tools.append(ToolStep(name=event.name, arguments=dict(event.arguments), ok=event.ok,
                                        summary=event.summary, product_ids=list(event.product_ids),
@@ -130,6 +132,7 @@ def from_log(row: dict, tool_rows: list[dict]) -> TurnView:
         intent=understanding.get("intent"),
         source=row.get("understanding_source") or "",
         slots=_slots(understanding.get("slots")),
+        trace=[str(r) for r in understanding.get("trace", [])],
         tools=tools,
         outcome=row.get("outcome") or ("refused" if row.get("refused") else "answered"),
         repair_count=row.get("repairs") or 0,

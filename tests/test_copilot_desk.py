@@ -22,6 +22,7 @@ from kefu.records.conversations import ConversationLog
 from kefu.records.db import MIGRATIONS, Records
 from tests.fake_llm import ScriptedLLM, reading
 from tests.fake_services import PRODUCTS, fake_services
+from ui.copilot import turn_html
 from ui.hub import Hub
 
 
@@ -54,6 +55,8 @@ def test_live_and_logged_timelines_agree_on_what_was_done(shop):
         assert [(s.name, s.arguments, s.ok) for s in a.tools] == [(s.name, s.arguments, s.ok) for s in b.tools]
         assert a.product_ids == b.product_ids and a.live and not b.live
     assert live[0].slots == {"query": "cheese", "items": ["cheese"], "budget_max": 5.0}
+    assert [t.trace for t in live] == [t.trace for t in logged] and "parsed-slots" in live[0].trace  # rules logged
+    assert "<code>parsed-slots</code>" in turn_html(live[0])
     assert live[0].tools[0].name == "search_products" and live[0].cards[0].title == "CHEDDAR CHEESE 8 OZ"
     assert live[1].order_id() == "40000000001" and live[1].tools[0].data["status"] == "delivered"
     assert live[2].handoff_case == logged[2].handoff_case and live[2].handoff_case.startswith("CASE-")

@@ -87,6 +87,7 @@ def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, 
         assert segment and segment in customer.inner_text() and "Last orders" in customer.inner_text()
         text = timeline.inner_text()
         assert "product_search" in text and "search_products(" in text and "handoff_to_human(" in text
+        assert "Rules:" in text and "product-words" in text  # each turn's understanding trace
         # a Markdown link in the shopper's message is text, not a link; the <img> is text too
         assert "[this one](http://evil.example/x)" in text
         assert page.locator('a[href^="http://evil.example"]').count() == 0

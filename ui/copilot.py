@@ -85,6 +85,9 @@ def turn_html(t: TurnView) -> str:
     parts = [head, f'<div class="k-msg"><b>Shopper:</b> {esc(t.message)}</div>']
     if t.slots:
         parts.append(f"<div><b>Slots:</b> {esc(_args(t.slots))}</div>")
+    if t.trace:
+        rules = " → ".join(f"<code>{esc(r)}</code>" for r in t.trace)
+        parts.append(f'<div class="k-trace"><b>Rules:</b> {rules}</div>')
     for step in t.tools:
         mark = '<span class="k-ok">ok</span>' if step.ok else '<span class="k-bad">error</span>'
         parts.append(f"<div>tool <code>{esc(step.name)}({esc(_args(step.arguments))})</code> → {mark} "

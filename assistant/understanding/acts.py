@@ -47,6 +47,7 @@ _LIST_TAIL = re.compile(r"\b(?:to|on|for)\s+(?:my|the)\s+(?:shopping\s+)?(?:list
 _SEPARATOR = re.compile(r"\s*(?:,|;|\n|\+|/|\band also\b|\bplus\b|\bas well as\b|&|\band\b)\s*", re.I)
 
 
+_ITEM = re.compile(r"[a-z0-9][a-z0-9 '%-]{0,40}")  # a short product phrase: words and sizes, not a sentence
 _CONTEXT = re.compile(
     r"\b(?:making|cooking|baking|preparing|hosting|having|planning|want to make|going to make)\b", re.I
 )
@@ -68,13 +69,13 @@ def shopping_list(
     parts = [p.replace("_AND_", " and ").strip(" .!?-") for p in _SEPARATOR.split(low)]
     parts = [re.sub(r"^(?:i\s+)?(?:also\s+)?(?:need|want|get)\s+", "", p) for p in parts if p]
     parts = [re.sub(r"^(?:some|a|an|the|any|more|of|also|then)\s+", "", p) for p in parts if p]
-    items = [p for p in parts if p and len(p) <= 60 and not _CONTEXT.search(p)]
-    if not re.search(r"[,;\n+/]", low) and vocabulary:
-        named = [
-            any(w in vocabulary or w.removesuffix("s") in vocabulary for w in re.findall(r"[a-z]+", p)) for p in items
-        ]
-        if not all(named):
-            return []
+    items = [p for p in parts if p and not _CONTEXT.search(p)]
+    if not all(_ITEM.fullmatch(p) for p in items):
+        return []  # a sentence, an address, an email: not a list of products
+    named = [any(w in vocabulary or w.removesuffix("s") in vocabulary for w in re.findall(r"[a-z]+", p)) for p in items]
+    with_commas = bool(re.search(r"[,;\n+/]", low))
+    if vocabulary and (sum(named) < 2 if with_commas else not all(named)):
+        return []
     return items if len(items) >= 2 else []
 
 
