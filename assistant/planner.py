@@ -70,6 +70,8 @@ def plan_turn(
         if u.intent == "recommendation":
             return Plan([("similar_items", {"product_id": refs[0].product_id})])
         return Plan(about_cards=True)  # a question about a product shown before: answered from that product
+    if u.intent == "product_question" and not s.products():
+        return Plan(answer="which_product")  # a question about "it" with nothing shown or named
     if len(s.products()) > 1 or (s.need and s.items and not s.query):
         per_item = [search_call(u, session, treatment, brands, item, PER_ITEM) for item in s.items]
         return Plan(per_item)  # a shopping list, or what a need calls for: one search per item

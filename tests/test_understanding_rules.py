@@ -58,6 +58,8 @@ CASES = {
                                     lambda u: u.intent == "product_search" and u.slots.query == "mild cheddar"),
     "open-request-recommends": (lambda: read("any good ideas for a snack?", said()),
                                 lambda u: u.intent == "recommendation"),
+    "product-question": (lambda: read("is it gluten free?", said("chitchat"), previous=PEANUT, in_context=True),
+                         lambda u: u.intent == "product_question"),
     "history-question": (lambda: read("what did I buy last time?", said("product_search")),
                          lambda u: u.intent == "order_status" and u.slots.history == "last_order"
                          and not u.slots.product_refs),

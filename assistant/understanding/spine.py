@@ -184,9 +184,27 @@ _OPEN_REQUEST = re.compile(
     r"\b(any (?:good )?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
     r"what'?s (?:good|popular|best)|something (?:good|nice|tasty|healthy|special|different|new)|a gift|gift for|"
     r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well )?with|help me (?:choose|pick|decide)|"
-    r"which (?:one )?should i|i'?m not sure what)\b",
+    r"which (?:one )?should i|i'?m not sure what|i (?:really )?(?:like|love|prefer|enjoy)|i'?m (?:a (?:big )?)?(?:fan of|into)|"
+    r"\beither\b.+\bor\b|(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|"
+    r"i (?:need|want) (?:something|some ideas)|what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
+    r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|family))\b",
     re.I,
 )
+# a question about a product ("is it waterproof?", "how much is the blue one?", "what's the size?")
+_PRODUCT_QUESTION = re.compile(
+    r"^\W*(?:(?:and|so|ok|okay|also|but|hmm|well)\W+)*(?:does|do|is|are|can|will|would|has|have|did)\s+"
+    r"(?:it|they|this|that|these|those|the|this one|that one|any of (?:them|these))\b|"
+    r"\b(?:how (?:much|long|big|many|heavy|old|large)|what(?:'s| is| are)? (?:the|its|their) (?:price|size|colou?r|"
+    r"material|weight|title|name|brand|author|difference|rating|warranty|battery|capacity|ingredients?|flavou?r))\b",
+    re.I,
+)
+
+
+def _asks_about_a_product(ev: Evidence, d: Draft) -> bool:
+    """A question about a product, in a conversation about products (or naming one): a product question."""
+    if d.intent in AFTER_SALES or ev.history != "none" or SMALL_TALK.search(ev.message):
+        return False
+    return bool(_PRODUCT_QUESTION.search(ev.message)) and (ev.in_context or bool(ev.words))
 
 
 SMALL_TALK = re.compile(
@@ -249,6 +267,8 @@ def _declines(ev: Evidence, d: Draft) -> bool:
     and nothing of the shop's own evidence says otherwise (a catalogue match, a budget, a shopping phrase)."""
     t, prior = ev.thresholds, ev.prior
     if d.intent in KEPT or d.refining or d.slots.card_question != "none" or d.slots.history != "none":
+        return False
+    if d.intent == "product_question" and ev.in_context:  # a follow-up about what was shown or asked for
         return False
     if prior is not None and prior[0] != "out_of_scope" and d.intent != "out_of_scope":
         return False
@@ -338,6 +358,9 @@ RULES: list[Rule] = [
     Rule("open-request-recommends",
          lambda ev, d: d.intent == "product_search" and bool(_OPEN_REQUEST.search(ev.message)),
          _to("recommendation")),
+    Rule("product-question",
+         _asks_about_a_product,
+         _to("product_question")),
     Rule("history-question",
          _asks_history,
          lambda ev, d: _set(intent="order_status", slots=Slots(history=ev.history))(ev, d)),
