@@ -17,6 +17,7 @@ from kefu.records.cases import CaseBook
 from kefu.records.conversations import ConversationLog
 from kefu.records.db import Records
 from kefu.settings import Settings
+from kefu.store import StoreReader
 from retrieval.hybrid import ProductSearch
 from retrieval.match import MatchRule
 from segmentation.profiles import ProfileStore
@@ -43,12 +44,15 @@ def load_classifier(settings: Settings) -> IntentClassifier | None:
 
 
 def build_services(settings: Settings, records: Records) -> Services:
-    return Services(
-        catalogue=StoreCatalogue(ProductSearch.open(settings), settings.store_path, MatchRule.from_settings(settings)),
-        orders=StoreOrders(settings.store_path),
-        cases=CaseBook(records),
-        profiles=load_profiles(settings),
-    )
+    """The services over one store connection (a cursor per thread); a live profile update (``POST /v1/events``)
+    drops the shopper's cached rank profile, so their next search reads it afresh."""
+    reader = StoreReader(settings.store_path)
+    search = ProductSearch.open(settings)
+    catalogue = StoreCatalogue(search, settings.store_path, MatchRule.from_settings(settings), reader)
+    profiles = load_profiles(settings)
+    if profiles is not None:
+        profiles.on_record(catalogue.forget)
+    return Services(catalogue, StoreOrders(settings.store_path, reader), CaseBook(records), profiles)
 
 
 def loop_config(settings: Settings) -> LoopConfig:

@@ -12,8 +12,9 @@ from assistant.events import ProductCard
 from assistant.policy import find_coupon
 from assistant.services import Coupon, Found, Offer, Order, OrderLine, ShopperTaste
 from assistant.understanding.catalogue import Lexicon, catalogue_lexicon
-from kefu import store
+from kefu.cache import Recent
 from kefu.errors import StoreError
+from kefu.store import StoreReader
 from retrieval.hybrid import ProductSearch, SearchResult
 from retrieval.match import MatchRule, search_evidence
 from retrieval.reasons import Reason
@@ -21,6 +22,7 @@ from retrieval.related import bought_together, similar_items
 from retrieval.rerank import ShopperProfile, profile_from_store
 
 IN_STOCK = {"in_stock": True, "min_price": 0.01}  # sellable: in stock and priced
+PROFILES_KEPT, PROFILE_TTL_S = 4096, 600.0  # shoppers' rank profiles kept (LRU), and for how long at most
 
 
 def cards_of(results: list[SearchResult]) -> list[ProductCard]:
@@ -43,26 +45,35 @@ def together(baskets: int) -> Reason:
 
 
 class StoreCatalogue:
-    def __init__(self, search: ProductSearch, store_path: Path, match: MatchRule | None = None) -> None:
+    """The catalogue over one search index and one store. The store is read through one connection, a cursor
+    per thread (``StoreReader``); each shopper's rank profile (``profile_from_store``) is kept for
+    ``PROFILE_TTL_S`` and dropped by ``forget`` when a live event changes that shopper (``assistant/factory.py``
+    wires it to ``ProfileStore.on_record``)."""
+
+    def __init__(
+        self, search: ProductSearch, store_path: Path, match: MatchRule | None = None, reader: StoreReader | None = None
+    ) -> None:
         self.index, self.store_path, self.match = search, store_path, match or MatchRule()
         self._type_vectors: tuple[list[str], Any] | None = None
-        with store.connect(store_path) as con:
-            self._lexicon = catalogue_lexicon(con)
-            self._brands = [
-                r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
-            ]
+        self.reader = reader or StoreReader(store_path)
+        self.profiles: Recent[str, ShopperProfile | None] = Recent(PROFILES_KEPT, PROFILE_TTL_S)
+        con = self.reader.cursor()
+        self._lexicon = catalogue_lexicon(con)
+        self._brands = [
+            r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
+        ]
 
     def readable(self, cards: list[ProductCard], k: int | None = None, merge: bool = True) -> list[ProductCard]:
         """Display titles from each row's own fields, alike cards merged (unless not ``merge``), at most ``k``."""
         if not cards:
             return cards
         ids = [c.product_id for c in cards]
-        with store.connect(self.store_path) as con:
-            rows = con.execute(
-                "SELECT product_id, product_type, category, package_size, brand FROM products "
-                f"WHERE product_id IN ({','.join('?' * len(ids))})",
-                ids,
-            ).fetchall()
+        con = self.reader.cursor()
+        rows = con.execute(
+            "SELECT product_id, product_type, category, package_size, brand FROM products "
+            f"WHERE product_id IN ({','.join('?' * len(ids))})",
+            ids,
+        ).fetchall()
         fields = {r[0]: r[1:] for r in rows}
         shown = []
         for card in cards:
@@ -72,13 +83,18 @@ class StoreCatalogue:
         return (merge_alike(shown) if merge else shown)[:k]
 
     def _profile(self, customer_id: str | None) -> ShopperProfile | None:
-        if customer_id is None:
+        return None if customer_id is None else self.profiles.get(customer_id, self._read_profile)
+
+    def _read_profile(self, customer_id: str) -> ShopperProfile | None:
+        con = self.reader.cursor()
+        try:
+            return profile_from_store(con, customer_id)
+        except StoreError:  # an unknown customer simply gets unpersonalised results
             return None
-        with store.connect(self.store_path) as con:
-            try:
-                return profile_from_store(con, customer_id)
-            except StoreError:  # an unknown customer simply gets unpersonalised results
-                return None
+
+    def forget(self, customer_id: str) -> None:
+        """Read this shopper's profile afresh next time (a live event changed what they bought)."""
+        self.profiles.forget(customer_id)
 
     def search(self, query: str, filters: dict[str, Any], k: int, customer_id: str | None) -> Found:
         """The best sellable products for the query; a no-match when the best are not what was asked for
@@ -121,8 +137,8 @@ class StoreCatalogue:
         return Found(self.readable(cards_of(similar_items(self.index, product_id, 2 * k, IN_STOCK)), k))
 
     def bought_together(self, product_id: str, k: int) -> Found:
-        with store.connect(self.store_path) as con:
-            rows = bought_together(con, product_id, k=k, min_support=2)
+        con = self.reader.cursor()
+        rows = bought_together(con, product_id, k=k, min_support=2)
         cards = [
             ProductCard(product_id=r.product_id, title=r.title, price=r.price, reasons=[together(r.support)])
             for r in rows
@@ -132,12 +148,12 @@ class StoreCatalogue:
 
     def details(self, product_ids: list[str]) -> list[ProductCard]:
         """The products asked for, each under its display title (none merged: a comparison names every one)."""
-        with store.connect(self.store_path) as con:
-            rows = con.execute(
-                "SELECT product_id, title, price, department, category, brand, package_size, product_type "
-                f"FROM products WHERE product_id IN ({','.join('?' * len(product_ids))})",
-                product_ids,
-            ).fetchall()
+        con = self.reader.cursor()
+        rows = con.execute(
+            "SELECT product_id, title, price, department, category, brand, package_size, product_type "
+            f"FROM products WHERE product_id IN ({','.join('?' * len(product_ids))})",
+            product_ids,
+        ).fetchall()
         found = {r[0]: r for r in rows}
         cards = []
         for pid in (p for p in product_ids if p in found):
@@ -208,49 +224,46 @@ GROUP BY 1 ORDER BY n DESC, i.product_id LIMIT ?
 
 
 class StoreOrders:
-    def __init__(self, store_path: Path) -> None:
+    def __init__(self, store_path: Path, reader: StoreReader | None = None) -> None:
         self.store_path = store_path
+        self.reader = reader or StoreReader(store_path)
 
     def recent(self, customer_id: str, limit: int) -> list[Order]:
-        with store.connect(self.store_path) as con:
-            rows = con.execute(ORDERS_SQL.format(where=""), [customer_id, limit]).fetchall()
+        con = self.reader.cursor()
+        rows = con.execute(ORDERS_SQL.format(where=""), [customer_id, limit]).fetchall()
         return [Order(oid, ts, status, n, total) for oid, ts, status, n, total in rows]
 
     def order(self, customer_id: str, order_id: str) -> Order | None:
-        with store.connect(self.store_path) as con:
-            row = con.execute(ORDERS_SQL.format(where="AND o.order_id = ?"), [customer_id, order_id, 1]).fetchone()
-            if row is None:
-                return None
-            lines = con.execute(
-                """SELECT i.product_id, coalesce(p.title, i.product_id), i.quantity, i.amount FROM order_items i
-                   LEFT JOIN products p USING (product_id) WHERE i.order_id = ? ORDER BY i.line_no""",
-                [order_id],
-            ).fetchall()
+        con = self.reader.cursor()
+        row = con.execute(ORDERS_SQL.format(where="AND o.order_id = ?"), [customer_id, order_id, 1]).fetchone()
+        if row is None:
+            return None
+        lines = con.execute(
+            """SELECT i.product_id, coalesce(p.title, i.product_id), i.quantity, i.amount FROM order_items i
+               LEFT JOIN products p USING (product_id) WHERE i.order_id = ? ORDER BY i.line_no""",
+            [order_id],
+        ).fetchall()
         return Order(*row, lines=[OrderLine(pid, plain(title) or pid, qty, amt) for pid, title, qty, amt in lines])
 
     def usual(self, customer_id: str, k: int) -> list[tuple[str, int]]:
-        with store.connect(self.store_path) as con:
-            rows = con.execute(
-                USUAL_SQL,
-                [customer_id, k],
-            ).fetchall()
+        rows = self.reader.cursor().execute(USUAL_SQL, [customer_id, k]).fetchall()
         return [(pid, int(n)) for pid, n in rows]
 
     def busiest_customers(self, n: int) -> list[str]:
         """The customers with the most orders (the demo mode's customer picker lists them)."""
-        with store.connect(self.store_path) as con:
-            rows = con.execute(
-                "SELECT customer_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, customer_id LIMIT ?", [n]
-            ).fetchall()
+        con = self.reader.cursor()
+        rows = con.execute(
+            "SELECT customer_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, customer_id LIMIT ?", [n]
+        ).fetchall()
         return [r[0] for r in rows]
 
     def coupon_for(self, customer_id: str, product_ids: list[str]) -> Coupon | None:
-        with store.connect(self.store_path) as con:
-            found = find_coupon(con, customer_id, product_ids)
+        con = self.reader.cursor()
+        found = find_coupon(con, customer_id, product_ids)
         return Coupon(found["coupon_upc"], found["campaign_id"], found["product_id"]) if found else None
 
     def offers(self, customer_id: str, limit: int) -> list[Offer]:
         """The campaigns that target this customer, latest ending first."""
-        with store.connect(self.store_path) as con:
-            rows = con.execute(OFFERS_SQL, [customer_id, limit]).fetchall()
+        con = self.reader.cursor()
+        rows = con.execute(OFFERS_SQL, [customer_id, limit]).fetchall()
         return [Offer(campaign_id, ends, coupons) for campaign_id, ends, coupons in rows]

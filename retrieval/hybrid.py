@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel
 from threadpoolctl import ThreadpoolController
 
+from kefu.cache import Recent
 from kefu.embedder import Embedder
 from kefu.errors import KefuError, SearchIndexError
 from retrieval.catalog import Catalog
@@ -38,6 +39,7 @@ System = Literal["hybrid", "bm25", "dense"]
 CHROMA_DOWN = "The vector server did not answer; meaning-based matches came from the local copy of the index."
 Fusion = Literal["auto", "learned", "convex", "rrf"]
 MAX_K = 1000
+QUERY_VECTORS = 256  # query texts whose embedding is kept (LRU): a turn asks for the same words' vector often
 
 
 class SearchQueryError(KefuError):
@@ -140,6 +142,9 @@ class ProductSearch:
         self.vectors = vectors  # (distinct texts, dim): the local mirror of Chroma's vectors
         self.text_row = text_row  # catalogue row -> row of self.vectors
         self.config = config or FusionConfig()
+        # exact query text -> its embedding: the search, the no-match rule (match.py) and the scope check of one
+        # turn embed the same words once; size 0 embeds every time (bench/search_speed.py measures that)
+        self.query_vectors: Recent[str, np.ndarray] = Recent(QUERY_VECTORS)
 
     @classmethod
     def open(cls, settings, embedder: Embedder | None = None) -> ProductSearch:
@@ -186,7 +191,13 @@ class ProductSearch:
         return cls(Catalog(df), lexical, dense, embedder, vectors, text_row, config)
 
     def encode(self, text: str) -> np.ndarray:
-        return self.embedder.encode_query(text)
+        """The query's embedding (read-only), from ``query_vectors`` when this exact text was embedded lately."""
+        return self.query_vectors.get(text, self._embed)
+
+    def _embed(self, text: str) -> np.ndarray:
+        vector = self.embedder.encode_query(text)
+        vector.setflags(write=False)  # shared by every caller of encode(text)
+        return vector
 
     def search(
         self,

@@ -63,7 +63,8 @@ def evidence(query_vector: np.ndarray, query: str, result_vectors: list[np.ndarr
 
 
 def search_evidence(search: ProductSearch, query: str, results: list[SearchResult], top: int = 3) -> MatchEvidence:
-    """``evidence`` for a search's own results, from the index's stored vectors and product text."""
+    """``evidence`` for a search's own results, from the index's stored vectors and product text. The query's
+    vector is the one the search itself used (``ProductSearch.encode`` keeps it): the text is not embedded again."""
     rows = [search.catalog.row_of[r.product_id] for r in results[:top] if r.product_id in search.catalog.row_of]
     vectors = [search.vectors[search.text_row[row]] for row in rows]
     texts = [str(search.catalog.record(row)["text"]) for row in rows]

@@ -32,6 +32,7 @@ import json
 import math
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -221,6 +222,7 @@ class ProfileStore:
         self.log_path = log_path
         self._lock = threading.RLock()
         self._segments = Counter(p.segment for p in profiles.values() if p.segment)
+        self._listeners: list[Callable[[str], None]] = []  # told the customer id of every recorded event
 
     # -- loading ---------------------------------------------------------------------------------------------
     @classmethod
@@ -319,15 +321,22 @@ class ProfileStore:
             return drift(self.meta["segment_shares"], dict(self._segments), self.drift_threshold)
 
     # -- updating -------------------------------------------------------------------------------------------------
+    def on_record(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(customer_id)`` after each recorded event (e.g. to drop what was cached about them)."""
+        self._listeners.append(listener)
+
     def record(self, event: ProfileEvent) -> RecordResult:
-        """Apply one event to its customer, append it to the event log, and report the segment mix drift."""
+        """Apply one event to its customer, append it to the event log, tell the listeners, and report the
+        segment mix drift."""
         with self._lock:
             result = self._apply(event)
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 with self.log_path.open("a") as fh:
                     fh.write(event.model_dump_json() + "\n")
-            return result
+        for listener in self._listeners:
+            listener(event.customer_id)
+        return result
 
     def _apply(self, event: ProfileEvent) -> RecordResult:
         cid = event.customer_id

@@ -112,9 +112,12 @@ def real_services(settings: Settings, records_path: Path, profiles=None):
     from kefu.records.db import Records
     from retrieval.hybrid import ProductSearch
 
+    catalogue = StoreCatalogue(ProductSearch.open(settings), settings.store_path)
+    if hasattr(profiles, "on_record"):  # a real ProfileStore, wired as assistant/factory.py does (fakes have none)
+        profiles.on_record(catalogue.forget)
     return Services(
-        catalogue=StoreCatalogue(ProductSearch.open(settings), settings.store_path),
-        orders=StoreOrders(settings.store_path),
+        catalogue=catalogue,
+        orders=StoreOrders(settings.store_path, catalogue.reader),
         cases=CaseBook(Records(records_path)),
         profiles=profiles,
     )

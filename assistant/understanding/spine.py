@@ -184,9 +184,10 @@ _OPEN_REQUEST = re.compile(
     r"\b(any (?:good )?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
     r"what'?s (?:good|popular|best)|something (?:good|nice|tasty|healthy|special|different|new)|a gift|gift for|"
     r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well )?with|help me (?:choose|pick|decide)|"
-    r"which (?:one )?should i|i'?m not sure what|i (?:really )?(?:like|love|prefer|enjoy)|i'?m (?:a (?:big )?)?(?:fan of|into)|"
-    r"\beither\b.+\bor\b|(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|"
-    r"i (?:need|want) (?:something|some ideas)|what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
+    r"which (?:one )?should i|i'?m not sure what|i (?:really )?(?:like|love|prefer|enjoy)|"
+    r"i'?m (?:a (?:big )?)?(?:fan of|into)|\beither\b.+\bor\b|"
+    r"(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|i (?:need|want) (?:something|some ideas)|"
+    r"what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
     r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|family))\b",
     re.I,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -49,22 +50,64 @@ def write_store(path: Path, fill: Callable[[duckdb.DuckDBPyConnection], dict[str
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def connect(path: Path, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open an existing store; a clear error when there is none."""
+def open_store(path: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to an existing store (the caller closes it); a clear error when there is none."""
     if not path.is_file():
         raise StoreError(
             f"No store at {path}. Build the demo store with `kefu store build` or import yours "
             "with `kefu store import`."
         )
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
         raise StoreError(f"Cannot open the store at {path} ({exc}). Rebuild it with `kefu store build`.") from exc
+
+
+@contextlib.contextmanager
+def connect(path: Path, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open an existing store for a block; a clear error when there is none."""
+    con = open_store(path, read_only=read_only)
     try:
         yield con
     finally:
         con.close()
+
+
+class StoreReader:
+    """Read-only access to a store for a long-running process: one DuckDB connection, opened on first use, and
+    one cursor of it per thread (a DuckDB connection must not run queries from two threads at once; cursors of one
+    connection may, each from its own thread). ``opened`` counts the connections and cursors opened.
+
+    The connection stays open for the reader's life, so a store file replaced under it (``kefu store build`` moves
+    a new one into place) is seen after a restart, as the search index built from it is.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opened = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()  # .cursor: this thread's cursor of self._con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (a connection of its own to the same database); StoreError when there is no store."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                if self._con is None:
+                    self._con = open_store(self.path)
+                    self.opened += 1
+                cursor = self._con.cursor()
+                self.opened += 1
+            self._local.cursor = cursor
+        return cursor
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+            self._con = None
+            self._local = threading.local()
 
 
 def info(path: Path) -> dict:
