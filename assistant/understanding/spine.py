@@ -186,9 +186,11 @@ _OPEN_REQUEST = re.compile(
     r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well )?with|help me (?:choose|pick|decide)|"
     r"which (?:one )?should i|i'?m not sure what|i (?:really )?(?:like|love|prefer|enjoy)|"
     r"i'?m (?:a (?:big )?)?(?:fan of|into)|\beither\b.+\bor\b|"
-    r"(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|i (?:need|want) (?:something|some ideas)|"
+    r"(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|"
+    r"i (?:need|want) (?:something|some ideas)|"
     r"what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
-    r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|family))\b",
+    r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|"
+    r"family))\b",
     re.I,
 )
 # a question about a product ("is it waterproof?", "how much is the blue one?", "what's the size?")
