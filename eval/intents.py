@@ -90,10 +90,10 @@ def label_table(extra_map: Path | None = None) -> dict[str, str]:
 
 
 def _understand_fn(settings, model_dir: Path | None):
-    """A function text -> intent from the assistant's understanding: the LLM's structured reading combined with
-    the rules and, when a trained model exists, the classifier prior — as the dialogue loop does. The LLM must be
+    """A function text -> intent from the assistant's understanding: the LLM's structured reading through
+    the rule table and, when a trained model exists, the classifier prior — as the dialogue loop does. The LLM must be
     up: a failed request is an error here, not a silent fallback."""
-    read, combine = understanding.understand_with_llm, understanding.combine
+    read = understanding.understand_with_llm
     llm = LLM.from_settings(settings)
     folder = model_dir or default_model_dir(settings)
     classifier = IntentClassifier.load(directory=folder) if read_manifest(folder) else None
@@ -103,9 +103,11 @@ def _understand_fn(settings, model_dir: Path | None):
             vocabulary = understanding.catalogue_vocabulary(con)
 
     def intent_of(text: str) -> str:
-        prior = classifier.predict([text])[0] if classifier else None
-        result, _ = combine(text, read(llm, text, None, settings.llm_reads_slots), prior, None, vocabulary)
-        return str(result.intent)
+        intents = classifier.predict_top([text], k=3)[0] if classifier else []
+        reading = read(llm, text, None, settings.llm_reads_slots)
+        return str(
+            understanding.understand(understanding.Evidence(text, reading, intents, vocabulary=vocabulary)).intent
+        )
 
     return intent_of
 
