@@ -176,7 +176,8 @@ def _is_question(text: str) -> bool:
 # -- questions about the shopper's own purchases ----------------------------------------------------------
 _LAST = re.compile(
     r"\bwhat (?:did|have) i (?:just |last )?(?:buy|bought|order|ordered|get|got|purchase|purchased)\b|"
-    r"\b(?:my|the) (?:last|latest|previous|most recent|recent) (?:order|purchase|shopping|trip|basket|receipt)\b|"
+    r"\bwhat (?:was|is|were) (?:in|on) (?:my|the) (?:last|latest|previous|most recent) (?:order|basket|receipt)\b|"
+    r"\bmy (?:last|latest|previous|most recent) (?:purchase|shopping|trip|basket|receipt)\b|"
     r"\blast time i (?:bought|ordered|shopped|was here|came)\b|\bwhat was in my (?:last )?(?:order|basket|cart)\b|"
     r"\b(?:order|buy) (?:it |that |them )?again\b|\breorder\b",
     re.I,

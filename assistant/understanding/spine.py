@@ -74,7 +74,10 @@ def _classifier_overrules(ev: Evidence, d: Draft) -> bool:
 
 
 def _after_sales_unshared(ev: Evidence, d: Draft) -> bool:
-    return ev.reading is not None and ev.prior is not None and d.intent in AFTER_SALES and ev.prior[0] != d.intent
+    """The model's after-sales intent, and the classifier does not share it at least ``after_sales_agree``."""
+    if ev.reading is None or ev.prior is None or d.intent not in AFTER_SALES:
+        return False
+    return ev.prior[0] != d.intent or _p(ev) < ev.thresholds.after_sales_agree
 
 
 def _keep_after_sales_or_search(ev: Evidence, d: Draft) -> None:
