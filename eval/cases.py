@@ -16,8 +16,8 @@ case-insensitive). A case passes when every expectation of every turn holds.
 What a conversation adds (``conversations.jsonl``):
 
 - cards: ``category_all`` (every card's category contains one of these), ``category_each`` (each of these is in
-  some card's category: one per item of a shopping list), ``brand_all`` (every card has this brand: "Private"
-  is the store brand), ``brand_none`` (no card has one of these);
+  some card's category: one per item of a shopping list; "APPLES|ORGANICS" takes either), ``brand_all`` (every
+  card has this brand: "Private" is the store brand), ``brand_none`` (no card has one of these);
 - tools: ``tool_count`` ({"search_products": 3}: at least that many calls of each), ``query_contains_any`` (some
   search_products query contains one of these);
 - words: ``reply_contains_all``, ``lead_in_contains_any`` / ``lead_in_excludes`` (the reply's lead-in, without
@@ -181,7 +181,7 @@ def _card_failures(expect: Expect, cards: list[Card]) -> list[str]:
     out = []
     if expect.category_all and (off := [c.category for c in cards if not _has(c.category, expect.category_all)]):
         out.append(f"cards outside {expect.category_all}: {off}")
-    if missing := [w for w in expect.category_each if not any(_has(c.category, [w]) for c in cards)]:
+    if missing := [w for w in expect.category_each if not any(_has(c.category, w.split("|")) for c in cards)]:
         out.append(f"no card of {missing} (got {sorted({c.category or '' for c in cards})})")
     if expect.brand_all and (
         other := [c.brand for c in cards if (c.brand or "").casefold() != expect.brand_all.casefold()]
@@ -213,21 +213,26 @@ def _turn_failures(expect: Expect, turn: TurnResult) -> list[str]:
     return out
 
 
-# a package size: "18 OZ", "1/2 GAL" (a fraction), "2/40 OZ" (a two-pack), "GAL" (one), "12 CT"
-_SIZE = re.compile(r"(?:(\d+(?:\.\d+)?)\s*/\s*)?(\d+(?:\.\d+)?)?\s*(fl oz|oz|lbs?|gal|ga|qt|pt|ml|ltr|lt|l|ct)\b", re.I)
+# a package size: "18 OZ", "1/2 GAL" (a fraction), "2/40 OZ" (a two-pack), "GAL" (one), "12 CT", "32 LOADS"
+_SIZE = re.compile(
+    r"(?:(\d+(?:\.\d+)?)\s*/\s*)?(\d+(?:\.\d+)?)?\s*(fl oz|oz|lbs?|gal|ga|qt|pt|ml|loads?|lds?|ltr|lt|l|ct)\b", re.I
+)
 _OUNCES = {"fl oz": 1, "oz": 1, "lb": 16, "lbs": 16, "gal": 128, "ga": 128, "qt": 32, "pt": 16, "ml": 0.0338,
            "ltr": 33.8, "lt": 33.8, "l": 33.8}  # fmt: skip
 
 
 def size_of(size: str | None) -> tuple[str, float] | None:
-    """A package size as ("oz", ounces) (weight and volume alike) or ("ct", count); None when unreadable."""
+    """A package size as ("oz", ounces) (weight and volume alike), ("ct", count) or ("loads", washes); None when
+    unreadable."""
     m = _SIZE.search(size or "")
     if not m:
         return None
     first, amount, unit = m.group(1), float(m.group(2) or 1), m.group(3).lower()
     if first is not None:  # "1/2" is a fraction; "2/40" is two of 40
         amount = float(first) / amount if amount <= 8 else float(first) * amount
-    return ("ct", amount) if unit == "ct" else ("oz", amount * _OUNCES[unit])
+    if unit in _OUNCES:
+        return "oz", amount * _OUNCES[unit]
+    return ("ct", amount) if unit == "ct" else ("loads", amount)
 
 
 def _prices(card: Card) -> list[float]:
