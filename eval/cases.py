@@ -23,11 +23,12 @@ What a conversation adds (``conversations.jsonl``):
 - words: ``reply_contains_all``, ``lead_in_contains_any`` / ``lead_in_excludes`` (the reply's lead-in, without
   its list of cards), ``lead_in_category_any`` (a card the lead-in names, such as "the cheapest", is of one of
   these categories);
-- against the cards the shopper saw last (the latest earlier turn that showed cards): ``brand_not_shown`` (no
-  card has the first shown card's brand), ``price_vs_shown`` ("lower": every card below the dearest shown and
-  their mean below the shown mean; "higher" the mirror), ``size_vs_shown`` ("bigger" | "smaller": the mean
-  package size), ``cards_new`` (none of them shown again), ``shown_fact`` (the reply states a fact of a shown
-  card: {"fact": "price" | "size" | "brand", "card": 2}, or {"fact": "cheapest"}).
+- against the cards the shopper saw last (the latest earlier turn that showed cards and was not itself a question
+  about shown cards, so "how much is the first one?" then "and the second?" both mean the search's cards):
+  ``brand_not_shown`` (no card has the first shown card's brand), ``price_vs_shown`` ("lower": every card below
+  the dearest shown and their mean below the shown mean; "higher" the mirror), ``size_vs_shown`` ("bigger" |
+  "smaller": the mean package size), ``cards_new`` (none of them shown again), ``shown_fact`` (the reply states a
+  fact of a shown card: {"fact": "price" | "size" | "brand", "card": 2}, or {"fact": "cheapest"}).
 """
 
 from __future__ import annotations
@@ -290,7 +291,11 @@ def _fact_failure(want: ShownFact, reply: str, shown: list[Card]) -> str | None:
         said = "".join((card.size or "").casefold().split())
         if said and said in "".join(text.split()) or not said and any(s in text for s in NOT_LISTED):
             return None
-        return f"reply lacks card {want.card}'s size {card.size!r}"
+        return (
+            f"reply lacks card {want.card}'s size {card.size!r}"
+            if said
+            else f"reply never says card {want.card}'s size is not listed"
+        )
     denied = any(s in text for s in NOT_STORE_BRAND)
     if card.brand == "Private":
         ok = "store brand" in text and not denied
@@ -314,7 +319,8 @@ def run_cases(assistant: Assistant, cases: list[Case], customer: str | None = No
                 failed.append({"case": case.id, "kind": case.kind, "turn": i, "message": step.message,
                                "reasons": reasons, "reply": result.reply[:400],
                                "cards": [c.title for c in result.cards[:3]]})  # fmt: skip
-            shown = result.cards or result.alternatives or shown
+            if step.expect.shown_fact is None:  # a question about the shown cards keeps them as "the shown cards"
+                shown = result.cards or result.alternatives or shown
         by_kind[case.kind].append(ok)
     passed = sum(ok for oks in by_kind.values() for ok in oks)
     return {

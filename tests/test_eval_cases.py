@@ -168,6 +168,16 @@ def test_the_cards_shown_before_carry_over_a_turn_that_shows_none(tmp_path):
     assert [(f["turn"], f["reasons"][0][:17]) for f in report["failures"]] == [(3, "cards shown again")]
 
 
+def test_a_question_about_the_shown_cards_keeps_them_for_the_next_one(tmp_path):
+    def asks(card):
+        return {"message": f"how much is number {card}?", "expect": {"shown_fact": {"fact": "price", "card": card}}}
+
+    prices = {"id": "prices", "turns": [{"message": "cheese"}, asks(1), asks(2)]}
+    llm = ScriptedLLM([reading(product="cheese"), reading("product_question"), reading("product_question")])
+    report = run_cases(Assistant(fake_services(), llm), load_cases(write(tmp_path / "c.jsonl", [prices])))
+    assert not [r for f in report["failures"] for r in f["reasons"] if "cards were shown" in r]
+
+
 def write(path, cases):
     path.write_text("".join(json.dumps(c) + "\n" for c in cases))
     return path
