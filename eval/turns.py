@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from assistant.events import Event, Products, Refused, ToolCalled, TurnDone, Understood
+from assistant.events import Event, ProductCard, Products, Refused, ToolCalled, TurnDone, Understood
 from assistant.loop import Assistant
 from assistant.session import Session
 from eval.hygiene import check, facts_of
@@ -21,6 +21,10 @@ class Card:
     title: str
     price: float | None
     category: str | None
+    brand: str | None = None  # "National" | "Private" (store brand) in the demo store
+    size: str | None = None  # the package size as the store lists it ("18 OZ", "1/2 GAL")
+    price_low: float | None = None  # the price range of the alike products a merged card stands for
+    price_high: float | None = None
 
 
 @dataclass
@@ -38,6 +42,8 @@ class TurnResult:
     repairs: int
     total_ms: float
     refused: str | None = None
+    lead_in: str = ""  # the reply without the plain-text list of its cards
+    queries: list[str] = field(default_factory=list)  # the query argument of each search_products call
     alternatives: list[Card] = field(default_factory=list)  # shown under "we don't carry that; related:"
     hygiene: dict[str, bool] = field(default_factory=dict)  # filled by eval.hygiene.check
 
@@ -57,6 +63,10 @@ class TurnResult:
         }
 
 
+def card_of(p: ProductCard) -> Card:
+    return Card(p.product_id, p.title, p.price, p.category, p.brand, p.size, p.price_low, p.price_high)
+
+
 def fold(message: str, events: list[Event], session: Session) -> TurnResult:
     """The turn's events (in order) as a TurnResult."""
     done = events[-1]
@@ -64,9 +74,10 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
         raise ValueError("a turn's events end with TurnDone")
     understood = next((e for e in events if isinstance(e, Understood)), None)
     tools = [e for e in events if isinstance(e, ToolCalled)]
-    shown = next((e for e in events if isinstance(e, Products)), None)
-    products = shown.items if shown else []
-    as_cards = [Card(p.product_id, p.title, p.price, p.category) for p in products]
+    shown = [e for e in events if isinstance(e, Products)]  # one block, or one per item of a shopping list
+    matches = [p for e in shown if not e.alternatives for p in e.items]
+    related = [p for e in shown if e.alternatives for p in e.items]
+    products = matches + related
     seen = list(session.seen.values()) + list(products)
     prices, ids = facts_of([e.summary for e in tools] + list((done.coupon or {}).values()))
     prices |= {f"{x:.2f}" for p in seen for x in (p.price, p.price_low, p.price_high) if x is not None}
@@ -82,13 +93,15 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
         budget_max=understood.understanding.slots.budget_max if understood else None,
         tools=[e.name for e in tools],
         tool_errors=sum(not e.ok for e in tools),
-        cards=[] if shown and shown.alternatives else as_cards,
-        alternatives=as_cards if shown and shown.alternatives else [],
+        cards=[card_of(p) for p in matches],
+        alternatives=[card_of(p) for p in related],
         known_prices=prices,
         known_ids=ids,
         repairs=done.repairs,
         total_ms=done.timings_ms.get("total_ms", 0.0),
         refused=next((e.reason for e in events if isinstance(e, Refused)), None),
+        lead_in=done.lead_in,
+        queries=[str(e.arguments.get("query", "")) for e in tools if e.name == "search_products"],
     )
 
 
