@@ -41,9 +41,15 @@ def _topic_stems(query: str) -> set[str]:
 
 def on_topic(cards: list[ProductCard], query: str) -> list[ProductCard]:
     """The cards on the topic of the query: those whose title or category has as many of the query's word stems
-    as the best card has ("peanut butter": not "Peanuts, 20 oz"; "vitamins": not "Misc dairy refrigerated")."""
+    as the best card has ("peanut butter": not "Peanuts, 20 oz"; "vitamins": not "Misc dairy refrigerated"),
+    among those naming the query's last word when any does (the head of an English noun phrase)."""
     stems = _topic_stems(query)
-    counts = [sum(stem in f"{c.title} {c.category or ''}".lower() for stem in stems) for c in cards]
+    words = [w for w in _TOKEN.findall(query.lower()) if len(w) > 2 and w not in OFF_TOPIC_WORDS]
+    head = words[-1].rstrip("s")[:5] if words else ""  # "soft toothbrush": a toothbrush, not a soft drink
+    texts = [f"{c.title} {c.category or ''}".lower() for c in cards]
+    if head and any(head in t for t in texts):
+        cards, texts = zip(*[(c, t) for c, t in zip(cards, texts, strict=True) if head in t], strict=True)
+    counts = [sum(stem in t for stem in stems) for t in texts]
     best = max(counts, default=0)
     return [c for c, n in zip(cards, counts, strict=True) if best and n == best]
 

@@ -52,6 +52,8 @@ def plan_turn(
     if u.intent in ("order_status", "return_refund"):
         if session.customer_id is None:
             return Plan(answer="sign_in")
+        if s.history == "orders" and not s.order_id:
+            return Plan([("list_my_orders", {"limit": 5})])
         if s.history != "none" and not s.order_id:
             return Plan([("my_purchases", {"which": s.history})])
         if s.order_id:
@@ -102,17 +104,32 @@ def search_call(
         args["min_price"] = round(max(prices) + 0.01, 2)
     if s.refinement == "other_brand" and session.candidates:
         args["exclude_brand"] = s.exclude_brand or session.candidates[0].brand
-    sizes = [x[0] for c in session.candidates if (x := size_of(c.size or c.title)) and x[1] == "oz"]
-    if s.refinement == "bigger" and sizes:
-        args["min_size_oz"] = max(sizes)
-    if s.refinement == "smaller" and sizes:
-        args["max_size_oz"] = min(sizes)
+    if s.refinement in ("bigger", "smaller") and (sized := _sizes(session)):
+        unit, sizes = sized
+        args["size_unit"] = unit
+        args["min_size" if s.refinement == "bigger" else "max_size"] = (
+            max(sizes) if s.refinement == "bigger" else min(sizes)
+        )
     if s.brand and s.brand.casefold() in brands:
         args["brand"] = brands[s.brand.casefold()]
     if s.store_brand and STORE_BRAND.casefold() in brands:
         args["brand"] = brands[STORE_BRAND.casefold()]
+    if s.name_brand and STORE_BRAND.casefold() in brands:
+        args["exclude_brand"] = brands[STORE_BRAND.casefold()]
+    if s.refinement == "more":  # more of the same: what was shown already makes way
+        args["exclude_ids"] = [c.product_id for c in session.candidates]
     if s.exclude:
         args["exclude_words"] = list(s.exclude)
     if query:
         return "search_products", {"query": query, **args}
     return "recommend_for_me", {key: v for key, v in args.items() if key in ("k", "max_price")}
+
+
+def _sizes(session: Session) -> tuple[str, list[float]] | None:
+    """The shown cards' sizes in their most common unit (ounces, counts or loads), or None when none is known."""
+    parsed = [x for c in session.candidates if (x := size_of(c.size or c.title))]
+    if not parsed:
+        return None
+    units = [unit for _, unit in parsed]
+    unit = max(set(units), key=units.count)
+    return unit, [amount for amount, u in parsed if u == unit]

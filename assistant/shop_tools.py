@@ -6,6 +6,7 @@ never model-supplied); schemas and argument descriptions come from the signature
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -80,8 +81,10 @@ def search_products(
     brand: str | None = None,
     exclude_brand: str | None = None,
     exclude_words: list[str] = Field(default_factory=list, max_length=5),
-    min_size_oz: float | None = None,
-    max_size_oz: float | None = None,
+    exclude_ids: list[str] = Field(default_factory=list, max_length=40),
+    min_size: float | None = None,
+    max_size: float | None = None,
+    size_unit: Literal["oz", "count", "load"] = "oz",
     k: int = Field(5, ge=1, le=20),
 ) -> ToolOutput:
     """Search the shop's catalogue for products matching the shopper's words, within hard limits.
@@ -94,8 +97,10 @@ def search_products(
         brand: only this brand label ("National" or "Private" for store brand)
         exclude_brand: never this brand label
         exclude_words: never products whose name has one of these words (the shopper said "not the diet one")
-        min_size_oz: only packages bigger than this, in ounces
-        max_size_oz: only packages smaller than this, in ounces
+        exclude_ids: never these products (shown already)
+        min_size: only packages bigger than this, in size_unit
+        max_size: only packages smaller than this, in size_unit
+        size_unit: "oz" (weight or volume), "count" or "load"
         k: how many products to return
     """
     filters = {
@@ -106,26 +111,37 @@ def search_products(
         "exclude_brands": exclude_brand or (),
     }
     filters = {key: v for key, v in filters.items() if v not in (None, ())}
-    narrowed = bool(exclude_words) or min_size_oz is not None or max_size_oz is not None
+    narrowed = bool(exclude_words or exclude_ids) or min_size is not None or max_size is not None
     found = deps.services.catalogue.search(query, filters, 20 if narrowed else k, deps.customer_id)
     if not narrowed:
         return listing(found)
-    kept = [c for c in on_topic(found.products, query) if _fits(c, exclude_words, min_size_oz, max_size_oz)][:k]
+    fits = Fit(set(exclude_ids), [w.lower() for w in exclude_words], min_size, max_size, size_unit)
+    kept = [c for c in on_topic(found.products, query) if fits(c)][:k]
     if found.products and not kept and not found.no_match:
         return listing(Found([], found.note, no_match="outside_limits"))
     return listing(Found(kept, found.note, found.no_match, found.alternatives and bool(kept)))
 
 
-def _fits(card: ProductCard, exclude: list[str], min_oz: float | None, max_oz: float | None) -> bool:
-    title = card.title.lower()
-    if any(re.search(rf"\b{re.escape(w.lower())}", title) for w in exclude):
-        return False
-    if min_oz is None and max_oz is None:
-        return True
-    size = size_of(card.size or card.title)
-    if size is None or size[1] != "oz":
-        return False
-    return (min_oz is None or size[0] > min_oz) and (max_oz is None or size[0] < max_oz)
+@dataclass(frozen=True)
+class Fit:
+    """What a narrowed search keeps: not shown already, no ruled-out word, within the size asked for."""
+
+    ids: set[str]
+    words: list[str]
+    min_size: float | None
+    max_size: float | None
+    unit: str
+
+    def __call__(self, card: ProductCard) -> bool:
+        title = card.title.lower()
+        if card.product_id in self.ids or any(re.search(rf"\b{re.escape(w)}", title) for w in self.words):
+            return False
+        if self.min_size is None and self.max_size is None:
+            return True
+        size = size_of(card.size or card.title)
+        if size is None or size[1] != self.unit:
+            return False
+        return (self.min_size is None or size[0] > self.min_size) and (self.max_size is None or size[0] < self.max_size)
 
 
 @tool

@@ -11,12 +11,14 @@ OUNCES = {
     "qt": 32.0, "pt": 16.0, "ml": 0.0338, "l": 33.81, "lt": 33.81, "ltr": 33.81, "liter": 33.81, "g": 0.03527,
     "gm": 0.03527, "gr": 0.03527, "kg": 35.27,
 }  # fmt: skip
-COUNTS = {"ct", "pk", "pack", "count", "ea", "each", "rl", "roll", "rolls", "pc", "pcs", "sht", "sheets"}
+LOADS = {"ld", "lds", "load", "loads"}  # laundry detergent
+COUNTS = {"ct", "pk", "pack", "count", "ea", "each", "rl", "roll", "rolls", "pc", "pcs", "sht", "sheets"}  # fmt: skip
 _SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:/\s*(\d+(?:\.\d+)?)\s*)?(fl\s*oz|[a-z#]+)", re.I)
 
 
 def size_of(text: str | None) -> tuple[float, str] | None:
-    """(amount, "oz" | "count") of a package size, or None when it names no unit we know. "12/12 OZ" is 144 oz."""
+    """(amount, "oz" | "count" | "load") of a package size, or None when it names no unit we know.
+    "12/12 OZ" is 144 oz."""
     if not text:
         return None
     m = _SIZE.search(text)
@@ -28,6 +30,8 @@ def size_of(text: str | None) -> tuple[float, str] | None:
         return round(amount * OUNCES[unit], 3), "oz"
     if unit in COUNTS:
         return amount, "count"
+    if unit in LOADS:
+        return amount, "load"
     return None
 
 
@@ -37,4 +41,4 @@ def unit_price(price: float | None, size: str | None) -> tuple[float, str] | Non
     if price is None or parsed is None or parsed[0] <= 0:
         return None
     amount, unit = parsed
-    return round(price / amount, 4), ("oz" if unit == "oz" else "item")
+    return round(price / amount, 4), {"oz": "oz", "load": "load"}.get(unit, "item")

@@ -63,7 +63,9 @@ def test_each_action_maps_to_the_planners_calls():
     assert cheaper == [("search_products", {"query": "cheese", "k": 5, "max_price": 3.48})]
     assert plan_action(Refine(refinement="pricier"), session)[0][1]["min_price"] == 7.0
     assert plan_action(Refine(refinement="other_brand"), session)[0][1]["exclude_brand"] == "National"
-    assert plan_action(Refine(refinement="more"), session) == [("search_products", {"query": "cheese", "k": 10})]
+    shown = [c.product_id for c in session.candidates]  # "more" makes way for products not shown yet
+    more = [("search_products", {"query": "cheese", "k": 10, "exclude_ids": shown})]
+    assert plan_action(Refine(refinement="more"), session) == more
     assert repr(session) == before  # planning changes nothing
 
 

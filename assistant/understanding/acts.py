@@ -36,11 +36,12 @@ def _any(names: list[str]) -> re.Pattern[str]:
 
 
 # -- shopping lists ------------------------------------------------------------------------------------
+# "shopping list: …", "grocery run: …", "I need …", "add … to my list"
 _LIST_LEAD = re.compile(
     r"^\W*(?:(?:hi|hello|hey|ok|okay|so|and|also|please)\W+)*(?:i\s*(?:'d|would)?\s*(?:need|want|like)(?:\s+to\s+"
     r"(?:buy|get|order))?|(?:can|could)\s+(?:you|i)\s+(?:get|find|have|add)(?:\s+me)?|get\s+me|add|find\s+me|"
-    r"i'?m\s+(?:after|looking\s+for|shopping\s+for)|looking\s+for|my\s+(?:shopping\s+)?list(?:\s+is)?:?|"
-    r"shopping\s+list:?|do\s+you\s+(?:have|sell|carry))\b",
+    r"i'?m\s+(?:after|looking\s+for|shopping\s+for)|looking\s+for|my\s+(?:shopping\s+)?list\s+is|"
+    r"do\s+you\s+(?:have|sell|carry))\b|^\W*(?:[a-z']+\s+){0,3}[a-z']+\s*:",
     re.I,
 )
 _LIST_TAIL = re.compile(r"\b(?:to|on|for)\s+(?:my|the)\s+(?:shopping\s+)?(?:list|cart|basket)\b.*$", re.I)
@@ -154,6 +155,10 @@ def card_question(text: str) -> tuple[CardQuestion, str | None]:
     does not hold (ingredients, calories …), ("not_listed", the word asked about)."""
     if not _is_question(text):
         return "none", None
+    if (m := re.search(r"\bhow (?:much|many)\s+(?:grams of\s+)?(\w+)", text, re.I)) and _NOT_LISTED.fullmatch(
+        m.group(1)
+    ):
+        return "not_listed", m.group(1).lower()  # "how much sugar is in it?"
     for kind, pattern in _CARD_PATTERNS:
         if pattern.search(text):
             return kind, None
@@ -179,22 +184,35 @@ _LAST = re.compile(
     r"\bwhat (?:was|is|were) (?:in|on) (?:my|the) (?:last|latest|previous|most recent) (?:order|basket|receipt)\b|"
     r"\bmy (?:last|latest|previous|most recent) (?:purchase|shopping|trip|basket|receipt)\b|"
     r"\blast time i (?:bought|ordered|shopped|was here|came)\b|\bwhat was in my (?:last )?(?:order|basket|cart)\b|"
-    r"\b(?:order|buy) (?:it |that |them )?again\b|\breorder\b",
+    r"\b(?:order|buy) (?:it |that |them )?again\b|\breorder\b|"
+    r"\bwhat i (?:got|bought|ordered|purchased) (?:last time|last week|before|the other day)\b|"
+    r"\blast time i (?:got|was in)\b",
     re.I,
 )
 _USUAL = re.compile(
     r"\bwhat do i (?:usually|normally|always|often|typically|regularly) (?:buy|get|order|purchase)\b|"
     r"\bmy (?:usual|regular|favou?rite|go-to)(?: \w+)?\b|\bwhat i (?:usually|normally|always) (?:buy|get)\b|"
-    r"\b(?:my|our) (?:purchase|buying|shopping|order) history\b|\bwhat (?:do|did) i buy (?:most|the most|often)\b|"
+    r"\b(?:my|our) (?:purchase|buying|shopping) history\b|\bwhat (?:do|did) i buy (?:most|the most|often)\b|"
     r"\bthe usual\b",
     re.I,
 )
 
 
+_ORDERS = re.compile(
+    r"\b(?:my|our) (?:recent |past |previous |old |last few |latest )?(?:orders?|oders?|ordres?|order history)\b|"
+    r"\borders? (?:have |did )?i (?:placed|made|put in)\b|\bwhen (?:did|do) i last (?:shop|order|buy|come|visit)\b|"
+    r"\bwhen was my last (?:order|visit|trip|shop)\b|\bhow (?:many|often) (?:orders|times) (?:have|did) i\b",
+    re.I,
+)
+
+
 def history_question(text: str) -> History:
-    """A question about the shopper's own purchases: the last order's items, or what they usually buy."""
+    """A question about the shopper's own purchases: the last order's items, what they usually buy, or their
+    orders ("my recent orders", "when did I last shop here?")."""
     if _USUAL.search(text):
         return "usual"
     if _LAST.search(text):
         return "last_order"
+    if _ORDERS.search(text) and not re.search(r"\b(?:where|track|status|arriv|deliver|cancel|return)", text, re.I):
+        return "orders"
     return "none"

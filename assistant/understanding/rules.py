@@ -22,12 +22,30 @@ FILLER = frozenset(
 )
 
 
+_SWITCH = re.compile(r"\b(?:never ?mind|forget (?:it|that|about)|scratch that|wait,? no|no wait|actually)\b", re.I)
+
+
+def after_switch(text: str) -> str:
+    """What follows a topic switch ("never mind the dog, do you have tea bags" -> "do you have tea bags")."""
+    if (m := _SWITCH.search(text)) is None:
+        return text
+    rest = text[m.end() :]
+    cut = re.search(r"[,.;!?]\s*(?=\S)", rest)
+    return rest[cut.end() :] if cut else rest
+
+
 def product_words(text: str) -> str:
-    """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta")."""
-    for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER, _EXCLUDE):
+    """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta"),
+    and without what came before a topic switch ("forget that, I need dish soap" -> "dish soap")."""
+    text = after_switch(text)
+    for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER, _EXCLUDE, _A_DOLLAR):
         text = pattern.sub(" ", text)
     words = re.findall(r"[a-z][a-z0-9%'&-]*", text.lower())
-    return " ".join(w for w in words if w not in FILLER and w not in chatter())[:200]
+    kept: list[str] = []
+    for w in words:  # "cat litter for my two cats" -> "cat litter": a word once, singular or plural
+        if w not in FILLER and w not in chatter() and w.removesuffix("s") not in {k.removesuffix("s") for k in kept}:
+            kept.append(w)
+    return " ".join(kept)[:200]
 
 
 def new_product_words(text: str) -> str:
@@ -96,7 +114,9 @@ _REF = re.compile(
 )
 _NUM_REF = re.compile(r"\b(?:number|no\.?|#|item|option)\s*(\d)\b", re.I)
 _ORDER = re.compile(r"\border\s*(?:id|number|no\.?|#)?\s*:?\s*#?([A-Za-z0-9-]{4,40}\d)\b", re.I)
-_CHEAPER = re.compile(r"\b(cheaper|less expensive|lower price|budget option|too expensive|too pricey|too much)\b", re.I)
+_CHEAPER = re.compile(
+    r"\b(cheap(?:er|r|per|pr)|less expensive|lower price|budget option|too expensive|too pricey|too much)\b", re.I
+)
 _PRICIER = re.compile(r"\b(better quality|premium|more expensive|pricier|fancier|higher end|nicer one)\b", re.I)
 _OTHER_BRAND = re.compile(
     r"\b(different|another|other|any other|else'?s?)\s+brands?\b|\bnot (?:this|that) brand\b", re.I
@@ -121,6 +141,8 @@ _STORE_BRAND = re.compile(
     r"your (?:own )?brand|the cheap brand)\b",
     re.I,
 )
+_NAME_BRAND = re.compile(r"\b(name[- ]brands?|brand[- ]names?|national brands?|big brands?|real brand)\b", re.I)
+_A_DOLLAR = re.compile(r"\b(?:under|below|less than|at most|up to)\s+(?:a|one)\s+(?:dollar|buck)\b", re.I)
 _YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
 
 
@@ -133,6 +155,8 @@ def parse_rules(text: str) -> dict:
     else:
         if m := _UNDER.search(text):
             found["budget_max"] = float(m.group(1))
+        elif _A_DOLLAR.search(text):
+            found["budget_max"] = 1.0
         elif m := _UNDER_AFTER.search(text):
             found["budget_max"] = float(m.group(1) or m.group(2))
         elif m := _UNDER_OTHER.search(text):
@@ -161,6 +185,8 @@ def parse_rules(text: str) -> dict:
         found["refinement"] = "more"
     if _STORE_BRAND.search(text):
         found["store_brand"] = True
+    elif _NAME_BRAND.search(text):
+        found["name_brand"] = True
     excluded = [
         re.sub(r"\s+(?:one|ones|kind|type|version|stuff)$", "", m.group(1).lower()) for m in _EXCLUDE.finditer(text)
     ]

@@ -27,8 +27,8 @@ CardQuestion = Literal[
     "none", "price", "size", "brand", "unit_price", "cheapest", "priciest", "biggest", "smallest", "not_listed",
     "details",
 ]  # fmt: skip
-# a question about the shopper's own purchases: the last order's items, or what they usually buy
-History = Literal["none", "last_order", "usual"]
+# a question about the shopper's own purchases: the last order's items, what they usually buy, their orders
+History = Literal["none", "last_order", "usual", "orders"]
 
 
 class Slots(BaseModel):
@@ -40,6 +40,7 @@ class Slots(BaseModel):
     )
     brand: str | None = Field(None, max_length=60)
     store_brand: bool = Field(False, description="Only the shop's own label")
+    name_brand: bool = Field(False, description="Not the shop's own label")
     exclude_brand: str | None = Field(None, max_length=60)
     exclude: list[str] = Field(default_factory=list, max_length=5, description="Words the shopper ruled out")
     budget_min: float | None = Field(None, ge=0)

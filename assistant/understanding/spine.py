@@ -111,7 +111,9 @@ _QUESTION = re.compile(r"\?\s*$|^\W*(what|which|how|is|are|does|do|can|could|tel
 def _follow_up_question(ev: Evidence, d: Draft) -> bool:
     """A question in a conversation about the cards shown that names nothing new ("what are the titles?", "tell me
     more about the second one"): answered from those cards."""
-    constraint = {"refinement", "budget_max", "budget_min", "store_brand", "exclude", "brand"} & set(ev.parsed)
+    constraint = {"refinement", "budget_max", "budget_min", "store_brand", "name_brand", "exclude", "brand"} & set(
+        ev.parsed
+    )
     if not _shown(ev) or d.intent in AFTER_SALES or constraint or ev.items or ev.need:
         return False
     asks = bool(_QUESTION.search(ev.message)) or bool(ev.parsed.get("product_refs"))
@@ -142,7 +144,7 @@ def _need(ev: Evidence, d: Draft) -> None:
     else what the curated map or the catalogue's taxonomy gives for it."""
     need = ev.need or ""
     need_words = set(re.findall(r"[a-z]+", " ".join(acts.needs().get(need, {}).get("words", [need])).lower()))
-    own = [w for w in ev.new_words.split() if w not in need_words and w not in need.split()]
+    own = [w for w in ev.new_words.split() if w not in need_words and w not in need.split() and _names_a_type(ev, w)]
     d.intent = "recommendation"
     d.slots.need = need
     if own:
@@ -153,17 +155,26 @@ def _need(ev: Evidence, d: Draft) -> None:
         d.slots.items = acts.need_items(need) or ev.related(need)[:4]
 
 
+def _names_a_type(ev: Evidence, word: str) -> bool:
+    """The word names a category or product type of the catalogue ("snacks", "cheese")."""
+    return bool({word, word + "s", word.removesuffix("s")} & ev.vocabulary)
+
+
 def _refines_previous(ev: Evidence, d: Draft) -> bool:
     """A refinement with no product words ("only the store brand please", "anything under $3?", "other brands?")."""
     p = ev.parsed
-    said = any(k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "exclude", "brand"))
+    said = any(
+        k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "name_brand", "exclude", "brand")
+    )
+    explicit = any(k in p for k in ("refinement", "store_brand", "name_brand", "exclude"))
     said = said or (ev.reading is not None and bool(ev.reading.brand.strip()) and ev.reading.brand.lower()
                     in ev.message.lower())  # fmt: skip
     return (
         ev.previous is not None
         and bool(ev.previous.query or ev.previous.items)
         and said
-        and not ev.new_words.strip()
+        and not any(_names_a_type(ev, w) for w in ev.new_words.split())  # no new product named
+        and (not ev.new_words.strip() or explicit)  # "kombucha under $3?" is a new search
         and d.intent not in AFTER_SALES
         and not p.get("product_refs")
     )
@@ -247,7 +258,16 @@ def _model_slots(ev: Evidence, d: Draft) -> None:
 
 
 def _parsed_slots(ev: Evidence, d: Draft) -> None:
-    for key in ("budget_min", "budget_max", "product_refs", "order_id", "refinement", "brand", "store_brand"):
+    for key in (
+        "budget_min",
+        "budget_max",
+        "product_refs",
+        "order_id",
+        "refinement",
+        "brand",
+        "store_brand",
+        "name_brand",
+    ):
         if key in ev.parsed and not (key == "product_refs" and d.slots.history != "none"):  # "last time" is no card
             setattr(d.slots, key, ev.parsed[key])
     if "exclude" in ev.parsed:
@@ -261,7 +281,8 @@ def _other_brand_after_a_brand(ev: Evidence, d: Draft) -> bool:
 def _exclude_previous_brand(ev: Evidence, d: Draft) -> None:
     """ "Other brands?" after a brand (or the store brand) was asked for: that brand is now ruled out."""
     assert ev.previous is not None
-    d.slots.exclude_brand, d.slots.brand, d.slots.store_brand = ev.previous.brand, None, False
+    d.slots.exclude_brand, d.slots.brand = ev.previous.brand, None
+    d.slots.name_brand, d.slots.store_brand = ev.previous.store_brand, False  # after the store brand: name brands
 
 
 # -- 5. scope ---------------------------------------------------------------------------------------------
