@@ -54,7 +54,7 @@ def on_topic(cards: list[ProductCard], query: str) -> list[ProductCard]:
     return [c for c, n in zip(cards, counts, strict=True) if best and n == best]
 
 
-OFF_TOPIC_WORDS = frozenset("the and for with some any one ones".split())
+OFF_TOPIC_WORDS = frozenset("the and for with some any one ones product products item items stuff things".split())
 
 
 def plain(text: str) -> str:

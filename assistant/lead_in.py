@@ -159,7 +159,7 @@ def _about_cards(facts: Facts, tools: dict) -> str:
         sentences = [t[key].format(n=len(cards), asked=name or "that", limits=limits(facts))]
     topical = on_topic(priced, s.query or "") or priced[:1]
     cheapest = min(topical, key=lowest) if topical else None
-    if cheapest is not None and len(cards) > 1 and len(topical) > 1:
+    if cheapest is not None and len(cards) > 1:
         key = "cheapest_from" if cheapest.alike > 1 and cheapest.price_low != cheapest.price_high else "cheapest"
         sentences.append(t[key].format(title=cheapest.title, price=price_text(lowest(cheapest))))
     if any(c.personal for c in cards):

@@ -45,11 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rich.progress import track
 
 from assistant.events import price_text
-from assistant.factory import build_assistant
 from assistant.loop import Assistant
 from assistant.session import Session
 from eval.hygiene import Tally
-from eval.turns import Card, TurnResult, run_turn
+from eval.turns import Card, TurnResult, replay_assistant, run_turn
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError
 
@@ -346,7 +345,7 @@ def cases_command(
 ) -> None:
     """Run conversation test cases against the assistant: pass rate per kind, each failure's reason, hygiene."""
     cases = load_cases(data)
-    report = run_cases(build_assistant(settings_of(ctx)), cases, customer, progress=True)
+    report = run_cases(replay_assistant(settings_of(ctx)), cases, customer, progress=True)
     report["data"] = str(data)
     if as_json:
         print_json(report)

@@ -22,11 +22,10 @@ import numpy as np
 import typer
 from rich.progress import Progress
 
-from assistant.factory import build_assistant
 from assistant.loop import Assistant
 from assistant.session import Session
 from eval.hygiene import Tally
-from eval.turns import run_turn
+from eval.turns import replay_assistant, run_turn
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError
 
@@ -161,7 +160,7 @@ def dialogues_command(
 ) -> None:
     """Replay recorded dialogues' shopper turns: goal accuracy and confusion, grounding, hygiene, latency."""
     dialogues = load_dialogues(data, limit)
-    assistant = build_assistant(settings_of(ctx))
+    assistant = replay_assistant(settings_of(ctx))
     report = run_dialogues(assistant, dialogues, workers, progress=True, turns=turns) | {"data": str(data)}
     if as_json:
         print_json(report)

@@ -21,10 +21,9 @@ import pandas as pd
 import typer
 from rich.progress import track
 
-from assistant.factory import build_assistant
 from assistant.session import Session
 from assistant.understanding.intent_data import clinc_path, load_clinc, load_intent_map
-from eval.turns import run_turn
+from eval.turns import replay_assistant, run_turn
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError
 
@@ -85,7 +84,7 @@ def scope_command(
 ) -> None:
     """Out-of-scope recall and in-scope false declines of the whole assistant on CLINC150 validation."""
     rows = validation_rows(data, sample or None, seed)
-    assistant = build_assistant(settings_of(ctx))
+    assistant = replay_assistant(settings_of(ctx))
     results = []
     for text, label, intent in track(
         list(zip(rows["text"], rows["source_label"], rows["intent"], strict=True)), description="scope", console=console

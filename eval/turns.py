@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from assistant.events import Event, ProductCard, Products, Refused, ToolCalled, TurnDone, Understood
+from assistant.factory import build_assistant
 from assistant.loop import Assistant
 from assistant.session import Session
 from eval.hygiene import check, facts_of
+from kefu.settings import Settings
+
+REPLAY_RATE = 1_000_000  # messages per conversation per minute while replaying: a replay is not a shopper
+
+
+def replay_assistant(settings: Settings) -> Assistant:
+    """The real assistant for replaying recorded turns: everything as served, except the per-conversation rate
+    limit, which a replay (faster than anyone types) would otherwise trip and score as refused turns."""
+    return build_assistant(settings.model_copy(update={"rate_limit_per_minute": REPLAY_RATE}))
 
 
 @dataclass

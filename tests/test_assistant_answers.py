@@ -201,7 +201,10 @@ def test_scope_in_a_shopping_conversation_and_the_models_own_out_of_scope():
     question = "how long does the battery last?"
     assert declined(question, ("out_of_scope", 0.8), "product_search", never)
     assert not declined(question, ("out_of_scope", 0.8), "product_search", never, in_context=True)  # follow-up
-    assert declined(question, ("out_of_scope", 0.95), "product_search", never, in_context=True)
+    # a question about the product, in a shopping conversation, is answered however sure the classifier is;
+    # a question outside shopping is still declined there
+    assert not declined(question, ("out_of_scope", 0.95), "product_search", never, in_context=True)
+    assert declined("what is the capital of France?", ("out_of_scope", 0.95), "chitchat", never, in_context=True)
     # the small model says out of scope, but the shopper asks to buy something: not declined
     assert not declined("I would like to buy a book in crime genre", ("out_of_scope", 0.6), "out_of_scope", never)
     assert declined("what is the capital of Australia", ("out_of_scope", 0.97), "chitchat", never)

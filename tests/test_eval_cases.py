@@ -398,3 +398,17 @@ def test_scope_end_to_end(live):
     inside, outside = report["outcomes_in_scope"], report["outcomes_out_of_scope"]
     assert report["declined"] == inside.get("declined", 0) + outside.get("declined", 0)
     assert sum(inside.values()) + sum(outside.values()) == 4
+
+
+def test_a_replay_is_not_rate_limited_like_a_shopper(live, monkeypatch):
+    """Recorded dialogues replay faster than anyone types: the shopper's per-conversation limit would refuse
+    turns 21 and on and score them as wrong (93 of 737 MG-ShopDial turns once were)."""
+    from assistant.session import Session
+    from eval.turns import replay_assistant, run_turn
+    from kefu.settings import Settings
+
+    monkeypatch.setenv("KEFU_RATE_LIMIT_PER_MINUTE", "2")
+    settings = Settings()
+    assistant, session = replay_assistant(settings), Session(customer_id=None)
+    outcomes = [run_turn(assistant, session, "hi").outcome for _ in range(4)]
+    assert outcomes == ["answered"] * 4 and settings.rate_limit_per_minute == 2  # the served limit is unchanged

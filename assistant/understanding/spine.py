@@ -204,7 +204,10 @@ _OPEN_REQUEST = re.compile(
     r"i (?:need|want) (?:something|some ideas)|"
     r"what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
     r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|"
-    r"family))\b",
+    r"family)|(?:good|best|nice|great|perfect|decent|top|popular|suitable|ideal|favou?rite|quality|recommended) "
+    r"(?:[a-z]+ )?(?:for|to|with|that|which|one|ones|brand|option|choice|[a-z]+s)|"
+    r"for (?:a|an|my|our|his|her|their) (?!order|refund|return)[a-z]+|something (?:for|to|that|which|with)|"
+    r"to go with|goes (?:well )?with|pairs? (?:well )?with)\b",
     re.I,
 )
 # a question about a product ("is it waterproof?", "how much is the blue one?", "what's the size?")
@@ -217,11 +220,20 @@ _PRODUCT_QUESTION = re.compile(
 )
 
 
+_REFERS = re.compile(r"\b(it|its|it's|they|them|their|this one|that one|these|those|this|that)\b", re.I)
+_REQUEST = re.compile(r"\b(show|find|looking|look for|search|recommend|suggest|want|need|get me|give me|any other|"
+                      r"something else|instead)\b", re.I)  # fmt: skip
+
+
 def _asks_about_a_product(ev: Evidence, d: Draft) -> bool:
     """A question about a product, in a conversation about products (or naming one): a product question."""
     if d.intent in AFTER_SALES or ev.history != "none" or SMALL_TALK.search(ev.message):
         return False
-    return bool(_PRODUCT_QUESTION.search(ev.message)) and (ev.in_context or bool(ev.words))
+    if _PRODUCT_QUESTION.search(ev.message):
+        return ev.in_context or bool(ev.words)
+    # in a conversation about products, a question about "it" / "them" that asks for nothing new
+    refers = _REFERS.search(ev.message) and not _REQUEST.search(ev.message)
+    return ev.in_context and bool(refers) and bool(_QUESTION.search(ev.message))
 
 
 SMALL_TALK = re.compile(
