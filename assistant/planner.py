@@ -107,9 +107,7 @@ def search_call(
     if s.refinement in ("bigger", "smaller") and (sized := _sizes(session)):
         unit, sizes = sized
         args["size_unit"] = unit
-        args["min_size" if s.refinement == "bigger" else "max_size"] = (
-            max(sizes) if s.refinement == "bigger" else min(sizes)
-        )
+        args["min_size" if s.refinement == "bigger" else "max_size"] = round(sum(sizes) / len(sizes), 2)  # the mean
     if s.brand and s.brand.casefold() in brands:
         args["brand"] = brands[s.brand.casefold()]
     if s.store_brand and STORE_BRAND.casefold() in brands:

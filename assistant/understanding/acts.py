@@ -54,6 +54,15 @@ _CONTEXT = re.compile(
 )
 
 
+def _plurals(part: str, vocabulary: frozenset[str]) -> list[str]:
+    """ "apples bananas" -> ["apples", "bananas"]: plural catalogue words side by side are items of their own
+    ("green beans", "dish soap", "peanut butter" stay whole)."""
+    words = part.split()
+    if len(words) > 1 and all(w.endswith("s") and (w in vocabulary or w[:-1] in vocabulary) for w in words):
+        return words
+    return [part]
+
+
 def shopping_list(
     text: str, compounds: frozenset[str] = frozenset(), vocabulary: frozenset[str] = frozenset()
 ) -> list[str]:
@@ -70,7 +79,7 @@ def shopping_list(
     parts = [p.replace("_AND_", " and ").strip(" .!?-") for p in _SEPARATOR.split(low)]
     parts = [re.sub(r"^(?:i\s+)?(?:also\s+)?(?:need|want|get)\s+", "", p) for p in parts if p]
     parts = [re.sub(r"^(?:some|a|an|the|any|more|of|also|then)\s+", "", p) for p in parts if p]
-    items = [p for p in parts if p and not _CONTEXT.search(p)]
+    items = [q for p in parts if p and not _CONTEXT.search(p) for q in _plurals(p, vocabulary)]
     if not all(_ITEM.fullmatch(p) for p in items):
         return []  # a sentence, an address, an email: not a list of products
     named = [any(w in vocabulary or w.removesuffix("s") in vocabulary for w in re.findall(r"[a-z]+", p)) for p in items]
@@ -150,6 +159,10 @@ _ABOUT_SHOWN = re.compile(
 )
 
 
+# "is there a store brand version?", "do you have a name brand?": a refinement, not a question about a card
+_ASKS_FOR_ANOTHER = re.compile(r"\b(?:is there|are there|do you have|have you got|got any|any)\b", re.I)
+
+
 def card_question(text: str) -> tuple[CardQuestion, str | None]:
     """What a question about the shown cards asks ("none" when it is no such question); for a fact the catalogue
     does not hold (ingredients, calories …), ("not_listed", the word asked about)."""
@@ -160,7 +173,7 @@ def card_question(text: str) -> tuple[CardQuestion, str | None]:
     ):
         return "not_listed", m.group(1).lower()  # "how much sugar is in it?"
     for kind, pattern in _CARD_PATTERNS:
-        if pattern.search(text):
+        if pattern.search(text) and not (kind == "brand" and _ASKS_FOR_ANOTHER.search(text)):
             return kind, None
     if (m := _NOT_LISTED.search(text)) and _ABOUT_SHOWN.search(text):
         return "not_listed", m.group(1).lower()

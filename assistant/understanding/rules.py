@@ -40,7 +40,7 @@ def product_words(text: str) -> str:
     text = after_switch(text)
     for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER, _EXCLUDE, _A_DOLLAR):
         text = pattern.sub(" ", text)
-    words = re.findall(r"[a-z][a-z0-9%'&-]*", text.lower())
+    words = re.findall(r"\b[a-z][a-z0-9%'&-]*", text.lower())  # not "nd" of "2nd"
     kept: list[str] = []
     for w in words:  # "cat litter for my two cats" -> "cat litter": a word once, singular or plural
         if w not in FILLER and w not in chatter() and w.removesuffix("s") not in {k.removesuffix("s") for k in kept}:

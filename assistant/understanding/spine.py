@@ -284,6 +284,10 @@ def _parsed_slots(ev: Evidence, d: Draft) -> None:
             setattr(d.slots, key, ev.parsed[key])
     if "exclude" in ev.parsed:
         d.slots.exclude = list(dict.fromkeys(d.slots.exclude + ev.parsed["exclude"]))[:5]
+    if ev.parsed.get("name_brand"):  # the one excludes the other
+        d.slots.store_brand = False
+    if ev.parsed.get("store_brand"):
+        d.slots.name_brand = False
 
 
 def _other_brand_after_a_brand(ev: Evidence, d: Draft) -> bool:
