@@ -101,7 +101,7 @@ def compose(facts: Facts) -> str:
     if "my_purchases" in tools:
         d = tools["my_purchases"].data
         if not facts.cards:
-            return t["no_orders"]
+            return t["last_order_gone"].format(**d) if d.get("order_id") else t["no_orders"]
         return t["usual"] if d.get("which") == "usual" else t["last_order"].format(**d)
     if facts.groups:
         return _for_list(facts)

@@ -107,6 +107,7 @@ def search_call(
     if s.refinement in ("bigger", "smaller") and (sized := _sizes(session)):
         unit, sizes = sized
         args["size_unit"] = unit
+        args["categories"] = sorted({c.category for c in session.candidates if c.category})
         args["min_size" if s.refinement == "bigger" else "max_size"] = round(sum(sizes) / len(sizes), 2)  # the mean
     if s.brand and s.brand.casefold() in brands:
         args["brand"] = brands[s.brand.casefold()]

@@ -78,6 +78,7 @@ def search_products(
     max_price: float | None = None,
     min_price: float | None = None,
     department: str | None = None,
+    categories: list[str] = Field(default_factory=list, max_length=10),
     brand: str | None = None,
     exclude_brand: str | None = None,
     exclude_words: list[str] = Field(default_factory=list, max_length=5),
@@ -94,6 +95,7 @@ def search_products(
         max_price: highest unit price allowed, in dollars
         min_price: lowest unit price allowed, in dollars
         department: only this department, e.g. "GROCERY"
+        categories: only these categories (e.g. those of the products shown, for "a bigger one")
         brand: only this brand label ("National" or "Private" for store brand)
         exclude_brand: never this brand label
         exclude_words: never products whose name has one of these words (the shopper said "not the diet one")
@@ -107,16 +109,21 @@ def search_products(
         "max_price": max_price,
         "min_price": min_price,
         "departments": department or (),
+        "categories": categories or (),
         "brands": brand or (),
         "exclude_brands": exclude_brand or (),
+        "exclude_ids": exclude_ids or (),
     }
     filters = {key: v for key, v in filters.items() if v not in (None, ())}
-    narrowed = bool(exclude_words or exclude_ids) or min_size is not None or max_size is not None
+    narrowed = bool(exclude_words) or min_size is not None or max_size is not None
     found = deps.services.catalogue.search(query, filters, 20 if narrowed else k, deps.customer_id)
     if not narrowed:
         return listing(found)
     fits = Fit(set(exclude_ids), [w.lower() for w in exclude_words], min_size, max_size, size_unit)
-    kept = [c for c in on_topic(found.products, query) if fits(c)][:k]
+    kept = [c for c in on_topic(found.products, query) if fits(c)]
+    if not kept and categories:  # within the shown categories, a card need not repeat the query's words ("catsup")
+        kept = [c for c in found.products if fits(c)]
+    kept = kept[:k]
     if found.products and not kept and not found.no_match:
         return listing(Found([], found.note, no_match="outside_limits"))
     return listing(Found(kept, found.note, found.no_match, found.alternatives and bool(kept)))

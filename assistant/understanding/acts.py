@@ -55,10 +55,11 @@ _CONTEXT = re.compile(
 
 
 def _plurals(part: str, vocabulary: frozenset[str]) -> list[str]:
-    """ "apples bananas" -> ["apples", "bananas"]: plural catalogue words side by side are items of their own
+    """ "apples bananas" -> ["apples", "bananas"]: plural words side by side, one a catalogue word, are items
     ("green beans", "dish soap", "peanut butter" stay whole)."""
     words = part.split()
-    if len(words) > 1 and all(w.endswith("s") and (w in vocabulary or w[:-1] in vocabulary) for w in words):
+    named = [w in vocabulary or w[:-1] in vocabulary for w in words]
+    if len(words) > 1 and all(w.endswith("s") and len(w) > 3 for w in words) and any(named):
         return words
     return [part]
 
@@ -184,7 +185,7 @@ def _is_question(text: str) -> bool:
     return text.rstrip().endswith("?") or bool(
         re.match(
             r"^\W*(?:(?:and|so|ok|okay|also|but)\W+)?(does|do|is|are|has|have|can|what|what's|whats|which|how|any|"
-            r"tell me|and the|the)\b",
+            r"tell me)\b",
             text,
             re.I,
         )
