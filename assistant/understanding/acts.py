@@ -192,6 +192,46 @@ def _is_question(text: str) -> bool:
     )
 
 
+# -- how a turn is phrased (read by the rule table, spine.py) ----------------------------------------------
+QUESTION = re.compile(r"\?\s*$|^\W*(what|which|how|is|are|does|do|can|could|tell me|any)\b", re.I)
+
+OPEN_REQUEST = re.compile(
+    r"\b(any (?:good )?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
+    r"what'?s (?:good|popular|best)|something (?:good|nice|tasty|healthy|special|different|new)|a gift|gift for|"
+    r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well )?with|help me (?:choose|pick|decide)|"
+    r"which (?:one )?should i|i'?m not sure what|i (?:really )?(?:like|love|prefer|enjoy)|"
+    r"i'?m (?:a (?:big )?)?(?:fan of|into)|\beither\b.+\bor\b|"
+    r"(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|"
+    r"i (?:need|want) (?:something|some ideas)|"
+    r"what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
+    r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|"
+    r"family)|(?:good|best|nice|great|perfect|decent|top|popular|suitable|ideal|favou?rite|quality|recommended) "
+    r"(?:[a-z]+ )?(?:for|to|with|that|which|one|ones|brand|option|choice|[a-z]+s)|"
+    r"for (?:a|an|my|our|his|her|their) (?!order|refund|return)[a-z]+|something (?:for|to|that|which|with)|"
+    r"to go with|goes (?:well )?with|pairs? (?:well )?with)\b",
+    re.I,
+)
+
+# a question about a product ("is it waterproof?", "how much is the blue one?", "what's the size?")
+PRODUCT_QUESTION = re.compile(
+    r"^\W*(?:(?:and|so|ok|okay|also|but|hmm|well)\W+)*(?:does|do|is|are|can|will|would|has|have|did)\s+"
+    r"(?:it|they|this|that|these|those|the|this one|that one|any of (?:them|these))\b|"
+    r"\b(?:how (?:much|long|big|many|heavy|old|large)|what(?:'s| is| are)? (?:the|its|their) (?:price|size|colou?r|"
+    r"material|weight|title|name|brand|author|difference|rating|warranty|battery|capacity|ingredients?|flavou?r))\b",
+    re.I,
+)
+
+REFERS = re.compile(r"\b(it|its|it's|they|them|their|this one|that one|these|those|this|that)\b", re.I)
+REQUEST = re.compile(r"\b(show|find|looking|look for|search|recommend|suggest|want|need|get me|give me|any other|"
+                      r"something else|instead)\b", re.I)  # fmt: skip
+
+SMALL_TALK = re.compile(
+    r"^\W*(hi|hello|hey|thanks?|thank you|thx|ty|cheers|bye|goodbye|good (?:morning|evening|night|afternoon)|ok|okay|"
+    r"great|cool|nice|awesome|perfect|how are you|nice to meet|you'?re (?:great|welcome|the best))\b",
+    re.I,
+)
+
+
 # -- questions about the shopper's own purchases ----------------------------------------------------------
 _LAST = re.compile(
     r"\bwhat (?:did|have) i (?:just |last )?(?:buy|bought|order|ordered|get|got|purchase|purchased)\b|"

@@ -105,9 +105,6 @@ def _about_cards(ev: Evidence, d: Draft) -> None:
                     product_refs=ev.parsed.get("product_refs", []))  # fmt: skip
 
 
-_QUESTION = re.compile(r"\?\s*$|^\W*(what|which|how|is|are|does|do|can|could|tell me|any)\b", re.I)
-
-
 def _follow_up_question(ev: Evidence, d: Draft) -> bool:
     """A question in a conversation about the cards shown that names nothing new ("what are the titles?", "tell me
     more about the second one"): answered from those cards."""
@@ -116,7 +113,7 @@ def _follow_up_question(ev: Evidence, d: Draft) -> bool:
     )
     if not _shown(ev) or d.intent in AFTER_SALES or constraint or ev.items or ev.need:
         return False
-    asks = bool(_QUESTION.search(ev.message)) or bool(ev.parsed.get("product_refs"))
+    asks = bool(acts.QUESTION.search(ev.message)) or bool(ev.parsed.get("product_refs"))
     no_new = not ev.terms and not ev.new_words.strip() or (ev.parsed.get("product_refs") and not ev.terms)
     return asks and bool(no_new) and not COMPARE_WORDS.search(ev.message) and not RECOMMEND_WORDS.search(ev.message)
 
@@ -194,53 +191,15 @@ def _refine(ev: Evidence, d: Draft) -> None:
         d.slots.items = [d.slots.query] if len(d.slots.items) <= 1 else d.slots.items
 
 
-_OPEN_REQUEST = re.compile(
-    r"\b(any (?:good )?(?:ideas|suggestions|recommendations)|what (?:would|do) you (?:suggest|recommend)|"
-    r"what'?s (?:good|popular|best)|something (?:good|nice|tasty|healthy|special|different|new)|a gift|gift for|"
-    r"(?:do you have|got) anything (?:for|like)|what (?:goes|would go) (?:well )?with|help me (?:choose|pick|decide)|"
-    r"which (?:one )?should i|i'?m not sure what|i (?:really )?(?:like|love|prefer|enjoy)|"
-    r"i'?m (?:a (?:big )?)?(?:fan of|into)|\beither\b.+\bor\b|"
-    r"(?:looking|searching|shopping) for (?:some|something|a good|a nice|ideas)|"
-    r"i (?:need|want) (?:something|some ideas)|"
-    r"what (?:kind|type|sort)s? of|(?:any|some) (?:recommendations?|suggestions?)|"
-    r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|"
-    r"family)|(?:good|best|nice|great|perfect|decent|top|popular|suitable|ideal|favou?rite|quality|recommended) "
-    r"(?:[a-z]+ )?(?:for|to|with|that|which|one|ones|brand|option|choice|[a-z]+s)|"
-    r"for (?:a|an|my|our|his|her|their) (?!order|refund|return)[a-z]+|something (?:for|to|that|which|with)|"
-    r"to go with|goes (?:well )?with|pairs? (?:well )?with)\b",
-    re.I,
-)
-# a question about a product ("is it waterproof?", "how much is the blue one?", "what's the size?")
-_PRODUCT_QUESTION = re.compile(
-    r"^\W*(?:(?:and|so|ok|okay|also|but|hmm|well)\W+)*(?:does|do|is|are|can|will|would|has|have|did)\s+"
-    r"(?:it|they|this|that|these|those|the|this one|that one|any of (?:them|these))\b|"
-    r"\b(?:how (?:much|long|big|many|heavy|old|large)|what(?:'s| is| are)? (?:the|its|their) (?:price|size|colou?r|"
-    r"material|weight|title|name|brand|author|difference|rating|warranty|battery|capacity|ingredients?|flavou?r))\b",
-    re.I,
-)
-
-
-_REFERS = re.compile(r"\b(it|its|it's|they|them|their|this one|that one|these|those|this|that)\b", re.I)
-_REQUEST = re.compile(r"\b(show|find|looking|look for|search|recommend|suggest|want|need|get me|give me|any other|"
-                      r"something else|instead)\b", re.I)  # fmt: skip
-
-
 def _asks_about_a_product(ev: Evidence, d: Draft) -> bool:
     """A question about a product, in a conversation about products (or naming one): a product question."""
-    if d.intent in AFTER_SALES or ev.history != "none" or SMALL_TALK.search(ev.message):
+    if d.intent in AFTER_SALES or ev.history != "none" or acts.SMALL_TALK.search(ev.message):
         return False
-    if _PRODUCT_QUESTION.search(ev.message):
+    if acts.PRODUCT_QUESTION.search(ev.message):
         return ev.in_context or bool(ev.words)
     # in a conversation about products, a question about "it" / "them" that asks for nothing new
-    refers = _REFERS.search(ev.message) and not _REQUEST.search(ev.message)
-    return ev.in_context and bool(refers) and bool(_QUESTION.search(ev.message))
-
-
-SMALL_TALK = re.compile(
-    r"^\W*(hi|hello|hey|thanks?|thank you|thx|ty|cheers|bye|goodbye|good (?:morning|evening|night|afternoon)|ok|okay|"
-    r"great|cool|nice|awesome|perfect|how are you|nice to meet|you'?re (?:great|welcome|the best))\b",
-    re.I,
-)
+    refers = acts.REFERS.search(ev.message) and not acts.REQUEST.search(ev.message)
+    return ev.in_context and bool(refers) and bool(acts.QUESTION.search(ev.message))
 
 
 # -- 4. slots ---------------------------------------------------------------------------------------------
@@ -395,11 +354,11 @@ RULES: list[Rule] = [
          lambda ev, d: d.intent in ("chitchat", "out_of_scope") and (bool(ev.terms) or "budget_max" in ev.parsed),
          _to("product_search")),
     Rule("carried-words-mean-shopping",
-         lambda ev, d: d.intent == "chitchat" and bool(ev.words) and not SMALL_TALK.search(ev.message)
+         lambda ev, d: d.intent == "chitchat" and bool(ev.words) and not acts.SMALL_TALK.search(ev.message)
          and ev.carries(ev.words),
          _to("product_search")),
     Rule("open-request-recommends",
-         lambda ev, d: d.intent == "product_search" and bool(_OPEN_REQUEST.search(ev.message)),
+         lambda ev, d: d.intent == "product_search" and bool(acts.OPEN_REQUEST.search(ev.message)),
          _to("recommendation")),
     Rule("product-question",
          _asks_about_a_product,
