@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from assistant.actions import Action, label, plan_action, problem, understood
@@ -42,6 +42,7 @@ from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
 from assistant.understanding import SHOPPING, Evidence, Slots, Understanding, understand, understand_with_llm
+from assistant.understanding.spine import needs_model
 from assistant.understanding.rules import parse_rules
 from kefu.errors import KefuError, LLMError
 from kefu.llm.client import LLM, Usage
@@ -233,22 +234,23 @@ class Assistant:
     def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
         t0 = time.perf_counter()
         intents = self.classifier.predict_top([message], k=3)[0] if self.classifier is not None else []
-        reading = None
-        # a sure classifier wins over the model's intent anyway: the small model, which reads the intent only, is
-        # then not asked (one request less); a capable model still reads the slots
-        if self.config.reads_slots or not intents or intents[0][1] < self.config.thresholds.classifier_sure:
-            with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
-                reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
         lexicon, catalogue = self.lexicon, self.services.catalogue
         evidence = Evidence(
-            message, reading, intents, previous=session.slots, cards=session.candidates,
+            message, None, intents, previous=session.slots, cards=session.candidates,
             in_context=bool(session.slots and session.slots.products()) or bool(SHOPPING & set(session.intents[-3:])),
             vocabulary=lexicon.vocabulary, compounds=lexicon.compounds,
             carries=catalogue.carries, related=catalogue.related, thresholds=self.config.thresholds,
         )  # fmt: skip
+        # the small model reads the intent only: it is not asked when a sure classifier or the turn's own words
+        # (a list, a question about the cards, a refinement …) decide anyway (one request less); a capable model
+        # still reads the slots
+        if self.config.reads_slots or needs_model(evidence):
+            with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
+                reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
+                evidence = replace(evidence, reading=reading)
         understanding = understand(evidence)
         turn.timings["understand_ms"] = _ms(t0)
-        source = "llm" if reading is not None else ("classifier" if intents else "rules")
+        source = "llm" if evidence.reading is not None else ("classifier" if intents else "rules")
         return understanding, source
 
     def _treatment(self, session: Session) -> Treatment:

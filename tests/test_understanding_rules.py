@@ -150,3 +150,19 @@ def test_needs_card_questions_and_history_parsers():
     assert card_question("store brand peanut butter") == ("none", None)  # not a question: a search
     assert history_question("what do I usually get?") == "usual" and history_question("reorder my last basket")
     assert history_question("show me more") == "none"
+
+
+def test_the_model_is_asked_only_when_its_reading_could_change_the_outcome():
+    from assistant.understanding.spine import needs_model
+
+    def ev(message, **kw):
+        return Evidence(message, None, [], vocabulary=VOCABULARY, **kw)
+
+    shown = {"previous": PEANUT, "cards": CARDS, "in_context": True}
+    assert needs_model(ev("cheese")) and needs_model(ev("return order 31625220889"))  # return or status?
+    assert not needs_model(ev("which one is the cheapest?", **shown))
+    assert not needs_model(ev("only the store brand please", **shown))
+    assert not needs_model(ev("I need milk, eggs and bread")) and not needs_model(ev("things for a party"))
+    assert not needs_model(ev("what did I buy last time?"))
+    sure = Evidence("hi there", None, [("chitchat", 0.97)])
+    assert not needs_model(sure) and needs_model(Evidence("hi there", None, [("chitchat", 0.6)]))

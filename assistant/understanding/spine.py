@@ -402,6 +402,20 @@ RULES: list[Rule] = [
 ]  # fmt: skip
 
 
+def needs_model(ev: Evidence) -> bool:
+    """Would the model's intent change this reading? Not when the classifier is sure, nor when the turn's own words
+    decide (a question about the cards shown or about the shopper's purchases, a list, a need, a refinement of the
+    last search): the rules then overrule whatever a small model says. (An order id alone does not: the model
+    tells a return from a status question.)"""
+    if ev.prior is not None and _p(ev) >= ev.thresholds.classifier_sure:
+        return False
+    d = Draft(intent="product_search")
+    decisive = (
+        _asks_history(ev, d) or _asks_about_cards(ev, d) or _a_list(ev, d) or _a_need(ev, d) or _refines_previous(ev, d)
+    )
+    return not decisive
+
+
 def understand(ev: Evidence, rules: list[Rule] = RULES) -> Understanding:
     """Run the rule table over the evidence: the validated reading, with the names of the rules that fired."""
     d = Draft()
