@@ -42,8 +42,8 @@ from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
 from assistant.understanding import SHOPPING, Evidence, Slots, Understanding, understand, understand_with_llm
-from assistant.understanding.spine import needs_model
 from assistant.understanding.rules import parse_rules
+from assistant.understanding.spine import needs_model
 from kefu.errors import KefuError, LLMError
 from kefu.llm.client import LLM, Usage
 from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
