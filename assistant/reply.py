@@ -88,11 +88,16 @@ _THANKS = re.compile(r"\b(thanks?|thank you|thx|ty|cheers|great|brilliant|perfec
 _BYE = re.compile(r"\b(bye|goodbye|see you|good night|that's all|that is all)\b", re.I)
 
 
+_HELLO = re.compile(r"\b(hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|greetings|how are you)\b", re.I)
+
+
 def _chitchat_kind(message: str) -> str:
-    """Greeting, thanks or goodbye: the canned small-talk answer that fits."""
+    """Greeting, thanks, goodbye or a plain acknowledgement ("ok", "sounds good"): the canned answer that fits."""
     if _BYE.search(message):
         return "chitchat_bye"
-    return "chitchat_thanks" if _THANKS.search(message) else "chitchat"
+    if _THANKS.search(message):
+        return "chitchat_thanks"
+    return "chitchat" if _HELLO.search(message) or len(message.split()) > 6 else "chitchat_ack"
 
 
 def _model_lead_in(llm: LLM, facts: Facts, usage: Usage, repairs: list[str]) -> Iterator[str]:

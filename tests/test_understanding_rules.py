@@ -83,6 +83,8 @@ CASES = {
         lambda: read("other brands?", said(), previous=Slots(query="peanut butter", items=["peanut butter"],
                                                              store_brand=True), cards=CARDS),
         lambda u: u.slots.refinement == "other_brand" and not u.slots.store_brand and u.slots.brand is None),
+    "nothing-to-find-is-small-talk": (lambda: read("sounds good, let me think", said("product_search")),
+                                      lambda u: u.intent == "chitchat"),
     "out-of-scope": (lambda: read("write me a poem about the sea", said("chitchat"), ("out_of_scope", 0.8)),
                      lambda u: u.intent == "out_of_scope" and u.slots == Slots()),
     "shopping-not-declined": (lambda: read("a 55 inch TV", said("out_of_scope"), ("out_of_scope", 0.8)),

@@ -232,6 +232,15 @@ SMALL_TALK = re.compile(
 )
 
 
+# an acknowledgement or a pause: "sounds good", "ok let me think", "got it", "that's all"
+ACKNOWLEDGEMENT = re.compile(
+    r"^\W*(?:ok(?:ay)?|sounds|great|alright|all right|yes|yeah|yep|no|nope|sure|fine|cool|nice|perfect|got it|"
+    r"i see|let me|i'?ll (?:think|take|check|have a look)|hmm+|right|understood|awesome|"
+    r"that'?s (?:it|all|fine|great|good))\b",
+    re.I,
+)
+
+
 # -- questions about the shopper's own purchases ----------------------------------------------------------
 _LAST = re.compile(
     r"\bwhat (?:did|have) i (?:just |last )?(?:buy|bought|order|ordered|get|got|purchase|purchased)\b|"

@@ -260,6 +260,17 @@ def _exclude_previous_brand(ev: Evidence, d: Draft) -> None:
     d.slots.name_brand, d.slots.store_brand = ev.previous.store_brand, False  # after the store brand: name brands
 
 
+def _nothing_to_find(ev: Evidence, d: Draft) -> bool:
+    """ "Sounds good", "ok let me think": a product search with nothing to search for (or an acknowledgement naming
+    no catalogue type), no constraint and no request for picks is small talk, not a list of popular products."""
+    s, p = d.slots, ev.parsed
+    asked = any(k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "name_brand", "brand"))
+    picks = bool(RECOMMEND_WORDS.search(ev.message) or acts.OPEN_REQUEST.search(ev.message))
+    nothing = not s.products() or (acts.ACKNOWLEDGEMENT.search(ev.message) and not ev.terms)
+    return (d.intent == "product_search" and bool(nothing) and not s.need and s.card_question == "none"
+            and not d.refining and not asked and not p.get("product_refs") and not picks)  # fmt: skip
+
+
 # -- 5. scope ---------------------------------------------------------------------------------------------
 KEPT = AFTER_SALES  # intents scope never declines
 
@@ -393,6 +404,9 @@ RULES: list[Rule] = [
     Rule("other-brand-excludes-previous",
          _other_brand_after_a_brand,
          _exclude_previous_brand),
+    Rule("nothing-to-find-is-small-talk",
+         _nothing_to_find,
+         _to("chitchat")),
     Rule("out-of-scope",
          _declines,
          _decline),
