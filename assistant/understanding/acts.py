@@ -84,8 +84,7 @@ def shopping_list(
     if not all(_ITEM.fullmatch(p) for p in items):
         return []  # a sentence, an address, an email: not a list of products
     named = [any(w in vocabulary or w.removesuffix("s") in vocabulary for w in re.findall(r"[a-z]+", p)) for p in items]
-    with_commas = bool(re.search(r"[,;\n+/]", low))
-    if vocabulary and (sum(named) < 2 if with_commas else not all(named)):
+    if vocabulary and sum(named) < 2:  # "mac and cheese" is one product; "milk, eggs and a lawn mower" a list
         return []
     return items if len(items) >= 2 else []
 
@@ -182,6 +181,8 @@ def card_question(text: str) -> tuple[CardQuestion, str | None]:
 
 
 def _is_question(text: str) -> bool:
+    if re.search(r"\b(?:is|are|does|do|has|have) (?:it|that|this|they|these|those|that one|this one)\b", text, re.I):
+        return True  # "and the second one, is that a store brand"
     return text.rstrip().endswith("?") or bool(
         re.match(
             r"^\W*(?:(?:and|so|ok|okay|also|but)\W+)?(does|do|is|are|has|have|can|what|what's|whats|which|how|any|"
