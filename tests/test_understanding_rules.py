@@ -168,3 +168,10 @@ def test_the_model_is_asked_only_when_its_reading_could_change_the_outcome():
     assert not needs_model(ev("what did I buy last time?"))
     sure = Evidence("hi there", None, [("chitchat", 0.97)])
     assert not needs_model(sure) and needs_model(Evidence("hi there", None, [("chitchat", 0.6)]))
+
+
+def test_a_capable_models_slots_count_only_where_the_shopper_said_them():
+    list_reading = LLMReading(intent="product_search", items=["oat milk", "rye bread", "caviar"])
+    u = read("grab oat milk rye bread", list_reading)  # no separator: the parsers see one product
+    assert u.slots.items == ["oat milk", "rye bread"] and u.slots.query is None  # "caviar" was never said
+    assert read("a snack", LLMReading(intent="product_search", need="birthday")).slots.need is None

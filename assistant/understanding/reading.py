@@ -22,11 +22,14 @@ class IntentReading(BaseModel):
 
 
 class LLMReading(IntentReading):
-    """What a capable model is asked for (``KEFU_LLM_READS_SLOTS=true``): the intent and the main slots."""
+    """What a capable model is asked for (``KEFU_LLM_READS_SLOTS=true``): the intent and the main slots, named as
+    in ``Slots``; the rule table keeps only what the shopper actually said (``spine.py``, rule "model-slots")."""
 
     product: str = Field("", max_length=120, description="product words only, '' if none")
+    items: list[str] = Field(default_factory=list, max_length=8, description="each product of a shopping list")
     brand: str = Field("", max_length=40, description="'' if none")
     max_price: float | None = None
+    need: str = Field("", max_length=60, description="an occasion or problem, e.g. 'party', '' if none")
 
 
 def prompt(slots: bool) -> str:

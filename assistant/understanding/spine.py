@@ -220,8 +220,15 @@ def _query_from_words(ev: Evidence, d: Draft) -> None:
 
 
 def _model_slots(ev: Evidence, d: Draft) -> None:
+    """A capable model's slots, each only where the shopper said it (a small model is asked for the intent only)."""
     r = ev.reading
     assert r is not None
+    said = ev.message.lower()
+    items = [i.strip().lower() for i in r.items if i.strip() and all(w in said for w in i.lower().split())]
+    if len(items) >= 2 and len(d.slots.items) < 2 and not d.refining:  # a list the parsers missed
+        d.slots.items, d.slots.query = items[:8], None
+    if r.need.strip() and not d.slots.need and all(w in said for w in r.need.lower().split()):
+        d.slots.need = r.need.strip().lower()
     if r.brand.strip() and r.brand.strip().lower() in ev.message.lower():
         d.slots.brand = r.brand.strip()  # only a brand the shopper actually said
     if r.max_price is not None and r.max_price > 0 and "budget_max" not in ev.parsed and re.search(r"\d", ev.message):
