@@ -233,9 +233,9 @@ def my_purchases(
     customer = _require_customer(deps)
     orders = deps.services.orders
     if which == "usual":
-        usual = orders.usual(customer, k)
+        usual = orders.usual(customer, 2 * k)
         counts = dict(usual)
-        cards = deps.services.catalogue.details([pid for pid, _ in usual])
+        cards = _one_per_title(deps.services.catalogue.details([pid for pid, _ in usual]))[:k]
         cards = [_personal(c, f"you bought it in {_times(counts[c.product_id])}") for c in cards]
         return ToolOutput(text=listing(cards).text, data=PurchasesData(which=which, lines=len(cards)), products=cards)
     recent = orders.recent(customer, 1)
@@ -243,12 +243,20 @@ def my_purchases(
     if order is None:
         return ToolOutput(text="No orders on this account yet.", data=PurchasesData(which=which))
     quantity = {line.product_id: line.quantity for line in order.lines}
-    cards = deps.services.catalogue.details(list(quantity))[:k]
+    cards = _one_per_title(deps.services.catalogue.details(list(quantity)))[:k]
     cards = [_personal(c, f"you bought {quantity[c.product_id]:g}") for c in cards]
     data = PurchasesData(
         which=which, order_id=order.order_id, ordered_at=_day(order.ordered_at), lines=len(order.lines)
     )
     return ToolOutput(text=listing(cards).text, data=data, products=cards)
+
+
+def _one_per_title(cards: list[ProductCard]) -> list[ProductCard]:
+    """The first card of each display title: two products that read the same are shown once."""
+    first: dict[str, ProductCard] = {}
+    for card in cards:
+        first.setdefault(card.title, card)
+    return list(first.values())
 
 
 def _personal(card: ProductCard, text: str) -> ProductCard:
