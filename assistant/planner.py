@@ -75,7 +75,8 @@ def plan_turn(
     if u.intent == "product_question" and not s.products():
         return Plan(answer="which_product")  # a question about "it" with nothing shown or named
     if len(s.products()) > 1 or (s.need and s.items and not s.query):
-        per_item = [search_call(u, session, treatment, brands, item, PER_ITEM) for item in s.items]
+        k = max(2, min(PER_ITEM, 9 // len(s.items)))  # the page shows nine cards: three items, three each
+        per_item = [search_call(u, session, treatment, brands, item, k) for item in s.items]
         return Plan(per_item)  # a shopping list, or what a need calls for: one search per item
     return Plan([search_call(u, session, treatment, brands)])
 

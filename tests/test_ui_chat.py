@@ -177,8 +177,10 @@ def test_card_actions_send_typed_actions_that_skip_understanding(demo_site, brow
     base, server, _ = demo_site
     assistant = server.assistant
     asked: list[str] = []  # every text understanding: the classifier's texts and the model's structured reads
-    classify, read = assistant.classifier.predict, assistant.llm.structured
-    monkeypatch.setattr(assistant.classifier, "predict", lambda texts: asked.extend(texts) or classify(texts))
+    classify, read = assistant.classifier.predict_top, assistant.llm.structured
+    monkeypatch.setattr(
+        assistant.classifier, "predict_top", lambda texts, k=3: asked.extend(texts) or classify(texts, k)
+    )
     monkeypatch.setattr(assistant.llm, "structured", lambda *a, **kw: asked.append("model") or read(*a, **kw))
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(base + "/")
@@ -345,4 +347,18 @@ def test_no_match_and_declined_turns_are_visible_states(demo_site, browser):
     assert page.get_attribute("#kefu-outcome [data-outcome]", "data-outcome") == "declined"
     assert not page.locator("#kefu-card-0").is_visible()
     assert page.inner_text("#kefu-chip-0") == "Find a product"  # a way back to shopping
+    page.close()
+
+
+def test_a_shopping_list_shows_its_cards_under_each_item(demo_site, browser):
+    base, server, _ = demo_site
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(base + "/")
+    done = send(page, server, "I need milk, cheese and crackers")
+    assert [g.item for g in done.groups] == ["milk", "cheese", "crackers"] and all(g.carried for g in done.groups)
+    page.wait_for_selector("#kefu-card-0 .kefu-card-group")
+    shown = [page.inner_text(f"#kefu-card-{i} .kefu-card-group") for i in range(len(done.products))
+             if page.locator(f"#kefu-card-{i} .kefu-card-group").count()]  # fmt: skip
+    assert shown == ["Milk", "Cheese", "Crackers"]
+    assert "Here's what we have for your list" in bot_messages(page)[-1]
     page.close()

@@ -19,14 +19,14 @@ from typing import Any
 import gradio as gr
 
 from assistant.actions import Action, Compare, Similar, label
-from assistant.events import ProductCard, Products, Refused, TextChunk, TurnDone, Understood, card_price_text
+from assistant.events import CardGroup, ProductCard, Products, Refused, TextChunk, TurnDone, Understood, card_price_text
 from assistant.follow_ups import FollowUp, follow_ups
 from kefu.llm.server import is_healthy
 from ui.auth import SESSION_COOKIE, AuthError
 from ui.limits import TOO_MANY
 from ui.web import Server
 
-MAX_CARDS = 5
+MAX_CARDS = 9  # a list of three items shows three cards under each
 MAX_CHIPS = 3
 DEMO_CUSTOMERS = 12
 HANDOFF_MESSAGE = "I'd like to talk to a person"
@@ -36,6 +36,7 @@ CSS = """
 #kefu-cards { flex-wrap: wrap; gap: 8px; }
 .kefu-card { border: 1px solid #d0d7de; border-radius: 10px; padding: 8px; min-width: 160px; max-width: 100%; }
 .kefu-card-title { font-weight: 600; }
+.kefu-card-group { font-weight: 700; text-transform: none; margin: 4px 0 2px; color: #555; }
 .kefu-card-price { font-size: 1.1em; margin: 2px 0; }
 .kefu-card-meta, .kefu-card-reason { color: #57606a; font-size: 0.9em; }
 .kefu-badge { display: inline-block; padding: 4px 10px; border-radius: 12px; background: #fff4e5; }
@@ -64,6 +65,7 @@ class ChatState:
     turn_of: dict[int, int] = field(default_factory=dict)  # chat message index -> the turn that wrote it
     agent_seen: int = 0
     cards: list[ProductCard] = field(default_factory=list)
+    groups: list[CardGroup] = field(default_factory=list)  # a list's items: a heading above each item's first card
     alternatives: bool = False
     chips: list[FollowUp] = field(default_factory=list)
     compare: list[int] = field(default_factory=list)
@@ -72,16 +74,29 @@ class ChatState:
     llm_down: bool = False
 
 
-def card_html(card: ProductCard, position: int) -> str:
-    """A product card as escaped HTML: every text comes from the catalogue row and is shown as plain text."""
+def card_html(card: ProductCard, position: int, heading: str | None = None) -> str:
+    """A product card as escaped HTML: every text comes from the catalogue row and is shown as plain text.
+    ``heading``: the list item this card is the first of ("Milk"), shown above it."""
     meta = " · ".join(html.escape(x) for x in (card.brand, card.size, card.department) if x)
     reason = f'<div class="kefu-card-reason">{html.escape(card.reason)}</div>' if card.reason else ""
+    head = f'<div class="kefu-card-group">{html.escape(heading.capitalize())}</div>' if heading else ""
     return (
-        f'<div class="kefu-card-body" data-product-id="{html.escape(card.product_id)}">'
+        f'{head}<div class="kefu-card-body" data-product-id="{html.escape(card.product_id)}">'
         f'<div class="kefu-card-title">{position}. {html.escape(card.title)}</div>'
         f'<div class="kefu-card-price">{html.escape(card_price_text(card))}</div>'
         f'<div class="kefu-card-meta">{meta}</div>{reason}</div>'
     )
+
+
+def headings(cards: list[ProductCard], groups: list[CardGroup]) -> list[str | None]:
+    """Per card, the list item it opens (its group's first card), else None."""
+    first = {}
+    for g in groups:
+        pid = next((p for p in g.product_ids if p not in first.values()), None)
+        if g.carried and pid is not None:
+            first[g.item] = pid
+    by_card = {pid: item for item, pid in first.items()}
+    return [by_card.get(c.product_id) for c in cards]
 
 
 def outcome_html(state: ChatState) -> str:
@@ -125,10 +140,11 @@ def build_chat(server: Server) -> gr.Blocks:
         out: list[Any] = [history, state, outcome_html(state), banner_html(server, state)]
         out.append(gr.update(visible=state.llm_down and assistant is not None))
         out.append("Alternatives we do carry:" if state.alternatives and state.cards else "")
+        heads = headings(state.cards, state.groups)
         for i in range(MAX_CARDS):
             card = state.cards[i] if i < len(state.cards) else None
             out.append(gr.update(visible=card is not None))
-            out.append(card_html(card, i + 1) if card else "")
+            out.append(card_html(card, i + 1, heads[i]) if card else "")
             out.append(gr.update(value="Selected" if i + 1 in state.compare else "Compare"))
         for i in range(MAX_CHIPS):
             chip = state.chips[i] if i < len(state.chips) else None
@@ -164,6 +180,7 @@ def build_chat(server: Server) -> gr.Blocks:
                 intent = event.understanding.intent
             elif isinstance(event, Products):
                 state.cards, state.alternatives = event.items[:MAX_CARDS], event.alternatives
+                state.groups = event.groups
                 yield views(state, history)
             elif isinstance(event, TextChunk) and not event.listing:  # the cards are drawn, not listed
                 reply += event.text
@@ -174,7 +191,7 @@ def build_chat(server: Server) -> gr.Blocks:
             elif isinstance(event, TurnDone):
                 history[-1] = {"role": "assistant", "content": html.escape(event.lead_in or event.reply)}
                 state.turn_of[len(history) - 1] = event.turn
-                state.cards = event.products[:MAX_CARDS]
+                state.cards, state.groups = event.products[:MAX_CARDS], event.groups
                 state.alternatives = state.alternatives and event.outcome == "no_match" and bool(event.products)
                 state.outcome, state.case = event.outcome, event.handoff_case
                 state.chips = follow_ups(event, intent, signed_in=state.customer_id is not None)[:MAX_CHIPS]
