@@ -238,6 +238,7 @@ class Assistant:
         evidence = Evidence(
             message, None, intents, previous=session.slots, cards=session.candidates,
             in_context=bool(session.slots and session.slots.products()) or bool(SHOPPING & set(session.intents[-3:])),
+            last_intent=session.intents[-1] if session.intents else None,
             vocabulary=lexicon.vocabulary, compounds=lexicon.compounds,
             carries=catalogue.carries, related=catalogue.related, thresholds=self.config.thresholds,
         )  # fmt: skip

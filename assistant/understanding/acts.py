@@ -208,7 +208,8 @@ OPEN_REQUEST = re.compile(
     r"for my (?:son|daughter|wife|husband|mom|mum|dad|mother|father|kids?|friend|boyfriend|girlfriend|partner|"
     r"family)|(?:good|best|nice|great|perfect|decent|top|popular|suitable|ideal|favou?rite|quality|recommended) "
     r"(?:[a-z]+ )?(?:for|to|with|that|which|one|ones|brand|option|choice|[a-z]+s)|"
-    r"for (?:a|an|my|our|his|her|their) (?!order|refund|return)[a-z]+|something (?:for|to|that|which|with)|"
+    r"(?<!looking )(?<!searching )(?<!shopping )(?<!look )for (?:a|an|my|our|his|her|their) (?!order|refund|return)"
+    r"[a-z]+|something (?:for|to|that|which|with)|"
     r"to go with|goes (?:well )?with|pairs? (?:well )?with)\b",
     re.I,
 )

@@ -42,6 +42,7 @@ class Evidence:
     previous: Slots | None = None  # the previous turn's reading
     cards: Sequence[ShownCard] = ()  # the cards shown last, in order ("the second one")
     in_context: bool = False  # the conversation is already about products
+    last_intent: str | None = None  # the previous turn's intent
     vocabulary: frozenset[str] = frozenset()  # words naming the catalogue's categories and product types
     compounds: frozenset[str] = frozenset()  # catalogue names holding "and" ("macaroni and cheese")
     carries: Callable[[str], bool] = _never  # the catalogue has a match for these product words

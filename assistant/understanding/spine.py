@@ -24,7 +24,7 @@ from assistant.understanding import acts
 from assistant.understanding.evidence import Evidence
 from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, product_words, stage_and_score
 from assistant.understanding.schema import AFTER_SALES, SHOPPING, Slots, Understanding
-from assistant.understanding.scope import is_shopping_request
+from assistant.understanding.scope import SHOPPING_REQUEST, is_shopping_request
 
 
 @dataclass
@@ -189,6 +189,23 @@ def _refine(ev: Evidence, d: Draft) -> None:
         kept = [w for w in d.slots.query.split() if w not in ruled_out]
         d.slots.query = " ".join(kept) or d.slots.query
         d.slots.items = [d.slots.query] if len(d.slots.items) <= 1 else d.slots.items
+
+
+def _continues_recommendation(ev: Evidence, d: Draft) -> bool:
+    """The shopper asked for suggestions last turn and now says more of what they want ("either romance or
+    classics", "under $20, for my son"): the recommendation goes on (not a new search for a named product)."""
+    if ev.last_intent != "recommendation" or d.intent != "product_search" or SHOPPING_REQUEST.search(ev.message):
+        return False
+    return bool(ev.words or ev.parsed.get("budget_max") or ev.parsed.get("refinement"))
+
+
+def _question_in_context(ev: Evidence, d: Draft) -> bool:
+    """In a conversation about products, a question that is not a request for products ("which is better for
+    kids?", "what's the warranty?"): a product question."""
+    if not ev.in_context or d.intent not in ("product_search", "chitchat") or SHOPPING_REQUEST.search(ev.message):
+        return False
+    asking_for_more = acts.REQUEST.search(ev.message) or acts.OPEN_REQUEST.search(ev.message)
+    return bool(acts.QUESTION.search(ev.message)) and not asking_for_more and not acts.SMALL_TALK.search(ev.message)
 
 
 def _asks_about_a_product(ev: Evidence, d: Draft) -> bool:
@@ -375,9 +392,19 @@ RULES: list[Rule] = [
          lambda ev, d: d.intent == "chitchat" and bool(ev.words) and not acts.SMALL_TALK.search(ev.message)
          and ev.carries(ev.words),
          _to("product_search")),
+    Rule("shopping-phrase-means-shopping",
+         lambda ev, d: d.intent in ("chitchat", "out_of_scope") and bool(ev.words)
+         and bool(SHOPPING_REQUEST.search(ev.message)),
+         _to("product_search")),
     Rule("open-request-recommends",
          lambda ev, d: d.intent == "product_search" and bool(acts.OPEN_REQUEST.search(ev.message)),
          _to("recommendation")),
+    Rule("continues-recommendation",
+         _continues_recommendation,
+         _to("recommendation")),
+    Rule("question-in-a-shopping-conversation",
+         _question_in_context,
+         _to("product_question")),
     Rule("product-question",
          _asks_about_a_product,
          _to("product_question")),
