@@ -22,6 +22,7 @@ from retrieval.related import bought_together, similar_items
 from retrieval.rerank import ShopperProfile, profile_from_store
 
 IN_STOCK = {"in_stock": True, "min_price": 0.01}  # sellable: in stock and priced
+RELATED_MIN_COSINE = 0.3  # a product type this close in meaning to a need counts as related (Catalogue.related)
 PROFILES_KEPT, PROFILE_TTL_S = 4096, 600.0  # shoppers' rank profiles kept (LRU), and for how long at most
 
 
@@ -186,12 +187,14 @@ class StoreCatalogue:
             self._type_vectors = (names, self.index.embedder.encode(names))
         names, vectors = self._type_vectors
         scores = vectors @ self.index.encode(phrase)
-        picked = [names[i] for i in scores.argsort()[::-1][: 3 * k]]
+        said = set(re.findall(r"[a-z]+", phrase.lower()))
         out: list[str] = []
-        for name in picked:  # "cold and flu: cough drops" -> "cough drops"
-            short = re.split(r"[:/]", name)[-1].strip() or name
-            if short not in out:
-                out.append(short)
+        for i in scores.argsort()[::-1][: 6 * k]:  # "cold and flu: cough drops" -> "cough drops"
+            short = re.split(r"[:/]", names[i])[-1].strip() or names[i]
+            words = set(re.findall(r"[a-z]+", short))
+            if scores[i] < RELATED_MIN_COSINE or not words - said or short in out:
+                continue  # too far in meaning, or only the shopper's own word back ("dry" for "dry skin")
+            out.append(short)
         return out[:k]
 
     def brands(self) -> list[str]:

@@ -100,3 +100,11 @@ def test_history_questions_go_to_the_orders(assistant):
     assert done.products and all("you bought it in" in c.reason for c in done.products)
     _, tools, _, _ = say(assistant, Session(customer_id=None), "what did I buy last time?")
     assert tools == []  # a guest is asked to sign in
+
+
+def test_a_need_the_curated_map_lacks_goes_to_the_catalogues_own_types(assistant):
+    u, tools, done, _ = say(assistant, Session(customer_id=None), "what should I get for a wedding?")
+    searched = [t.arguments["query"] for t in tools if t.name == "search_products"]
+    assert u.slots.need == "wedding" and searched == u.slots.items and len(searched) >= 2
+    assert searched == assistant.services.catalogue.related("wedding")[: len(searched)]  # the taxonomy's nearest
+    assert done.lead_in.startswith("For your wedding") and "don't carry" not in done.lead_in

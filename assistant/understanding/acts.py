@@ -128,7 +128,7 @@ def need_items(need: str) -> list[str]:
 def need_label(need: str) -> str:
     """How the lead-in names the need ("a party", "your cold")."""
     entry = needs().get(need)
-    return entry["label"] if entry else need
+    return entry["label"] if entry else f"your {need}"  # "your wedding", "your sore throat"
 
 
 # -- questions about the cards shown ----------------------------------------------------------------------
