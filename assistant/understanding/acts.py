@@ -210,7 +210,11 @@ OPEN_REQUEST = re.compile(
     r"(?:[a-z]+ )?(?:for|to|with|that|which|one|ones|brand|option|choice|[a-z]+s)|"
     r"(?<!looking )(?<!searching )(?<!shopping )(?<!look )for (?:a|an|my|our|his|her|their) (?!order|refund|return)"
     r"[a-z]+|something (?:for|to|that|which|with)|"
-    r"to go with|goes (?:well )?with|pairs? (?:well )?with)\b",
+    r"to go with|goes (?:well )?with|pairs? (?:well )?with|"
+    # a preference stated, hedged or between options: "probably something light", "romance or classics"
+    r"probably|maybe|perhaps|preferably|ideally|i think|i guess|i'?d prefer|rather|"
+    r"(?:what|which|any) (?:genre|style|flavou?r|kind|type|sort|colou?r)s?|"
+    r"(?!more or less)[a-z]{3,} or (?!so\b)[a-z]{3,})\b",
     re.I,
 )
 
