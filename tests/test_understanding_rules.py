@@ -91,7 +91,7 @@ CASES = {
                                                              store_brand=True), cards=CARDS),
         lambda u: u.slots.refinement == "other_brand" and not u.slots.store_brand and u.slots.brand is None),
     "nothing-to-find-is-small-talk": (lambda: read("sounds good, let me think", said("product_search")),
-                                      lambda u: u.intent == "chitchat"),
+                                      lambda u: u.intent == "chitchat"),  # the catalogue carries nothing named
     "out-of-scope": (lambda: read("write me a poem about the sea", said("chitchat"), ("out_of_scope", 0.8)),
                      lambda u: u.intent == "out_of_scope" and u.slots == Slots()),
     "shopping-not-declined": (lambda: read("a 55 inch TV", said("out_of_scope"), ("out_of_scope", 0.8)),
@@ -125,6 +125,11 @@ def test_near_misses_leave_the_rule_out():
     assert read("which one is the cheapest?", said()).slots.card_question == "none"
     # history words inside an order question keep the order id
     assert read("what did I buy in order 31625220889?", said("order_status")).slots.order_id == "31625220889"
+
+
+def test_an_acknowledgement_that_names_a_product_still_asks_for_it():
+    u = read("ok. a toothbrush too", said(), carries=lambda words: words == "toothbrush")
+    assert u.intent == "product_search" and u.slots.query == "toothbrush"
 
 
 def test_thresholds_come_from_one_settings_object():

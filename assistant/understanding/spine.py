@@ -290,7 +290,8 @@ def _nothing_to_find(ev: Evidence, d: Draft) -> bool:
     s, p = d.slots, ev.parsed
     asked = any(k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "name_brand", "brand"))
     picks = bool(RECOMMEND_WORDS.search(ev.message) or acts.OPEN_REQUEST.search(ev.message))
-    nothing = not s.products() or (acts.ACKNOWLEDGEMENT.search(ev.message) and not ev.terms)
+    acknowledged = acts.ACKNOWLEDGEMENT.search(ev.message) and not ev.terms and not ev.carries(ev.words)
+    nothing = not s.products() or acknowledged  # "ok. a toothbrush too" still asks for a toothbrush
     return (d.intent == "product_search" and bool(nothing) and not s.need and s.card_question == "none"
             and not d.refining and not asked and not p.get("product_refs") and not picks)  # fmt: skip
 
