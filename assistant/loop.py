@@ -139,8 +139,11 @@ class Assistant:
                 yield from self._native(session, message, deps, turn)
         except LLMError:  # the server is down: unless tools already ran, the structured plan carries the turn
             native = bool(turn.tools)
-        if native and not any(t.ok for t in turn.tools) and self.config.tool_choice == "required":
-            native = False  # forced, the model still produced no usable call: the structured plan carries the turn
+        if native and self.config.tool_choice == "required" and not any(t.ok for t in turn.tools):
+            # forced, the model still produced no usable call: the structured plan carries the turn when it made
+            # none, or when it only searched badly on a shopping turn (searches change nothing); a failed order or
+            # return call is answered as failed, never replaced by another action
+            native = bool(turn.tools) and u.intent not in SHOPPING
         if not native:
             if action is not None:
                 plan = Plan(plan_action(action, session, self.brands))

@@ -132,6 +132,11 @@ def test_an_acknowledgement_that_names_a_product_still_asks_for_it():
     assert u.intent == "product_search" and u.slots.query == "toothbrush"
 
 
+def test_without_a_classifier_a_small_models_after_sales_guess_needs_after_sales_words():
+    assert read("cheese under $5", said("delivery")).intent == "product_search"
+    assert read("when will my cheese be delivered?", said("delivery")).intent == "delivery"
+
+
 def test_thresholds_come_from_one_settings_object():
     text, prior = "track my package", ("order_status", 0.7)
     assert read(text, said(product="package"), prior).intent == "order_status"  # after-sales from 0.6

@@ -73,10 +73,16 @@ def _classifier_overrules(ev: Evidence, d: Draft) -> bool:
     return _p(ev) >= t.classifier_sure or (ev.prior[0] in AFTER_SALES and _p(ev) >= t.after_sales_sure)
 
 
+ORDER_WORDS = re.compile(r"\b(order|delivery|deliver|shipping|ship|refund|return|payment|pay|account|password)", re.I)
+
+
 def _after_sales_unshared(ev: Evidence, d: Draft) -> bool:
     """The model's after-sales intent, and the classifier does not share it at least ``after_sales_agree``."""
-    if ev.reading is None or ev.prior is None or d.intent not in AFTER_SALES:
+    if ev.reading is None or d.intent not in AFTER_SALES:
         return False
+    if ev.prior is None:  # no classifier to agree: a turn naming catalogue words or a budget is shopping
+        shop_words = bool(ev.terms) or "budget_max" in ev.parsed
+        return shop_words and not ev.parsed.get("order_id") and not ORDER_WORDS.search(ev.message)
     return ev.prior[0] != d.intent or _p(ev) < ev.thresholds.after_sales_agree
 
 
