@@ -64,17 +64,18 @@ class StoreCatalogue:
             r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
         ]
 
+    def _rows(self, columns: str, ids: list[str]) -> list[tuple]:
+        """(product_id, *columns) of these products, from the store."""
+        if not ids:
+            return []
+        sql = f"SELECT product_id, {columns} FROM products WHERE product_id IN ({','.join('?' * len(ids))})"
+        return self.reader.cursor().execute(sql, ids).fetchall()
+
     def readable(self, cards: list[ProductCard], k: int | None = None, merge: bool = True) -> list[ProductCard]:
         """Display titles from each row's own fields, alike cards merged (unless not ``merge``), at most ``k``."""
         if not cards:
             return cards
-        ids = [c.product_id for c in cards]
-        con = self.reader.cursor()
-        rows = con.execute(
-            "SELECT product_id, product_type, category, package_size, brand FROM products "
-            f"WHERE product_id IN ({','.join('?' * len(ids))})",
-            ids,
-        ).fetchall()
+        rows = self._rows("product_type, category, package_size, brand", [c.product_id for c in cards])
         fields = {r[0]: r[1:] for r in rows}
         shown = []
         for card in cards:
@@ -149,12 +150,7 @@ class StoreCatalogue:
 
     def details(self, product_ids: list[str]) -> list[ProductCard]:
         """The products asked for, each under its display title (none merged: a comparison names every one)."""
-        con = self.reader.cursor()
-        rows = con.execute(
-            "SELECT product_id, title, price, department, category, brand, package_size, product_type "
-            f"FROM products WHERE product_id IN ({','.join('?' * len(product_ids))})",
-            product_ids,
-        ).fetchall()
+        rows = self._rows("title, price, department, category, brand, package_size, product_type", product_ids)
         found = {r[0]: r for r in rows}
         cards = []
         for pid in (p for p in product_ids if p in found):
