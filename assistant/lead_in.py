@@ -82,7 +82,7 @@ def _refined(facts: Facts) -> str:
 
 def _for_list(facts: Facts) -> str:
     t, s = templates(), facts.understanding.slots
-    missing = [g.item for g in facts.groups if not g.carried]
+    missing = [f'"{g.item}"' for g in facts.groups if not g.carried]  # the shopper's words, quoted
     head = t["need"].format(need=need_label(s.need)) if s.need else t["list"]
     if missing and len(missing) == len(facts.groups):
         return t["list_none"].format(items=_joined(missing))
