@@ -11,6 +11,7 @@ from importlib import resources
 
 from assistant.display import is_store_brand
 from assistant.events import ProductCard, price_text
+from assistant.lead_in import lowest
 from assistant.session import Session
 from assistant.sizes import size_of, unit_price
 from assistant.understanding import Slots
@@ -27,10 +28,6 @@ class CardAnswer:
     text: str
 
 
-def _lowest(card: ProductCard) -> float | None:
-    return card.price_low if card.alike > 1 and card.price_low is not None else card.price
-
-
 def answer_about_cards(slots: Slots, session: Session) -> CardAnswer:
     """The answer to a question about the cards shown: about the cards named ("the second one"), else about all."""
     t = templates()
@@ -40,11 +37,11 @@ def answer_about_cards(slots: Slots, session: Session) -> CardAnswer:
         return CardAnswer([], t["nothing_shown"])
     q = slots.card_question
     if q in ("cheapest", "priciest"):
-        priced = [c for c in cards if _lowest(c) is not None]
+        priced = [c for c in cards if lowest(c) is not None]
         if not priced:
             return CardAnswer(cards, t["no_prices"])
-        pick = (min if q == "cheapest" else max)(priced, key=_lowest)
-        return CardAnswer([pick], t[q].format(title=pick.title, price=price_text(_lowest(pick))))
+        pick = (min if q == "cheapest" else max)(priced, key=lowest)
+        return CardAnswer([pick], t[q].format(title=pick.title, price=price_text(lowest(pick))))
     if q in ("biggest", "smallest"):
         sized = [(size_of(c.size or c.title), c) for c in cards]
         sized = [(s[0], c) for s, c in sized if s is not None and s[1] == "oz"]
@@ -63,7 +60,7 @@ def answer_about_cards(slots: Slots, session: Session) -> CardAnswer:
 def _fact(q: str, c: ProductCard, asked: str | None) -> str:
     t = templates()
     if q == "price":
-        return t["price"].format(title=c.title, price=price_text(_lowest(c)))
+        return t["price"].format(title=c.title, price=price_text(lowest(c)))
     if q == "size":
         return t["size"].format(title=c.title, size=c.size) if c.size else t["size_unknown"].format(title=c.title)
     if q == "brand":
@@ -80,6 +77,6 @@ def _fact(q: str, c: ProductCard, asked: str | None) -> str:
         if fact.lower() in c.title.lower():
             return t["in_name"].format(title=c.title, fact=fact)
         return t["not_listed"].format(title=c.title, fact=fact)
-    facts = ", ".join(x for x in (price_text(_lowest(c)), c.size, "store brand" if is_store_brand(c.brand) else "",
+    facts = ", ".join(x for x in (price_text(lowest(c)), c.size, "store brand" if is_store_brand(c.brand) else "",
                                   (c.category or "").lower()) if x)  # fmt: skip
     return t["details"].format(title=c.title, facts=facts)

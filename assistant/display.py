@@ -35,16 +35,12 @@ def _stems(text: str) -> set[str]:
     return {t.rstrip("s") for t in _TOKEN.findall(text.lower()) if len(t) > 2}
 
 
-def _topic_stems(query: str) -> set[str]:
-    return {w.rstrip("s")[:5] for w in _TOKEN.findall(query.lower()) if len(w) > 2 and w not in OFF_TOPIC_WORDS}
-
-
 def on_topic(cards: list[ProductCard], query: str) -> list[ProductCard]:
     """The cards on the topic of the query: those whose title or category has as many of the query's word stems
     as the best card has ("peanut butter": not "Peanuts, 20 oz"; "vitamins": not "Misc dairy refrigerated"),
     among those naming the query's last word when any does (the head of an English noun phrase)."""
-    stems = _topic_stems(query)
     words = [w for w in _TOKEN.findall(query.lower()) if len(w) > 2 and w not in OFF_TOPIC_WORDS]
+    stems = {w.rstrip("s")[:5] for w in words}
     head = words[-1].rstrip("s")[:5] if words else ""  # "soft toothbrush": a toothbrush, not a soft drink
     texts = [f"{c.title} {c.category or ''}".lower() for c in cards]
     if head and any(head in t for t in texts):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from assistant.actions import Action, label, plan_action, problem, understood
@@ -195,7 +195,7 @@ class Assistant:
         session.history = session.history[-6:]
         session.intents.append(u.intent)
         session.slots = u.slots
-        outcome = "answered" if groups and any(g.carried for g in groups) else _outcome(u, answer, turn.tools, cards)
+        outcome = _outcome(u, answer, turn.tools, cards, groups)
         yield self._finish(
             session,
             turn,
@@ -251,7 +251,7 @@ class Assistant:
         if self.config.reads_slots or needs_model(evidence):
             with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
                 reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
-                evidence = replace(evidence, reading=reading)
+                evidence = evidence.with_reading(reading)
         understanding = understand(evidence)
         turn.timings["understand_ms"] = _ms(t0)
         source = "llm" if evidence.reading is not None else ("classifier" if intents else "rules")
@@ -347,8 +347,12 @@ class Assistant:
 CATALOGUE_TOOLS = {"search_products", "recommend_for_me", "similar_items", "bought_together", "compare_products"}
 
 
-def _outcome(u: Understanding, answer: str | None, tools: list[ToolCalled], cards: list[ProductCard]) -> Outcome:
-    """What the turn came to, as data for the UI, the log and the eval."""
+def _outcome(
+    u: Understanding, answer: str | None, tools: list[ToolCalled], cards: list[ProductCard], groups: list[CardGroup]
+) -> Outcome:
+    """What the turn came to, as data for the UI, the log and the eval (a list with any item found is answered)."""
+    if any(g.carried for g in groups):
+        return "answered"
     if answer in ("out_of_scope", "injection"):
         return "declined"
     if _data(tools, "handoff_to_human", "case_id"):

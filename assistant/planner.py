@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.display import is_store_brand
 from assistant.policy import Treatment
 from assistant.session import Session
 from assistant.sizes import size_of
@@ -20,7 +21,6 @@ Call = tuple[str, dict[str, Any]]
 CONFIRM_RETURN: Call = ("confirm_return", {})
 
 
-STORE_BRAND = "Private"  # the demo store's label for the shop's own brand (Complete Journey)
 PER_ITEM = 3  # cards per item of a shopping list or a need
 
 
@@ -112,10 +112,11 @@ def search_call(
         args["min_size" if s.refinement == "bigger" else "max_size"] = round(sum(sizes) / len(sizes), 2)  # the mean
     if s.brand and s.brand.casefold() in brands:
         args["brand"] = brands[s.brand.casefold()]
-    if s.store_brand and STORE_BRAND.casefold() in brands:
-        args["brand"] = brands[STORE_BRAND.casefold()]
-    if s.name_brand and STORE_BRAND.casefold() in brands:
-        args["exclude_brand"] = brands[STORE_BRAND.casefold()]
+    store = next((b for b in brands.values() if is_store_brand(b)), None)  # the shop's own label ("Private")
+    if s.store_brand and store:
+        args["brand"] = store
+    if s.name_brand and store:
+        args["exclude_brand"] = store
     if s.refinement == "more":  # more of the same: what was shown already makes way
         args["exclude_ids"] = [c.product_id for c in session.candidates]
     if s.exclude:

@@ -119,7 +119,7 @@ def search_products(
     found = deps.services.catalogue.search(query, filters, 20 if narrowed else k, deps.customer_id)
     if not narrowed:
         return listing(found)
-    fits = Fit(set(exclude_ids), [w.lower() for w in exclude_words], min_size, max_size, size_unit)
+    fits = Fit([w.lower() for w in exclude_words], min_size, max_size, size_unit)
     kept = [c for c in on_topic(found.products, query) if fits(c)]
     if not kept and categories:  # within the shown categories, a card need not repeat the query's words ("catsup")
         kept = [c for c in found.products if fits(c)]
@@ -131,9 +131,9 @@ def search_products(
 
 @dataclass(frozen=True)
 class Fit:
-    """What a narrowed search keeps: not shown already, no ruled-out word, within the size asked for."""
+    """What a narrowed search keeps: no ruled-out word, within the size asked for (shown ids are filtered by the
+    search itself)."""
 
-    ids: set[str]
     words: list[str]
     min_size: float | None
     max_size: float | None
@@ -141,7 +141,7 @@ class Fit:
 
     def __call__(self, card: ProductCard) -> bool:
         title = card.title.lower()
-        if card.product_id in self.ids or any(re.search(rf"\b{re.escape(w)}", title) for w in self.words):
+        if any(re.search(rf"\b{re.escape(w)}", title) for w in self.words):
             return False
         if self.min_size is None and self.max_size is None:
             return True

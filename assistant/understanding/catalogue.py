@@ -57,9 +57,14 @@ def catalogue_vocabulary(con, min_products: int = 20) -> frozenset[str]:
     return frozenset(r[0] for r in con.execute(VOCABULARY_SQL, [min_products]).fetchall()) - GENERIC
 
 
+def is_catalogue_word(word: str, vocabulary: frozenset[str]) -> bool:
+    """The word names a product category or type in the shop's catalogue (plural or singular)."""
+    return bool({word, word + "s", word.removesuffix("s")} & vocabulary)
+
+
 def catalogue_terms(text: str, vocabulary: frozenset[str]) -> list[str]:
-    """Words of ``text`` that name a product category or type in the shop's catalogue (plural or singular)."""
-    return [w for w in _WORD.findall(text.lower()) if {w, w + "s", w.removesuffix("s")} & vocabulary]
+    """Words of ``text`` (four letters or more) that name a product category or type in the shop's catalogue."""
+    return [w for w in _WORD.findall(text.lower()) if is_catalogue_word(w, vocabulary)]
 
 
 KNOWN_SQL = """

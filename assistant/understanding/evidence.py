@@ -4,6 +4,7 @@ reading and cards, and the session's context. The rule table (``spine.py``) read
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,7 +54,7 @@ class Evidence:
     words: str = ""  # product words (prices, filler and chatter out)
     new_words: str = ""  # ... less the words that only refine ("store brand", "bigger")
     terms: list[str] = field(default_factory=list)  # words naming a catalogue category or product type
-    items: list[str] = field(default_factory=list)  # a shopping list's items
+    items: list[str] = field(default_factory=list)  # a shopping list's items, as product words
     need: str | None = None
     card_question: CardQuestion = "none"
     asked_fact: str | None = None
@@ -67,7 +68,7 @@ class Evidence:
             "words": product_words(text),
             "new_words": new_product_words(text),
             "terms": catalogue_terms(text, self.vocabulary),
-            "items": [i for i in acts.shopping_list(text, self.compounds, self.vocabulary) if product_words(i)],
+            "items": [w for i in acts.shopping_list(text, self.compounds, self.vocabulary) if (w := product_words(i))],
             "need": acts.need_of(text),
             "card_question": question,
             "asked_fact": fact,
@@ -75,6 +76,12 @@ class Evidence:
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
+
+    def with_reading(self, reading: LLMReading) -> Evidence:
+        """The same evidence with the model's reading added (the parsers' results are kept, not run again)."""
+        new = copy.copy(self)
+        object.__setattr__(new, "reading", reading)
+        return new
 
     @property
     def prior(self) -> tuple[str, float] | None:

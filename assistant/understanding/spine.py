@@ -21,10 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assistant.understanding import acts
+from assistant.understanding.catalogue import is_catalogue_word
 from assistant.understanding.evidence import Evidence
-from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, product_words, stage_and_score
+from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, stage_and_score
 from assistant.understanding.schema import AFTER_SALES, SHOPPING, Slots, Understanding
 from assistant.understanding.scope import SHOPPING_REQUEST, is_shopping_request
+
+# what the parsers may find that constrains a search ("under $3", "store brand", "not the diet one", "cheaper")
+CONSTRAINTS = frozenset({"refinement", "budget_max", "budget_min", "store_brand", "name_brand", "exclude", "brand"})
+EXPLICIT_CONSTRAINTS = frozenset({"refinement", "store_brand", "name_brand", "exclude"})  # more than a budget
 
 
 @dataclass
@@ -114,10 +119,7 @@ def _about_cards(ev: Evidence, d: Draft) -> None:
 def _follow_up_question(ev: Evidence, d: Draft) -> bool:
     """A question in a conversation about the cards shown that names nothing new ("what are the titles?", "tell me
     more about the second one"): answered from those cards."""
-    constraint = {"refinement", "budget_max", "budget_min", "store_brand", "name_brand", "exclude", "brand"} & set(
-        ev.parsed
-    )
-    if not _shown(ev) or d.intent in AFTER_SALES or constraint or ev.items or ev.need:
+    if not _shown(ev) or d.intent in AFTER_SALES or CONSTRAINTS & set(ev.parsed) or ev.items or ev.need:
         return False
     asks = bool(acts.QUESTION.search(ev.message)) or bool(ev.parsed.get("product_refs"))
     no_new = not ev.terms and not ev.new_words.strip() or (ev.parsed.get("product_refs") and not ev.terms)
@@ -135,7 +137,7 @@ def _a_list(ev: Evidence, d: Draft) -> bool:
 
 def _list(ev: Evidence, d: Draft) -> None:
     d.intent = "product_search"
-    d.slots = Slots(items=[product_words(i) or i for i in ev.items][:8])
+    d.slots = Slots(items=ev.items[:8])
 
 
 def _a_need(ev: Evidence, d: Draft) -> bool:
@@ -160,16 +162,14 @@ def _need(ev: Evidence, d: Draft) -> None:
 
 def _names_a_type(ev: Evidence, word: str) -> bool:
     """The word names a category or product type of the catalogue ("snacks", "cheese")."""
-    return bool({word, word + "s", word.removesuffix("s")} & ev.vocabulary)
+    return is_catalogue_word(word, ev.vocabulary)
 
 
 def _refines_previous(ev: Evidence, d: Draft) -> bool:
     """A refinement with no product words ("only the store brand please", "anything under $3?", "other brands?")."""
     p = ev.parsed
-    said = any(
-        k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "name_brand", "exclude", "brand")
-    )
-    explicit = any(k in p for k in ("refinement", "store_brand", "name_brand", "exclude"))
+    said = bool(CONSTRAINTS & set(p))
+    explicit = bool(EXPLICIT_CONSTRAINTS & set(p))
     said = said or (ev.reading is not None and bool(ev.reading.brand.strip()) and ev.reading.brand.lower()
                     in ev.message.lower())  # fmt: skip
     return (
@@ -294,7 +294,7 @@ def _nothing_to_find(ev: Evidence, d: Draft) -> bool:
     """ "Sounds good", "ok let me think": a product search with nothing to search for (or an acknowledgement naming
     no catalogue type), no constraint and no request for picks is small talk, not a list of popular products."""
     s, p = d.slots, ev.parsed
-    asked = any(k in p for k in ("refinement", "budget_max", "budget_min", "store_brand", "name_brand", "brand"))
+    asked = bool((CONSTRAINTS - {"exclude"}) & set(p))
     picks = bool(RECOMMEND_WORDS.search(ev.message) or acts.OPEN_REQUEST.search(ev.message))
     acknowledged = acts.ACKNOWLEDGEMENT.search(ev.message) and not ev.terms and not ev.carries(ev.words)
     nothing = not s.products() or acknowledged  # "ok. a toothbrush too" still asks for a toothbrush
