@@ -23,7 +23,6 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from assistant.events import ProductCard
 from assistant.planner import Call, search_call
-from assistant.policy import Treatment
 from assistant.session import Session
 from assistant.understanding import Intent, Slots, Understanding, stage_and_score
 
@@ -114,7 +113,7 @@ def plan_action(action: Action, session: Session, brands: Mapping[str, str] | No
         return [("compare_products", {"product_ids": list(action.product_ids)})]
     if isinstance(action, Details):
         return []  # the loop shows the referenced card again; the lead-in states its facts
-    name, args = search_call(understood(action, session), session, Treatment(), dict(brands or {}))
+    name, args = search_call(understood(action, session), session, dict(brands or {}))
     if action.refinement == "more":
         args = {**args, "k": MORE_K}
     return [(name, args)]

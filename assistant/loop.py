@@ -194,6 +194,8 @@ class Assistant:
         session.history += history_entries(message, reply)
         session.history = session.history[-6:]
         session.intents.append(u.intent)
+        if u.goal is not None:
+            session.goals.append(u.goal)
         session.slots = u.slots
         outcome = _outcome(u, answer, turn.tools, cards, groups)
         yield self._finish(
@@ -241,7 +243,7 @@ class Assistant:
         evidence = Evidence(
             message, None, intents, previous=session.slots, cards=session.candidates,
             in_context=bool(session.slots and session.slots.products()) or bool(SHOPPING & set(session.intents[-3:])),
-            last_intent=session.intents[-1] if session.intents else None,
+            last_intent=session.intents[-1] if session.intents else None, goals=session.goals[-6:],
             vocabulary=lexicon.vocabulary, compounds=lexicon.compounds,
             carries=catalogue.carries, related=catalogue.related, thresholds=self.config.thresholds,
         )  # fmt: skip

@@ -76,15 +76,14 @@ def plan_turn(
         return Plan(answer="which_product")  # a question about "it" with nothing shown or named
     if len(s.products()) > 1 or (s.need and s.items and not s.query):
         k = max(2, min(PER_ITEM, 9 // len(s.items)))  # the page shows nine cards: three items, three each
-        per_item = [search_call(u, session, treatment, brands, item, k) for item in s.items]
+        per_item = [search_call(u, session, brands, item, k) for item in s.items]
         return Plan(per_item)  # a shopping list, or what a need calls for: one search per item
-    return Plan([search_call(u, session, treatment, brands)])
+    return Plan([search_call(u, session, brands)])
 
 
 def search_call(
     u: Understanding,
     session: Session,
-    treatment: Treatment,
     brands: dict[str, str],
     item: str | None = None,
     k: int = 5,

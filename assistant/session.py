@@ -31,6 +31,7 @@ class Session:
     history: list[dict[str, str]] = field(default_factory=list)  # recent user/assistant messages
     tried: list[str] = field(default_factory=list)  # tool calls so far, for handoff summaries
     intents: list[str] = field(default_factory=list)
+    goals: list[str] = field(default_factory=list)  # the conversation's goal at each turn (understanding/goal.py)
 
     def remember(self, cards: list[ProductCard]) -> None:
         if cards:

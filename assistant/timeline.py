@@ -40,6 +40,7 @@ class TurnView(BaseModel):
     message: str = ""
     reply: str = ""
     intent: str | None = None
+    goal: str | None = None  # the conversation's goal at this turn (understanding/goal.py)
     source: str = ""
     slots: dict[str, Any] = Field(default_factory=dict)  # the slots that differ from their defaults
     trace: list[str] = Field(default_factory=list)  # the understanding rules that fired, in order
@@ -82,6 +83,7 @@ def from_events(turn: int, message: str, events: list[Event]) -> TurnView:
     for event in events:
         if isinstance(event, Understood):
             view.intent, view.source = event.understanding.intent, event.source
+            view.goal = event.understanding.goal
             view.slots = _slots(event.understanding.slots)
             view.trace = list(event.understanding.trace)
         elif isinstance(event, ToolCalled):
@@ -130,6 +132,7 @@ def from_log(row: dict, tool_rows: list[dict]) -> TurnView:
         message=row["message"],
         reply=row["reply"],
         intent=understanding.get("intent"),
+        goal=understanding.get("goal"),
         source=row.get("understanding_source") or "",
         slots=_slots(understanding.get("slots")),
         trace=[str(r) for r in understanding.get("trace", [])],

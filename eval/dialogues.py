@@ -2,13 +2,15 @@
 
 For MG-ShopDial-format JSON Lines (dialogue_id, utterance_id, participant, utterance, goal, intents) each
 dialogue is one session; its ``Client`` utterances are sent in order (the human agent's turns are not: the
-assistant answers instead). Each shopper utterance is scored by the dialogue goal its intent implies:
+assistant answers instead). Each shopper utterance is scored by the conversation goal the assistant tracked at that turn
+(``Understanding.goal``: search / recommendation / qa / meta, or service for after-sales, never right here:
+MG-ShopDial has none) against the utterance's annotated goal. For comparison, ``intent_goal_accuracy`` scores the
+goal each turn's intent alone implies, as this command did before goals were tracked:
 
     product_search -> search;  recommendation, comparison -> recommendation;  product_question -> qa;
-    chitchat, out_of_scope -> meta;  after-sales intents -> other (never right: MG-ShopDial has none)
+    chitchat, out_of_scope -> meta;  after-sales intents -> other
 
-against the utterance's annotated goal (search / recommendation / qa / meta). Latency and reply hygiene come
-from every turn.
+Latency and reply hygiene come from every turn.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ def goal_of(intent: str | None) -> str:
     return GOAL_OF_INTENT.get(intent or "", "other")
 
 
+def predicted_goal(turn: dict) -> str:
+    """The goal the assistant tracked (a turn with none, e.g. a refused one, falls back to its intent's)."""
+    goal = turn.get("predicted_goal")
+    return goal if goal in GOALS[:-1] else ("other" if goal else goal_of(turn["intent"]))
+
+
 def load_dialogues(path: Path, limit: int | None = None) -> dict[str, list[dict]]:
     """dialogue id -> its shopper utterances in order (at most ``limit`` dialogues, in file order)."""
     if not path.is_file():
@@ -74,18 +82,21 @@ def replay(assistant: Assistant, utterances: list[dict]) -> list[dict]:
     for row in utterances:
         turn = run_turn(assistant, session, str(row["utterance"]))
         rows.append({"dialogue_id": str(row["dialogue_id"]), "utterance_id": row["utterance_id"],
-                     "goal": row.get("goal"), "intent": turn.intent, "outcome": turn.outcome,
-                     "message": turn.message, "reply": turn.reply, "total_ms": turn.total_ms,
+                     "goal": row.get("goal"), "intent": turn.intent, "predicted_goal": turn.goal,
+                     "outcome": turn.outcome, "message": turn.message, "reply": turn.reply, "total_ms": turn.total_ms,
                      "hygiene": turn.hygiene})  # fmt: skip
     return rows
 
 
 def score(results: list[dict], dialogues: int) -> dict:
     confusion: dict[str, Counter] = defaultdict(Counter)
+    by_intent = Counter()  # right / scored when the goal is read off the turn's intent alone
     hygiene, latencies, grounded = Tally(), [], 0
     for turn in results:
         if turn.get("goal"):
-            confusion[turn["goal"]][goal_of(turn["intent"])] += 1
+            confusion[turn["goal"]][predicted_goal(turn)] += 1
+            by_intent["right"] += goal_of(turn["intent"]) == turn["goal"]
+            by_intent["scored"] += 1
         hygiene.add(turn["hygiene"], turn["message"], turn["reply"])
         latencies.append(turn["total_ms"])
         grounded += not turn["hygiene"].get("ungrounded")
@@ -98,6 +109,7 @@ def score(results: list[dict], dialogues: int) -> dict:
         "utterances": len(results),
         "goal_accuracy": round(right / scored, 4) if scored else None,
         "goal_accuracy_by_goal": per_goal,
+        "intent_goal_accuracy": round(by_intent["right"] / by_intent["scored"], 4) if by_intent["scored"] else None,
         "goal_confusion": {g: dict(c) for g, c in sorted(confusion.items())},
         "goal_mapping": GOAL_OF_INTENT | {"(other intents)": "other"},
         "grounded_rate": round(grounded / len(results), 4) if results else None,

@@ -56,6 +56,7 @@ class TurnResult:
     queries: list[str] = field(default_factory=list)  # the query argument of each search_products call
     alternatives: list[Card] = field(default_factory=list)  # shown under "we don't carry that; related:"
     hygiene: dict[str, bool] = field(default_factory=dict)  # filled by eval.hygiene.check
+    goal: str | None = None  # the conversation's goal the assistant tracked at this turn (understanding/goal.py)
 
     def as_json(self) -> dict:
         return {
@@ -100,6 +101,7 @@ def fold(message: str, events: list[Event], session: Session) -> TurnResult:
         reply=done.reply,
         outcome=done.outcome,
         intent=understood.understanding.intent if understood else None,
+        goal=understood.understanding.goal if understood else None,
         budget_max=understood.understanding.slots.budget_max if understood else None,
         tools=[e.name for e in tools],
         tool_errors=sum(not e.ok for e in tools),

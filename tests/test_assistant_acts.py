@@ -82,8 +82,8 @@ def test_questions_about_the_shown_cards_are_answered_from_them(assistant):
     assert u.slots.card_question == "cheapest" and session.candidates == first.products  # the list is kept
     _, tools, done, _ = say(assistant, session, "is the second one a store brand?")
     second = first.products[1]
-    brand = "is our store brand" if second.brand == "Private" else "is a national brand"
-    assert tools == [] and f"{second.title} {brand}" in done.reply
+    brand = "is our store brand" if second.brand == "Private" else "is a national brand, not our store brand"
+    assert tools == [] and f"That one {brand}: {second.title}" in done.reply
     _, tools, done, _ = say(assistant, session, "does the first one have gluten?")
     assert tools == [] and "doesn't list gluten" in done.reply and first.products[0].title in done.reply
 

@@ -246,6 +246,26 @@ def test_dialogue_turns_file_resumes(tmp_path):
     assert (report["utterances"], report["goal_accuracy"], report["turn_ms"]) == (1, 1.0, [12.0])
 
 
+def test_dialogues_score_the_tracked_goal_and_report_the_intent_mapping_beside_it():
+    from eval.dialogues import score
+
+    def turn(goal, intent, predicted):
+        return {"goal": goal, "intent": intent, "predicted_goal": predicted, "message": "m", "reply": "r",
+                "total_ms": 1.0, "hygiene": {}}  # fmt: skip
+
+    report = score(
+        [
+            turn("recommendation", "product_search", "recommendation"),  # a preference, advice goes on
+            turn("meta", "chitchat", "meta"),
+            turn("qa", "return_refund", "service"),  # after-sales is never right here
+            turn("search", "product_search", None),
+        ],
+        dialogues=1,
+    )  # no goal tracked: the intent's
+    assert report["goal_accuracy"] == 0.75 and report["intent_goal_accuracy"] == 0.5
+    assert report["goal_confusion"]["qa"] == {"other": 1}
+
+
 # -- end to end, real served model ---------------------------------------------------------------------
 DIALOGUES = [  # a test construction in MG-ShopDial's format (not real dialogues)
     {"dialogue_id": "t1", "utterance_id": 1, "participant": "Client", "utterance": "hi there", "goal": "meta"},

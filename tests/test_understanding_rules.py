@@ -92,6 +92,8 @@ CASES = {
         lambda u: u.slots.refinement == "other_brand" and not u.slots.store_brand and u.slots.brand is None),
     "nothing-to-find-is-small-talk": (lambda: read("sounds good, let me think", said("product_search")),
                                       lambda u: u.intent == "chitchat"),  # the catalogue carries nothing named
+    "pleasantry-is-small-talk": (lambda: read("good afternoon", said("product_search")),
+                                 lambda u: u.intent == "chitchat" and u.slots == Slots()),
     "out-of-scope": (lambda: read("write me a poem about the sea", said("chitchat"), ("out_of_scope", 0.8)),
                      lambda u: u.intent == "out_of_scope" and u.slots == Slots()),
     "shopping-not-declined": (lambda: read("a 55 inch TV", said("out_of_scope"), ("out_of_scope", 0.8)),
@@ -112,6 +114,12 @@ def test_rule(name):
 
 
 def test_near_misses_leave_the_rule_out():
+    # a pleasantry that names a product still asks for it; a question for products after cards is a search
+    assert read("thanks, and some cheese please", said()).slots.query == "cheese"
+    u = after_peanut_butter("do you have it in a smaller jar?", said("product_question"))
+    assert u.intent == "product_search" and "question-in-a-shopping-conversation" not in u.trace
+    # a pleasantry leading into a question about the product does not make it small talk
+    assert after_peanut_butter("great, thanks! is it crunchy?", said("chitchat")).intent == "product_question"
     # a new product after a search is a new search, not a refinement or a question about the cards
     u = after_peanut_butter("strawberry jam under $3")
     assert "refines-previous-search" not in u.trace and u.slots.query == "strawberry jam" and u.slots.budget_max == 3

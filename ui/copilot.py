@@ -79,8 +79,9 @@ def customer_html(card: CustomerCard) -> str:
 def turn_html(t: TurnView) -> str:
     outcome_class = "k-bad" if t.outcome in ("no_match", "handoff", "refused") else "k-ok"
     rating = {1: " · thumbs up", -1: ' · <span class="k-bad">thumbs down</span>'}.get(t.rating or 0, "")
+    goal = f" · goal <span class='k-tag'>{esc(t.goal)}</span>" if t.goal else ""
     head = (f"<b>Turn {t.turn}</b> · intent <span class='k-tag'>{esc(t.intent or '—')}</span> "
-            f"<span class='k-muted'>({esc(t.source)})</span> · outcome "
+            f"<span class='k-muted'>({esc(t.source)})</span>{goal} · outcome "
             f"<span class='{outcome_class}'>{esc(t.outcome)}</span>{rating}")  # fmt: skip
     parts = [head, f'<div class="k-msg"><b>Shopper:</b> {esc(t.message)}</div>']
     if t.slots:

@@ -227,6 +227,16 @@ PRODUCT_QUESTION = re.compile(
     re.I,
 )
 
+# a question that asks for products, not about one: "do you have it in black?", "are there any under $50?"
+ASKS_FOR_PRODUCTS = re.compile(
+    r"\b(?:do|does|did) (?:you|the (?:shop|store)|y'?all) (?:have|sell|carry|stock|offer|got)\b|\bhave you got\b|"
+    r"\b(?:is|are) there (?:any )?(?:other|more|cheaper|bigger|smaller|similar|one|ones)\b|\bare there any\b|"
+    r"\bgot any\b|\bany (?:other|more)\b|"
+    r"\b(?:what|which) (?:\w+ ){0,3}(?:do you (?:have|sell|carry)|are there|are available|can i (?:get|buy))\b|"
+    r"\b(?:can|could) (?:i|you) (?:find|get|see|show)\b|\bshow me\b|\bwhere (?:can|do) i (?:find|get|buy)\b|"
+    r"\b(?:anything|something|one|ones) (?:cheaper|bigger|smaller|else|similar|with|without|under|below)\b",
+    re.I,
+)
 REFERS = re.compile(r"\b(it|its|it's|they|them|their|this one|that one|these|those|this|that)\b", re.I)
 REQUEST = re.compile(r"\b(show|find|looking|look for|search|recommend|suggest|want|need|get me|give me|any other|"
                       r"something else|instead)\b", re.I)  # fmt: skip
@@ -236,6 +246,30 @@ SMALL_TALK = re.compile(
     r"great|cool|nice|awesome|perfect|how are you|nice to meet|you'?re (?:great|welcome|the best))\b",
     re.I,
 )
+
+
+# talk around shopping: "hi", "thanks a lot", "bye", "how are you?", "that's all"
+PLEASANTRY = re.compile(
+    r"^\W*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening|day)|thanks?|thank you|thx|ty|cheers|bye|goodbye|"
+    r"see you|have a (?:nice|good|great) (?:day|one|evening)|how are you|nice to meet you|great|awesome|perfect|"
+    r"cool|nice|wonderful|excellent|lovely|ok(?:ay)?|alright|that'?s (?:all|it|everything)|nothing else|no more|"
+    r"(?:you'?ve been|you are|you'?re) (?:very |so |really )?(?:helpful|great|kind|the best)|"
+    r"(?:i'?ll|let me) (?:think about it|have a look|check)|(?:so )?much|a lot|very|for (?:your|the) help|"
+    r"for helping|you|me|all|everything|today|again|bye|for now|one|that|is|was|it|no|for|and|so)\W*)+$",
+    re.I,
+)
+# a pleasantry leading into the real message: "ok, great!", "thanks so much." before "does it come in blue?"
+_LEADING_PLEASANTRY = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|great|thanks?|thank you(?: so much| very much)?|cool|nice|perfect|awesome|alright|"
+    r"sounds good|got it|i see|hmm+|oh|wow|yes|yeah|sure)\W+)+(?=\w)",
+    re.I,
+)
+
+
+def after_pleasantry(text: str) -> str:
+    """The message without a pleasantry that only leads into it ("Great, thanks! Is it waterproof?" -> "Is it
+    waterproof?"); the whole message when nothing follows it."""
+    return _LEADING_PLEASANTRY.sub("", text, count=1)
 
 
 # an acknowledgement or a pause: "sounds good", "ok let me think", "got it", "that's all"

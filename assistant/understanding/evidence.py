@@ -44,6 +44,7 @@ class Evidence:
     cards: Sequence[ShownCard] = ()  # the cards shown last, in order ("the second one")
     in_context: bool = False  # the conversation is already about products
     last_intent: str | None = None  # the previous turn's intent
+    goals: Sequence[str] = ()  # the conversation's goal at each turn before, oldest first (``goal.py``)
     vocabulary: frozenset[str] = frozenset()  # words naming the catalogue's categories and product types
     compounds: frozenset[str] = frozenset()  # catalogue names holding "and" ("macaroni and cheese")
     carries: Callable[[str], bool] = _never  # the catalogue has a match for these product words

@@ -27,6 +27,8 @@ CardQuestion = Literal[
     "none", "price", "size", "brand", "unit_price", "cheapest", "priciest", "biggest", "smallest", "not_listed",
     "details",
 ]  # fmt: skip
+# the conversation's goal at a turn (decided in understanding/goal.py): dialogue state, kept across turns
+Goal = Literal["search", "recommendation", "qa", "meta", "service"]
 # a question about the shopper's own purchases: the last order's items, what they usually buy, their orders
 History = Literal["none", "last_order", "usual", "orders"]
 
@@ -64,4 +66,5 @@ class Understanding(BaseModel):
     slots: Slots = Field(default_factory=Slots)
     purchase_intent: float = Field(0.0, ge=0, le=1, description="How likely this shopper buys soon, 0..1")
     confirm: bool = Field(False, description="The shopper says yes/confirms a pending action")
+    goal: Goal | None = Field(None, description="The conversation's goal at this turn (understanding/goal.py)")
     trace: list[str] = Field(default_factory=list, description="The rules that decided this reading, in order")

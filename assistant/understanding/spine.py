@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from assistant.understanding import acts
 from assistant.understanding.catalogue import is_catalogue_word
 from assistant.understanding.evidence import Evidence
+from assistant.understanding.goal import goal_of
 from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, stage_and_score
 from assistant.understanding.schema import AFTER_SALES, SHOPPING, Slots, Understanding
 from assistant.understanding.scope import SHOPPING_REQUEST, is_shopping_request
@@ -211,17 +212,21 @@ def _question_in_context(ev: Evidence, d: Draft) -> bool:
     if not ev.in_context or d.intent not in ("product_search", "chitchat") or SHOPPING_REQUEST.search(ev.message):
         return False
     asking_for_more = acts.REQUEST.search(ev.message) or acts.OPEN_REQUEST.search(ev.message)
-    return bool(acts.QUESTION.search(ev.message)) and not asking_for_more and not acts.SMALL_TALK.search(ev.message)
+    asking_for_more = asking_for_more or acts.ASKS_FOR_PRODUCTS.search(ev.message)  # "do you have it in black?"
+    talk = acts.SMALL_TALK.search(acts.after_pleasantry(ev.message))  # "ok! is it vegan?" asks about a product
+    return bool(acts.QUESTION.search(ev.message)) and not asking_for_more and not talk
 
 
 def _asks_about_a_product(ev: Evidence, d: Draft) -> bool:
     """A question about a product, in a conversation about products (or naming one): a product question."""
-    if d.intent in AFTER_SALES or ev.history != "none" or acts.SMALL_TALK.search(ev.message):
+    asked = acts.after_pleasantry(ev.message)
+    if d.intent in AFTER_SALES or ev.history != "none" or acts.SMALL_TALK.search(asked):
         return False
-    if acts.PRODUCT_QUESTION.search(ev.message):
+    if acts.PRODUCT_QUESTION.search(asked):
         return ev.in_context or bool(ev.words)
     # in a conversation about products, a question about "it" / "them" that asks for nothing new
     refers = acts.REFERS.search(ev.message) and not acts.REQUEST.search(ev.message)
+    refers = refers and not acts.ASKS_FOR_PRODUCTS.search(ev.message)
     return ev.in_context and bool(refers) and bool(acts.QUESTION.search(ev.message))
 
 
@@ -448,6 +453,9 @@ RULES: list[Rule] = [
     Rule("nothing-to-find-is-small-talk",
          _nothing_to_find,
          _to("chitchat")),
+    Rule("pleasantry-is-small-talk",
+         lambda ev, d: d.intent in SHOPPING and not ev.terms and bool(acts.PLEASANTRY.match(ev.message.strip())),
+         lambda ev, d: _set(intent="chitchat", slots=Slots())(ev, d)),
     Rule("out-of-scope",
          _declines,
          _decline),
@@ -479,7 +487,8 @@ def understand(ev: Evidence, rules: list[Rule] = RULES) -> Understanding:
             rule.then(ev, d)
             d.trace.append(rule.name)
     stage, purchase = stage_and_score(ev.message, d.intent, d.slots)
+    goal, goal_rule = goal_of(ev.message, d.intent, d.slots, ev.goals)
     return Understanding(
         intent=d.intent, stage=stage, slots=d.slots, purchase_intent=purchase,
-        confirm=bool(ev.parsed.get("confirm")), trace=d.trace,
+        confirm=bool(ev.parsed.get("confirm")), goal=goal, trace=[*d.trace, goal_rule],
     )  # fmt: skip
