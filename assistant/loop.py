@@ -238,26 +238,35 @@ class Assistant:
 
     def _understand(self, session: Session, message: str, turn: Turn) -> tuple[Understanding, str]:
         t0 = time.perf_counter()
-        intents = self.classifier.predict_top([message], k=3)[0] if self.classifier is not None else []
+        understanding, source = self.read(session, message, turn.usage)
+        turn.timings["understand_ms"] = _ms(t0)
+        return understanding, source
+
+    def evidence(self, session: Session, message: str, classifier: bool = True) -> Evidence:
+        """What the understanding step knows of this turn before the model is asked: the classifier's top intents
+        (``classifier=False``: none), the parsers, catalogue words, the session's previous reading and cards."""
+        intents = self.classifier.predict_top([message], k=3)[0] if classifier and self.classifier is not None else []
         lexicon, catalogue = self.lexicon, self.services.catalogue
-        evidence = Evidence(
+        return Evidence(
             message, None, intents, previous=session.slots, cards=session.candidates,
             in_context=bool(session.slots and session.slots.products()) or bool(SHOPPING & set(session.intents[-3:])),
             last_intent=session.intents[-1] if session.intents else None, goals=session.goals[-6:],
             vocabulary=lexicon.vocabulary, compounds=lexicon.compounds,
             carries=catalogue.carries, related=catalogue.related, thresholds=self.config.thresholds,
         )  # fmt: skip
+
+    def read(self, session: Session, message: str, usage: Usage | None = None) -> tuple[Understanding, str]:
+        """The turn's reading as the assistant decides it, and which readers took part (llm, classifier, rules)."""
+        evidence = self.evidence(session, message)
         # the small model reads the intent only: it is not asked when a sure classifier or the turn's own words
         # (a list, a question about the cards, a refinement …) decide anyway (one request less); a capable model
         # still reads the slots
         if self.config.reads_slots or needs_model(evidence):
             with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
-                reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, turn.usage)
+                reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, usage)
                 evidence = evidence.with_reading(reading)
-        understanding = understand(evidence)
-        turn.timings["understand_ms"] = _ms(t0)
-        source = "llm" if evidence.reading is not None else ("classifier" if intents else "rules")
-        return understanding, source
+        source = "llm" if evidence.reading is not None else ("classifier" if evidence.intents else "rules")
+        return understand(evidence), source
 
     def _treatment(self, session: Session) -> Treatment:
         segment, price_sensitive = None, False

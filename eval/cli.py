@@ -14,6 +14,7 @@ from eval.report import report_command
 from eval.retrieval import retrieval_command
 from eval.scope import scope_command
 from eval.simulate import simulate_command
+from eval.understanding import understanding_command
 
 app = typer.Typer(no_args_is_help=True)
 app.command("cases")(cases_command)
@@ -26,3 +27,4 @@ app.command("report")(report_command)
 app.command("retrieval")(retrieval_command)
 app.command("scope")(scope_command)
 app.command("simulate")(simulate_command)
+app.command("understanding")(understanding_command)

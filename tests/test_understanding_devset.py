@@ -1,4 +1,4 @@
-"""The labelled development set for ``kefu eval understanding`` (eval/understanding/dev.jsonl) is well formed:
+"""The labelled development set for ``kefu eval understanding`` (eval/cases/understanding/dev.jsonl) is well formed:
 every line has the ten scored fields with values the reading schema allows, ids are unique, and every field
 has enough non-default cases to be measured."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from assistant.understanding.schema import INTENTS, REFINEMENTS, CardQuestion, History
 
-DEV_SET = Path(__file__).resolve().parents[1] / "eval" / "understanding" / "dev.jsonl"
+DEV_SET = Path(__file__).resolve().parents[1] / "eval" / "cases" / "understanding" / "dev.jsonl"
 DEFAULTS = {
     "intent": None,
     "items": [],
@@ -87,7 +87,7 @@ def _messages(node) -> set[str]:
 
 
 def test_no_turn_is_copied_from_the_case_suites():
-    cases = DEV_SET.parents[1] / "cases"
+    cases = DEV_SET.parents[1]
     suites = set().union(
         *(_messages(json.loads(row)) for path in cases.glob("*.jsonl") for row in path.read_text().splitlines() if row)
     )
