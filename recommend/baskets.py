@@ -37,6 +37,7 @@ class Baskets:
     items: list[str]
     unit: str
     now: float  # the time a prediction is for: one past the last basket (positions) or the as-of day
+    now_offset: float = 0.0  # how far ``holdout`` moved "now" back from where the data was read (time unit)
 
     @property
     def n_users(self) -> int:
@@ -177,4 +178,5 @@ def holdout(baskets: Baskets, window: float | None = None) -> tuple[Baskets, Tar
     targets: Targets = {}
     for u, i in zip(target_lines["user"].to_numpy(), target_lines["item"].to_numpy(), strict=True):
         targets.setdefault(baskets.users[u], set()).add(baskets.items[i])
-    return Baskets(kept.reset_index(drop=True), baskets.users, baskets.items, baskets.unit, baskets.now), targets
+    return (Baskets(kept.reset_index(drop=True), baskets.users, baskets.items, baskets.unit, baskets.now,
+                    baskets.now_offset - shift), targets)  # fmt: skip

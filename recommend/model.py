@@ -66,8 +66,7 @@ class Recommender:
     def __init__(self, signals: Signals, blend: Blend, config: RecommenderConfig) -> None:
         self.signals, self.blend, self.config = signals, blend, config
         self._users = signals.baskets.user_index()
-        popular = np.argsort(-signals.items.recent_buyers, kind="stable")
-        self._popular = popular
+        self._popular = np.argsort(-signals.items.recent_buyers, kind="stable")
 
     @classmethod
     def fit(cls, baskets: Baskets, config: RecommenderConfig, segmenter: Segmenter | None = None,
@@ -83,6 +82,11 @@ class Recommender:
         log.info("blend: %d rows, %d positives, %d customers", len(y), int(y.sum()), len(train))
         blend = Blend(feature_names(fitted), config.iterations).fit(x, y)
         return cls(signals_of(baskets), blend, config)
+
+    def knows(self, user: str) -> bool:
+        """Whether this customer has a purchase in the fitted history."""
+        u = self._users.get(user)
+        return u is not None and self.signals.personal.n_baskets[u] > 0
 
     def rank(self, users: list[str], k: int) -> dict[str, list[tuple[str, float]]]:
         """Each customer's top ``k`` items with their scores (unknown customers: the most popular items)."""

@@ -1,0 +1,121 @@
+"""The recommender on the shop's own store: its orders strictly before an as-of date, the customers' RFM segments
+as ``segmentation`` scores them at that date, and the fitted model cached in the data dir for the service.
+
+``kefu recommend fit`` (run by ``make segments``) writes ``recommend/recommender.joblib``; the assistant loads it
+at start (``load``) and, when it is missing or stale, keeps its older behaviour and says so in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from kefu.errors import StoreError
+from kefu.settings import Settings
+from recommend.baskets import Baskets, from_store
+from recommend.model import Recommender, RecommenderConfig
+from recommend.signals import SignalConfig
+from segmentation.rfm import load_rules, rfm_from_store
+from segmentation.workspace import workspace
+
+log = logging.getLogger(__name__)
+
+WINDOW_DAYS = 91  # what a store recommendation is for: the next 13 weeks (and what the blend holds out)
+FORMAT = 1
+
+
+def store_config(segments: bool = True) -> RecommenderConfig:
+    return RecommenderConfig(SignalConfig(half_life=60.0), holdout_days=WINDOW_DAYS, segments=segments)
+
+
+def history_config(segments: bool = True) -> RecommenderConfig:
+    return RecommenderConfig(SignalConfig(half_life=3.0), segments=segments)
+
+
+def rfm_segmenter(store_path: Path, as_of: datetime):
+    """A segmenter giving each customer their RFM segment as ``segmentation`` scores it at the baskets' own
+    "now" (``as_of`` shifted back by what ``holdout`` held out), so a fit never sees later orders."""
+
+    def segments(b: Baskets) -> dict[str, tuple[np.ndarray, list[str]]]:
+        at = as_of + timedelta(days=b.now_offset)
+        names = list(dict.fromkeys(r.segment for r in load_rules()))
+        with workspace(store_path) as con:
+            rfm_from_store(con, at)
+            rows = dict(con.execute("SELECT customer_id, segment FROM customer_rfm").fetchall())
+        names += sorted({s for s in rows.values() if s not in names})
+        code = {n: i for i, n in enumerate(names)}
+        unknown = len(names)
+        labels = np.array([code.get(rows.get(u, ""), unknown) for u in b.users], dtype=np.int64)
+        return {"rfm": (labels, [*names, "new"])}
+
+    return segments
+
+
+def store_baskets(store_path: Path, as_of: datetime) -> Baskets:
+    with workspace(store_path) as con:
+        return from_store(con, as_of)
+
+
+def fit_store(store_path: Path, as_of: datetime, segments: bool = True) -> Recommender:
+    """The recommender on the store's orders before ``as_of``."""
+    b = store_baskets(store_path, as_of)
+    return Recommender.fit(b, store_config(segments), rfm_segmenter(store_path, as_of))
+
+
+def model_dir(settings: Settings) -> Path:
+    return settings.data_dir / "recommend"
+
+
+def last_order_day(store_path: Path) -> datetime:
+    with workspace(store_path) as con:
+        last = con.execute("SELECT max(ordered_at) FROM orders").fetchall()[0][0]
+    if last is None:
+        raise StoreError(f"The store at {store_path} has no orders to recommend from.")
+    return datetime(last.year, last.month, last.day) + timedelta(days=1)
+
+
+def _stamp(settings: Settings) -> dict:
+    st = settings.store_path.stat()
+    return {"format": FORMAT, "store": str(settings.store_path), "store_mtime": st.st_mtime, "store_size": st.st_size}
+
+
+def is_current(settings: Settings) -> bool:
+    meta = model_dir(settings) / "fit.json"
+    if not meta.is_file() or not settings.store_path.is_file():
+        return False
+    saved = json.loads(meta.read_text())
+    return {k: saved.get(k) for k in _stamp(settings)} == _stamp(settings)
+
+
+def fit_and_save(settings: Settings) -> dict:
+    """Fit on every order in the store (as of the day after the last one) and cache it; returns what was fitted."""
+    as_of = last_order_day(settings.store_path)
+    model = fit_store(settings.store_path, as_of)
+    out = model_dir(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "recommender.joblib.tmp"
+    joblib.dump(model, tmp)
+    tmp.replace(out / "recommender.joblib")
+    meta = _stamp(settings) | {"as_of": f"{as_of:%Y-%m-%d}", "customers": model.signals.baskets.n_users,
+                               "items": model.signals.baskets.n_items}  # fmt: skip
+    (out / "fit.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def load(settings: Settings) -> Recommender | None:
+    """The cached recommender, or None (with a log line saying what to run) when it is missing or stale."""
+    path = model_dir(settings) / "recommender.joblib"
+    if not path.is_file():
+        log.warning("no fitted recommender in %s; recommendations use the category search (run `kefu recommend fit`)",
+                    model_dir(settings))  # fmt: skip
+        return None
+    if not is_current(settings):
+        log.warning("the fitted recommender is older than the store; recommendations use the category search "
+                    "(run `kefu recommend fit`)")  # fmt: skip
+        return None
+    return joblib.load(path)
