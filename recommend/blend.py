@@ -14,9 +14,9 @@ THREADS = 1  # two OpenMP runtimes (implicit's, scikit-learn's) spin against eac
 
 
 class Blend:
-    def __init__(self, features: list[str], iterations: int = 200, seed: int = 7) -> None:
+    def __init__(self, features: list[str], iterations: int = 200, leaves: int = 31, seed: int = 7) -> None:
         self.features = features
-        self.model = HistGradientBoostingClassifier(max_iter=iterations, learning_rate=0.08, max_leaf_nodes=31,
+        self.model = HistGradientBoostingClassifier(max_iter=iterations, learning_rate=0.08, max_leaf_nodes=leaves,
                                                     min_samples_leaf=100, l2_regularization=1.0,
                                                     early_stopping=False, random_state=seed)  # fmt: skip
 

@@ -51,7 +51,8 @@ class RecommenderConfig:
     validation_share: float = 0.5
     holdout_days: float | None = None  # None: the last basket is held out; else this many days
     max_train_users: int = 6000
-    iterations: int = 200
+    iterations: int = 200  # of the blend's boosting
+    leaves: int = 31  # per tree
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Recommender:
         fitted = signals_of(history)
         x, y = labelled(fitted, train, targets, config.candidates)
         log.info("blend: %d rows, %d positives, %d customers", len(y), int(y.sum()), len(train))
-        blend = Blend(feature_names(fitted), config.iterations).fit(x, y)
+        blend = Blend(feature_names(fitted), config.iterations, config.leaves).fit(x, y)
         return cls(signals_of(baskets), blend, config)
 
     def knows(self, user: str) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from kefu.errors import StoreError
 from kefu.settings import Settings
 from recommend.baskets import Baskets, from_store
+from recommend.candidates import CandidateConfig
 from recommend.model import Recommender, RecommenderConfig
 from recommend.signals import SignalConfig
 from segmentation.rfm import load_rules, rfm_from_store
@@ -30,7 +31,10 @@ FORMAT = 1
 
 
 def store_config(segments: bool = True) -> RecommenderConfig:
-    return RecommenderConfig(SignalConfig(half_life=60.0), holdout_days=WINDOW_DAYS, segments=segments)
+    """Tuned on the demo store's validation customers (orders before 2017-10-01): small trees (the store's
+    customers are few) learned from a 60-day hold-out, and more of the segment's popular items as candidates."""
+    return RecommenderConfig(SignalConfig(half_life=60.0), CandidateConfig(segment=50), holdout_days=60,
+                             iterations=100, leaves=8, segments=segments)  # fmt: skip
 
 
 def history_config(segments: bool = True) -> RecommenderConfig:
