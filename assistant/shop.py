@@ -43,8 +43,14 @@ def cards_of(results: list[SearchResult]) -> list[ProductCard]:
     ]
 
 
-REASON_KINDS = {"cycle": "personal", "repeat": "personal", "bought_with": "bought_together", "segment": "segment",
-                "similar_shoppers": "shoppers_like_you", "popular": "popular"}  # recommend's kinds -> a card's
+REASON_KINDS = {
+    "cycle": "personal",
+    "repeat": "personal",
+    "bought_with": "bought_together",
+    "segment": "segment",
+    "similar_shoppers": "shoppers_like_you",
+    "popular": "popular",
+}  # recommend's kinds -> a card's
 
 
 def together(baskets: int) -> Reason:

@@ -34,7 +34,9 @@ def _cpu_children() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.is_dir() else Path("/work/shared/data/tafeng_nbr"))
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.is_dir() else Path("/work/shared/data/tafeng_nbr")
+    )
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -46,8 +48,9 @@ def main() -> None:
         users_path.write_text(json.dumps(users))
         load_before = os.getloadavg()
         cpu0, wall0 = _cpu_children(), time.perf_counter()
-        command = [sys.executable, "-c", "from ui.cli import main; main()", "recommend", "predict", "--history",
-                   str(history_path), "--users", str(users_path), "--k", str(args.k), "--out", str(out_path)]  # fmt: skip
+        command = [sys.executable, "-c", "from ui.cli import main; main()", "recommend", "predict",
+                   "--history", str(history_path), "--users", str(users_path), "--k", str(args.k),
+                   "--out", str(out_path)]  # fmt: skip
         subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
         wall, cpu = time.perf_counter() - wall0, _cpu_children() - cpu0
         predicted = json.loads(out_path.read_text())
@@ -69,8 +72,11 @@ def main() -> None:
         "kefu_recommend_predict": {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "target_wall_s": 60},
         "baselines_wall_s": timed,
         "baselines_note": "in-process, from baskets already read (add the ~3 s JSON read for a like-for-like run)",
-        "machine": {"cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },  # fmt: skip
     }
     text = json.dumps(report, indent=2)
     if args.out:

@@ -163,10 +163,8 @@ def blocks(s: Signals, users: np.ndarray, cfg: CandidateConfig) -> Iterator[Bloc
         nb = p.n_baskets[u][r]
         cycle = it.cycle[c]
         als = np.einsum("ij,ij->i", s.user_factors[u[r]], s.item_factors[c])
-        if s.content is not None:
-            cos = np.einsum("ij,ij->i", (w @ s.content)[r], s.content[c])
-        else:
-            cos = np.zeros(len(r))
+        profile = (w @ s.content)[r] if s.content is not None else None
+        cos = np.zeros(len(r)) if profile is None else np.einsum("ij,ij->i", profile, s.content[c])
         cols = [
             bought, cnt, cnt / np.maximum(nb, 1), decayed, np.where(bought, age - 1, -1),
             np.where(gap > 1, gap - 1, -1), np.where(gap > 1, (age - 1) / np.maximum(gap - 1, 1e-9), -1),

@@ -102,8 +102,9 @@ class Recommender:
             ends = np.r_[starts[1:], len(bu)]
             for s, e in zip(starts, ends, strict=True):
                 top = slice(s, min(e, s + k))
-                out[self.signals.baskets.users[bu[s]]] = [(items[i], float(v)) for i, v in zip(bi[top], bs[top],
-                                                                                              strict=True)]
+                out[self.signals.baskets.users[bu[s]]] = [
+                    (items[i], float(v)) for i, v in zip(bi[top], bs[top], strict=True)
+                ]
         fill = [(items[i], 0.0) for i in self._popular[: 2 * k]]
         for u in users:
             got = out.setdefault(u, [])

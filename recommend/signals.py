@@ -73,7 +73,9 @@ class Personal:
         later = lines["basket"] != user_first
         new = (first_basket == lines["basket"]) & later
         rate = np.zeros(b.n_users)
-        counts = pd.DataFrame({"user": lines["user"], "new": new, "later": later}).groupby("user")[["new", "later"]].sum()
+        counts = (
+            pd.DataFrame({"user": lines["user"], "new": new, "later": later}).groupby("user")[["new", "later"]].sum()
+        )
         rate[counts.index] = counts["new"].to_numpy() / np.maximum(counts["later"].to_numpy(), 1)
         return cls(_csr(u, i, n, shape), _csr(u, i, per["w"].to_numpy(), shape), _csr(u, i, per["last"] + 1, shape),
                    _csr(u, i, gap + 1, shape), n_baskets, size, rate, span)  # fmt: skip

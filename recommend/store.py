@@ -21,6 +21,7 @@ from recommend.baskets import Baskets, from_store
 from recommend.candidates import CandidateConfig
 from recommend.model import Recommender, RecommenderConfig
 from recommend.signals import SignalConfig
+from recommend.summary import by_segment
 from segmentation.rfm import load_rules, rfm_from_store
 from segmentation.workspace import workspace
 
@@ -105,10 +106,18 @@ def fit_and_save(settings: Settings) -> dict:
     tmp = out / "recommender.joblib.tmp"
     joblib.dump(model, tmp)
     tmp.replace(out / "recommender.joblib")
+    with workspace(settings.store_path) as con:
+        (out / "segments.json").write_text(json.dumps(by_segment(model, con), indent=2))
     meta = _stamp(settings) | {"as_of": f"{as_of:%Y-%m-%d}", "customers": model.signals.baskets.n_users,
                                "items": model.signals.baskets.n_items}  # fmt: skip
     (out / "fit.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def segment_summary(settings: Settings) -> list[dict]:
+    """Per RFM segment, the fitted recommender's top categories and repeat/explore share ([] when not fitted)."""
+    path = model_dir(settings) / "segments.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def load(settings: Settings) -> Recommender | None:

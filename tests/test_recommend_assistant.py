@@ -90,3 +90,16 @@ def test_a_signed_in_shopper_asking_for_suggestions_gets_cards_with_reasons(serv
     assert [e.name for e in events if isinstance(e, ToolCalled)] == ["recommend_for_me"]
     assert_shown_by_policy(done.products)
     assert any(c.reason in done.reply or c.title in done.reply for c in done.products)
+
+
+def test_the_dashboard_shows_each_segments_recommended_categories_and_repeat_share(shop_settings, fitted):
+    from ui.dashboard import _recommended
+
+    rows = recommender_store.segment_summary(shop_settings)
+    assert len(rows) >= 5 and sum(r["customers"] for r in rows) > 1000
+    policy = DisplayPolicy.load()
+    for r in rows:
+        assert 0 < r["repeat_share"] < 1 and r["repeat_share"] + r["explore_share"] == pytest.approx(1)
+        assert r["top_categories"] and all(policy.excluded_by(None, c) is None for c, _ in r["top_categories"])
+    table = _recommended(rows, rows[0]["segment"])
+    assert rows[0]["segment"] in table and rows[1]["segment"] not in table and "| Repeat |" in table

@@ -36,7 +36,7 @@ def test_the_layout_drops_the_markers_and_keeps_basket_order(tmp_path):
     "content, message",
     [
         ("{not json", "is not valid JSON"),
-        ('[[1, 2]]', "expected a JSON object"),
+        ("[[1, 2]]", "expected a JSON object"),
         ('{"5": [[-1], 3, [-1]]}', "customer '5' must map to a list of baskets"),
         ('{"5": [[-1], [], [-1]]}', "customer '5', basket 1: expected a non-empty list of item ids"),
         ('{"5": [[-1], [1, null], [-1]]}', "customer '5', basket 1"),
@@ -79,6 +79,7 @@ def test_predict_end_to_end_on_a_slice_of_tafeng(tafeng_slice, tmp_path):
     assert all(len(items) == 10 and len(set(items)) == 10 for items in got.values())
     known = {str(i) for baskets in part.values() for b in baskets for i in b if i != -1}
     assert all(set(items) <= known for items in got.values())
+
     # the customer who bought one item most often (in the most baskets) finds it in their list
     def top(user: str) -> tuple[int, str]:
         counts: dict[str, int] = {}
