@@ -8,7 +8,8 @@ history; customers with orders before as-of and such a target).
 Customers with targets are split by a fixed hash (``recommend.model.is_validation``): every tuned choice and the
 blend use the validation customers only (the blend: their held-out latest history, never the targets scored
 here); figures are reported for the validation customers, the rest, and all. Methods: G-TopFreq, P-TopFreq,
-GP-TopFreq, implicit ALS, Kefu's recommender, and Kefu's without any segment signal (the ablation).
+GP-TopFreq, implicit ALS, Kefu's recommender, Kefu's without any segment signal (the ablation), and on a store
+whose title embeddings ``kefu segment fit`` has kept, Kefu's with the content signal added.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from kefu.console import print_json
@@ -27,7 +29,7 @@ from kefu.errors import KefuError
 from recommend import baselines, metrics
 from recommend.baskets import Baskets, Targets, from_layout, read_layout, store_targets
 from recommend.model import Recommender, RecommenderConfig, Segmenter, is_validation
-from recommend.store import history_config, rfm_segmenter, store_baskets, store_config
+from recommend.store import history_config, rfm_segmenter, store_baskets, store_config, title_cache, title_vectors
 from segmentation.workspace import workspace
 
 K = 20
@@ -39,14 +41,16 @@ def _timed(fn: Callable[[], dict[str, list[str]]]) -> tuple[dict[str, list[str]]
     return out, round(time.perf_counter() - start, 2)
 
 
-def _ours(b: Baskets, cfg: RecommenderConfig, segmenter: Segmenter | None, users: list[str]) -> dict[str, list[str]]:
-    model = Recommender.fit(b, cfg, segmenter)
+def _ours(b: Baskets, cfg: RecommenderConfig, segmenter: Segmenter | None, users: list[str],
+          content: np.ndarray | None = None) -> dict[str, list[str]]:  # fmt: skip
+    model = Recommender.fit(b, cfg, segmenter, content)
     return {u: [i for i, _ in ranked] for u, ranked in model.rank(users, K).items()}
 
 
 def evaluate(b: Baskets, targets: Targets, configs: tuple[RecommenderConfig, RecommenderConfig],
-             segmenter: Segmenter | None, share: float) -> dict:  # fmt: skip
-    """Every method's figures on these targets (customers of ``b`` only)."""
+             segmenter: Segmenter | None, share: float, content: np.ndarray | None = None) -> dict:  # fmt: skip
+    """Every method's figures on these targets (customers of ``b`` only); with ``content`` (title vectors of
+    ``b``'s items) also the recommender with the content signal added."""
     index = b.user_index()
     users = [u for u in targets if u in index]
     history: dict[str, set[str]] = {}
@@ -64,6 +68,8 @@ def evaluate(b: Baskets, targets: Targets, configs: tuple[RecommenderConfig, Rec
         "kefu": lambda: _ours(b, configs[0], segmenter, users),
         "kefu-no-segments": lambda: _ours(b, configs[1], segmenter, users),
     }
+    if content is not None:
+        methods["kefu+content"] = lambda: _ours(b, configs[0], segmenter, users, content)
     report: dict = {"customers": {p: len(us) for p, us in parts.items()}, "k": list(metrics.KS), "methods": {}}
     for name, fn in methods.items():
         ranked, seconds = _timed(fn)
@@ -102,7 +108,8 @@ def recommend_command(
         known = set(b.items)
         wanted = {u: t & known for u, t in window.items() if t & known}
         report = {"layout": "store", "store": str(store), "as_of": as_of, "days": days}
-        report |= evaluate(b, wanted, (store_config(), store_config(False)), rfm_segmenter(store, day), share)
+        vectors = title_vectors(store, b.items, title_cache(store))
+        report |= evaluate(b, wanted, (store_config(), store_config(False)), rfm_segmenter(store, day), share, vectors)
     else:
         if history is None or targets is None:
             raise KefuError("Give --history and --targets (Reality Check JSON files), or --store with --as-of.")

@@ -22,6 +22,7 @@ from recommend.candidates import CandidateConfig
 from recommend.model import Recommender, RecommenderConfig
 from recommend.signals import SignalConfig
 from recommend.summary import by_segment
+from segmentation.clusters import TitleEmbeddingCache
 from segmentation.rfm import load_rules, rfm_from_store
 from segmentation.workspace import workspace
 
@@ -61,15 +62,37 @@ def rfm_segmenter(store_path: Path, as_of: datetime):
     return segments
 
 
+def title_vectors(store_path: Path, items: list[str], cache: Path) -> np.ndarray | None:
+    """Unit vectors of the items' titles from the title embeddings ``kefu segment fit`` keeps (read only; an item
+    it lacks gets a zero vector), or None without that file."""
+    if not cache.is_file():
+        return None
+    vectors = TitleEmbeddingCache(cache).vectors
+    with workspace(store_path) as con:
+        titles = dict(con.execute("SELECT product_id, title FROM products").fetchall())
+    dim = len(next(iter(vectors.values()))) if vectors else 0
+    zero = np.zeros(dim, dtype=np.float32)
+    out = np.stack([vectors.get(TitleEmbeddingCache.key(i, titles.get(i, "")), zero) for i in items])
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def title_cache(store_path: Path) -> Path:
+    """Where ``kefu segment fit`` keeps the title embeddings of the store in ``store_path``'s data dir."""
+    return store_path.parent / "segments" / "title_embeddings.npz"
+
+
 def store_baskets(store_path: Path, as_of: datetime) -> Baskets:
     with workspace(store_path) as con:
         return from_store(con, as_of)
 
 
-def fit_store(store_path: Path, as_of: datetime, segments: bool = True) -> Recommender:
-    """The recommender on the store's orders before ``as_of``."""
+def fit_store(store_path: Path, as_of: datetime, segments: bool = True, content: bool = False) -> Recommender:
+    """The recommender on the store's orders before ``as_of``. ``content`` adds the title-embedding signal; it is
+    off by default because on the demo store's validation customers it did not help (``kefu eval recommend``
+    reports it as "kefu+content")."""
     b = store_baskets(store_path, as_of)
-    return Recommender.fit(b, store_config(segments), rfm_segmenter(store_path, as_of))
+    vectors = title_vectors(store_path, b.items, title_cache(store_path)) if content else None
+    return Recommender.fit(b, store_config(segments), rfm_segmenter(store_path, as_of), vectors)
 
 
 def model_dir(settings: Settings) -> Path:
