@@ -77,7 +77,7 @@ def read_layout(path: Path, what: str = "history") -> dict[str, list[list[str]]]
         for n, basket in enumerate(baskets):
             if basket == [-1]:
                 continue
-            if not basket or not all(isinstance(i, int | str) and not isinstance(i, bool) for i in basket):
+            if not basket or not {type(i) for i in basket} <= {int, str}:  # (bool is not int here)
                 raise BasketFileError(f"{path}: customer {user!r}, basket {n}: expected a non-empty list of item ids.")
             kept.append([str(i) for i in basket])
         out[str(user)] = kept
@@ -97,26 +97,17 @@ def read_users(path: Path) -> list[str]:
 def from_layout(history: dict[str, list[list[str]]]) -> Baskets:
     """Baskets from the Reality Check layout: time = the basket's position in the customer's history."""
     users = list(history)
-    vocab: dict[str, int] = {}
-    rows_user, rows_basket, rows_item, rows_time = [], [], [], []
-    basket_id = 0
-    for u, baskets in enumerate(history.values()):
-        for t, basket in enumerate(baskets):
-            for item in dict.fromkeys(basket):
-                rows_item.append(vocab.setdefault(item, len(vocab)))
-                rows_user.append(u)
-                rows_basket.append(basket_id)
-                rows_time.append(t - len(baskets))  # the last basket is at -1; the one to predict at 0
-            basket_id += 1
-    lines = pd.DataFrame(
-        {
-            "user": np.asarray(rows_user, dtype=np.int32),
-            "basket": np.asarray(rows_basket, dtype=np.int64),
-            "item": np.asarray(rows_item, dtype=np.int32),
-            "time": np.asarray(rows_time, dtype=np.float64),
-        }
-    )
-    return Baskets(lines, users, list(vocab), "basket", 0.0)
+    sizes = [len(b) for baskets in history.values() for b in baskets]
+    counts = [len(baskets) for baskets in history.values()]
+    basket = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    user = np.repeat(np.repeat(np.arange(len(users), dtype=np.int32), counts), sizes)
+    position = np.concatenate([np.arange(n) - n for n in counts]) if counts else np.zeros(0)  # last basket: -1
+    flat = [item for baskets in history.values() for b in baskets for item in b]
+    codes, vocab = pd.factorize(pd.Series(flat, dtype=object))
+    lines = pd.DataFrame({"user": user, "basket": basket, "item": codes.astype(np.int32),
+                          "time": np.repeat(position, sizes).astype(np.float64)})  # fmt: skip
+    lines = lines.drop_duplicates(["basket", "item"]).reset_index(drop=True)  # an item counts once per basket
+    return Baskets(lines, users, [str(v) for v in vocab], "basket", 0.0)
 
 
 STORE_LINES_SQL = """

@@ -10,12 +10,12 @@ gathered with array operations, never per customer in Python.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from recommend.baskets import Baskets
 
@@ -153,15 +153,15 @@ def follow_on(bm: sparse.csr_matrix, users: np.ndarray, times: np.ndarray, neigh
 
 def fit_als(p: Personal, cfg: SignalConfig, seed: int = 7):
     """An ``implicit`` ALS model on the decayed customer x item frequencies; (user factors, item factors)."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from implicit.cpu.als import AlternatingLeastSquares  # deferred: a heavy import only the fit needs
 
     weights = p.decayed.copy()
     weights.data = 1.0 + cfg.als_alpha * np.log1p(weights.data * 4)
-    model = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.als_regularization,
-                                    iterations=cfg.als_iterations, random_state=seed,
-                                    num_threads=1)  # fmt: skip
-    model.fit(weights.tocsr().astype(np.float32), show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads inside them only fight
+        model = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.als_regularization,
+                                        iterations=cfg.als_iterations, random_state=seed,
+                                        num_threads=1)  # fmt: skip
+        model.fit(weights.tocsr().astype(np.float32), show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 

@@ -40,7 +40,9 @@ def store_config(segments: bool = True) -> RecommenderConfig:
 
 
 def history_config(segments: bool = True) -> RecommenderConfig:
-    return RecommenderConfig(SignalConfig(half_life=3.0), segments=segments)
+    """For the Reality Check layout (time in baskets): 100 boosting rounds; 200 scored the same on Ta-Feng's
+    validation customers (recall@10 0.157 vs 0.155, nDCG@10 0.138 both) at a third more CPU."""
+    return RecommenderConfig(SignalConfig(half_life=3.0), iterations=100, segments=segments)
 
 
 def rfm_segmenter(store_path: Path, as_of: datetime):

@@ -102,3 +102,27 @@ def test_predict_refuses_users_it_does_not_know_and_a_missing_source(tafeng_slic
     assert "Give exactly one of --history" in str(result.exception)
     result = cli("recommend", "predict", "--store", "x.duckdb", "--users", str(strangers), "--out", "o.json")
     assert "--store needs --as-of" in str(result.exception)
+
+
+def test_predict_from_the_store_uses_only_orders_before_as_of(demo_store, tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(demo_store), read_only=True)
+    sold = "SELECT DISTINCT product_id FROM orders JOIN order_items USING (order_id) WHERE ordered_at < '2017-04-01'"
+    before = {r[0] for r in con.execute(sold).fetchall()}
+    customers = [r[0] for r in con.execute(
+        "SELECT customer_id FROM orders WHERE ordered_at < '2017-04-01' GROUP BY 1 ORDER BY count(*) DESC LIMIT 40"
+    ).fetchall()]  # fmt: skip
+    con.close()
+    users, out = write(tmp_path / "users.json", customers), tmp_path / "pred.json"
+    result = cli("recommend", "predict", "--store", str(demo_store), "--as-of", "2017-04-01", "--users", str(users),
+                 "--k", "15", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = json.loads(out.read_text())
+    assert list(got) == customers and all(len(v) == 15 and set(v) <= before for v in got.values())
+    result = cli("recommend", "predict", "--store", str(demo_store), "--as-of", "2016-01-01", "--users", str(users),
+                 "--out", str(out))  # fmt: skip
+    assert "no orders before 2016-01-01" in str(result.exception)
+    result = cli("recommend", "predict", "--store", str(demo_store), "--as-of", "April", "--users", str(users),
+                 "--out", str(out))  # fmt: skip
+    assert "--as-of must be a date like" in str(result.exception)
