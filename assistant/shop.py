@@ -251,9 +251,11 @@ GROUP BY ALL ORDER BY o.ordered_at DESC LIMIT ?
 
 
 OFFERS_SQL = """
-SELECT d.campaign_id, d.end_date, count(DISTINCT c.coupon_upc)
+SELECT d.campaign_id, d.end_date, count(DISTINCT c.coupon_upc),
+       count(DISTINCT c.product_id) FILTER (WHERE list_contains($prefer::VARCHAR[], c.product_id)) AS preferred
 FROM campaign_members m JOIN campaigns d USING (campaign_id) LEFT JOIN coupons c USING (campaign_id)
-WHERE m.customer_id = ? GROUP BY ALL ORDER BY d.end_date DESC NULLS LAST, d.campaign_id LIMIT ?
+WHERE m.customer_id = $customer GROUP BY ALL
+ORDER BY preferred DESC, d.end_date DESC NULLS LAST, d.campaign_id LIMIT $limit
 """
 
 
@@ -307,8 +309,9 @@ class StoreOrders:
         found = find_coupon(con, customer_id, product_ids)
         return Coupon(found["coupon_upc"], found["campaign_id"], found["product_id"]) if found else None
 
-    def offers(self, customer_id: str, limit: int) -> list[Offer]:
-        """The campaigns that target this customer, latest ending first."""
+    def offers(self, customer_id: str, limit: int, prefer: list[str] | None = None) -> list[Offer]:
+        """The campaigns that target this customer: those with a coupon for a ``prefer`` product (the
+        recommender's picks) first, then the latest ending."""
         con = self.reader.cursor()
-        rows = con.execute(OFFERS_SQL, [customer_id, limit]).fetchall()
-        return [Offer(campaign_id, ends, coupons) for campaign_id, ends, coupons in rows]
+        rows = con.execute(OFFERS_SQL, {"customer": customer_id, "limit": limit, "prefer": list(prefer or [])})
+        return [Offer(campaign_id, ends, coupons) for campaign_id, ends, coupons, _ in rows.fetchall()]

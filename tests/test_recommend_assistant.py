@@ -103,3 +103,27 @@ def test_the_dashboard_shows_each_segments_recommended_categories_and_repeat_sha
         assert r["top_categories"] and all(policy.excluded_by(None, c) is None for c, _ in r["top_categories"])
     table = _recommended(rows, rows[0]["segment"])
     assert rows[0]["segment"] in table and rows[1]["segment"] not in table and "| Repeat |" in table
+
+
+def test_campaign_offers_for_the_shoppers_picks_come_first(services, shop_settings):
+    import duckdb
+
+    con = duckdb.connect(str(shop_settings.store_path), read_only=True)
+    rows = con.execute(
+        """SELECT m.customer_id, m.campaign_id, list(DISTINCT c.product_id) FROM campaign_members m
+           JOIN coupons c USING (campaign_id) GROUP BY ALL"""
+    ).fetchall()
+    con.close()
+    covers: dict[str, dict[str, set[str]]] = {}
+    for customer, campaign, products in rows:
+        covers.setdefault(customer, {})[campaign] = set(products)
+    checked = 0
+    for customer in sorted(covers, key=lambda c: -len(covers[c]))[:40]:
+        picks = [c.product_id for c in services.catalogue.recommend(customer, 10, None).products]
+        matching = {k for k, products in covers[customer].items() if products & set(picks)}
+        if not matching or len(matching) == len(covers[customer]):
+            continue  # no campaign (or every campaign) covers a pick: the order says nothing here
+        first = services.orders.offers(customer, 3, picks)[0]
+        assert first.campaign_id in matching
+        checked += 1
+    assert checked >= 3  # the demo store has such shoppers
