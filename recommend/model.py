@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -158,7 +158,3 @@ def labelled(s: Signals, users: list[str], targets: Targets, cfg: CandidateConfi
         xs.append(block.x[kept])
         ys.append(y[kept])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int8)
-
-
-def ablated(config: RecommenderConfig) -> RecommenderConfig:
-    return replace(config, segments=False)

@@ -102,7 +102,7 @@ class ItemStats:
         med = df.groupby("item")["gap"].median()
         cycle = np.zeros(n_items)
         cycle[med.index.to_numpy()] = med.to_numpy()
-        recent = np.asarray(p.decayed.astype(bool).multiply(p.decayed).sum(axis=0)).ravel()
+        recent = np.asarray(p.decayed.sum(axis=0)).ravel()  # buyers, each weighted by how recently they bought
         return cls(buyers, recent, cycle, repeaters / np.maximum(buyers, 1))
 
 
