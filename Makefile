@@ -20,8 +20,9 @@ index: store      ## embed the catalogue into Chroma + BM25 (only changed produc
 intents: setup    ## fine-tune the fast intent classifier (skipped when trained on the current data)
 	@$(PY) -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
 
-segments: store   ## fit customer segments, personas, CLV and propensity (skipped when fitted)
+segments: store   ## fit customer segments, personas, CLV and propensity, and the recommender (skipped when fitted)
 	@$(KEFU) segment fit --no-transformer --if-stale
+	@$(KEFU) recommend fit --if-stale
 
 demo: model index intents segments ## start vLLM, the three pages and the API (demo mode); open the printed URLs
 	@$(KEFU) serve --demo

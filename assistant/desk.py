@@ -236,9 +236,19 @@ class Desk:
 
     def suggestions(self, conversation_id: str, turns: list[TurnView], customer_id: str | None,
                     agent: str = "") -> tuple[list[Suggestion], list[ProductCard]]:  # fmt: skip
-        """Suggested replies and the products an agent may insert."""
+        """Suggested replies and the products an agent may insert: the last ones shown, else the recommender's
+        picks for this customer under the shop's display policy."""
         e = self.evidence(conversation_id, turns, customer_id, agent)
-        return suggest(e), e.cards
+        return suggest(e), e.cards or self.picks(customer_id)
+
+    def picks(self, customer_id: str | None, k: int = 4) -> list[ProductCard]:
+        """The catalogue's recommendations for this customer (none without a customer or a catalogue)."""
+        if customer_id is None or self.services is None:
+            return []
+        try:
+            return self.services.catalogue.recommend(customer_id, k, None).products
+        except KefuError:
+            return []
 
     # -- the handoff queue ----------------------------------------------------------------------------------
     def queue(self, include_taken: bool = True) -> list[CaseView]:

@@ -18,6 +18,7 @@ from kefu.records.conversations import ConversationLog
 from kefu.records.db import Records
 from kefu.settings import Settings
 from kefu.store import StoreReader
+from recommend import store as recommender_store
 from retrieval.hybrid import ProductSearch
 from retrieval.match import MatchRule
 from segmentation.profiles import ProfileStore
@@ -48,7 +49,8 @@ def build_services(settings: Settings, records: Records) -> Services:
     drops the shopper's cached rank profile, so their next search reads it afresh."""
     reader = StoreReader(settings.store_path)
     search = ProductSearch.open(settings)
-    catalogue = StoreCatalogue(search, settings.store_path, MatchRule.from_settings(settings), reader)
+    recommender = recommender_store.load(settings)  # None (logged) when not fitted: the category search instead
+    catalogue = StoreCatalogue(search, settings.store_path, MatchRule.from_settings(settings), reader, recommender)
     profiles = load_profiles(settings)
     if profiles is not None:
         profiles.on_record(catalogue.forget)

@@ -15,6 +15,8 @@ from assistant.understanding.catalogue import Lexicon, catalogue_lexicon
 from kefu.cache import Recent
 from kefu.errors import StoreError
 from kefu.store import StoreReader
+from recommend.model import Recommendation, Recommender
+from recommend.policy import DisplayPolicy
 from retrieval.hybrid import ProductSearch, SearchResult
 from retrieval.match import MatchRule, search_evidence
 from retrieval.reasons import Reason
@@ -41,6 +43,16 @@ def cards_of(results: list[SearchResult]) -> list[ProductCard]:
     ]
 
 
+REASON_KINDS = {
+    "cycle": "personal",
+    "repeat": "personal",
+    "bought_with": "bought_together",
+    "segment": "segment",
+    "similar_shoppers": "shoppers_like_you",
+    "popular": "popular",
+}  # recommend's kinds -> a card's
+
+
 def together(baskets: int) -> Reason:
     return Reason(kind="bought_together", text=f"bought together in {baskets} baskets", score=baskets)
 
@@ -52,9 +64,16 @@ class StoreCatalogue:
     wires it to ``ProfileStore.on_record``)."""
 
     def __init__(
-        self, search: ProductSearch, store_path: Path, match: MatchRule | None = None, reader: StoreReader | None = None
+        self,
+        search: ProductSearch,
+        store_path: Path,
+        match: MatchRule | None = None,
+        reader: StoreReader | None = None,
+        recommender: Recommender | None = None,
+        policy: DisplayPolicy | None = None,
     ) -> None:
         self.index, self.store_path, self.match = search, store_path, match or MatchRule()
+        self.recommender, self.policy = recommender, policy or DisplayPolicy.load()
         self._type_vectors: tuple[list[str], Any] | None = None
         self.reader = reader or StoreReader(store_path)
         self.profiles: Recent[str, ShopperProfile | None] = Recent(PROFILES_KEPT, PROFILE_TTL_S)
@@ -63,6 +82,7 @@ class StoreCatalogue:
         self._brands = [
             r[0] for r in con.execute("SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL").fetchall()
         ]
+        self._shown = self.policy.shown(con)  # product_id -> price: what a recommendation may show
 
     def _rows(self, columns: str, ids: list[str]) -> list[tuple]:
         """(product_id, *columns) of these products, from the store."""
@@ -123,17 +143,43 @@ class StoreCatalogue:
         results = self.index.search(words, IN_STOCK, k=self.match.top).results
         return self.match.carried(search_evidence(self.index, words, results, self.match.top))
 
+    def shows(self, product_id: str, max_price: float | None = None) -> bool:
+        """Whether the display policy lets a recommendation show this product (and it is within the budget)."""
+        price = self._shown.get(product_id)
+        return price is not None and (max_price is None or price <= max_price)
+
     def recommend(self, customer_id: str | None, k: int, max_price: float | None) -> Found:
+        """The recommender's picks for this shopper under the display policy, each with its reason; without a
+        fitted recommender (or for a shopper it does not know): the categories they buy most, then popular picks."""
+        if self.recommender is not None and customer_id is not None and self.recommender.knows(customer_id):
+            picks = self.recommender.recommend(customer_id, 3 * k, lambda pid: self.shows(pid, max_price))
+            return Found(self.readable(self._recommended(picks), k), "Picked for you from your own shopping.")
         profile = self._profile(customer_id)
         filters: dict[str, Any] = dict(IN_STOCK)
         if max_price is not None:
             filters["max_price"] = max_price
         if profile is not None and profile.category_affinity:
             top = sorted(profile.category_affinity, key=profile.category_affinity.get, reverse=True)[:3]
-            response = self.index.search("", {**filters, "categories": top}, k=2 * k, customer=profile)
-            return Found(self.readable(cards_of(response.results), k), "Based on the categories you buy most.")
-        found = self.index.search("", filters, k=2 * k).results
-        return Found(self.readable(cards_of(found), k), "Popular picks in the shop.")
+            response = self.index.search("", {**filters, "categories": top}, k=4 * k, customer=profile)
+            cards = [c for c in cards_of(response.results) if self.shows(c.product_id, max_price)]
+            if cards:
+                return Found(self.readable(cards, k), "Based on the categories you buy most.")
+        found = self.index.search("", filters, k=4 * k).results
+        cards = [c for c in cards_of(found) if self.shows(c.product_id, max_price)]
+        return Found(self.readable(cards, k), "Popular picks in the shop.")
+
+    def _recommended(self, picks: list[Recommendation]) -> list[ProductCard]:
+        """Cards for the recommender's picks, in its order, each with its reason as the shopper reads it."""
+        rows = {c.product_id: c for c in self.details([p.item for p in picks])}
+        others = [p.reason.with_item for p in picks if p.reason.with_item]
+        titles = {c.product_id: c.title for c in self.details(others)} if others else {}
+        cards = []
+        for pick in picks:
+            if (card := rows.get(pick.item)) is None:
+                continue
+            reason = Reason(kind=REASON_KINDS[pick.reason.kind], text=pick.reason.text(titles), score=pick.score)
+            cards.append(card.model_copy(update={"reasons": [reason]}))
+        return cards
 
     def similar(self, product_id: str, k: int) -> Found:
         return Found(self.readable(cards_of(similar_items(self.index, product_id, 2 * k, IN_STOCK)), k))
@@ -205,9 +251,11 @@ GROUP BY ALL ORDER BY o.ordered_at DESC LIMIT ?
 
 
 OFFERS_SQL = """
-SELECT d.campaign_id, d.end_date, count(DISTINCT c.coupon_upc)
+SELECT d.campaign_id, d.end_date, count(DISTINCT c.coupon_upc),
+       count(DISTINCT c.product_id) FILTER (WHERE list_contains($prefer::VARCHAR[], c.product_id)) AS preferred
 FROM campaign_members m JOIN campaigns d USING (campaign_id) LEFT JOIN coupons c USING (campaign_id)
-WHERE m.customer_id = ? GROUP BY ALL ORDER BY d.end_date DESC NULLS LAST, d.campaign_id LIMIT ?
+WHERE m.customer_id = $customer GROUP BY ALL
+ORDER BY preferred DESC, d.end_date DESC NULLS LAST, d.campaign_id LIMIT $limit
 """
 
 
@@ -261,8 +309,9 @@ class StoreOrders:
         found = find_coupon(con, customer_id, product_ids)
         return Coupon(found["coupon_upc"], found["campaign_id"], found["product_id"]) if found else None
 
-    def offers(self, customer_id: str, limit: int) -> list[Offer]:
-        """The campaigns that target this customer, latest ending first."""
+    def offers(self, customer_id: str, limit: int, prefer: list[str] | None = None) -> list[Offer]:
+        """The campaigns that target this customer: those with a coupon for a ``prefer`` product (the
+        recommender's picks) first, then the latest ending."""
         con = self.reader.cursor()
-        rows = con.execute(OFFERS_SQL, [customer_id, limit]).fetchall()
-        return [Offer(campaign_id, ends, coupons) for campaign_id, ends, coupons in rows]
+        rows = con.execute(OFFERS_SQL, {"customer": customer_id, "limit": limit, "prefer": list(prefer or [])})
+        return [Offer(campaign_id, ends, coupons) for campaign_id, ends, coupons, _ in rows.fetchall()]

@@ -212,9 +212,10 @@ def get_my_profile(deps: Injected) -> ToolOutput:
         if taste is None:
             raise ToolError("No purchase history yet for this shopper.")
         top, band = taste.top_categories, list(taste.price_band)
+    picks = [c.product_id for c in deps.services.catalogue.recommend(customer, 10, None).products]
     offers = [
         OfferData(campaign_id=o.campaign_id, ends=str(o.ends) if o.ends else None, coupons=o.coupons)
-        for o in deps.services.orders.offers(customer, 3)
+        for o in deps.services.orders.offers(customer, 3, picks)  # campaigns for the shopper's picks first
     ]
     data = ProfileData(customer_id=customer, top_categories=top, price_band=band, offers=offers)
     return ToolOutput(text=fence("profile", str(data.model_dump(mode="json"))), data=data)

@@ -10,6 +10,7 @@ from eval.dialogues import dialogues_command
 from eval.intents import intents_command
 from eval.logs import logs_command
 from eval.match import match_command
+from eval.recommend import recommend_command
 from eval.report import report_command
 from eval.retrieval import retrieval_command
 from eval.scope import scope_command
@@ -23,6 +24,7 @@ app.command("dialogues")(dialogues_command)
 app.command("intents")(intents_command)
 app.command("logs")(logs_command)
 app.command("match")(match_command)
+app.command("recommend")(recommend_command)
 app.command("report")(report_command)
 app.command("retrieval")(retrieval_command)
 app.command("scope")(scope_command)

@@ -13,8 +13,10 @@ from pydantic import BaseModel
 
 # keyword: BM25 matched the query's words; semantic: near in meaning; popular: browsing by popularity;
 # personal: from the shopper's own history (rerank.py); similar: an embedding neighbour of a product;
-# bought_together: co-occurs in baskets; facts: catalogue facts shown for a comparison
-ReasonKind = Literal["keyword", "semantic", "popular", "personal", "similar", "bought_together", "facts"]
+# bought_together: co-occurs in baskets; facts: catalogue facts shown for a comparison; segment: popular in the
+# shopper's customer segment; shoppers_like_you: bought by shoppers with similar baskets (collaborative filtering)
+ReasonKind = Literal["keyword", "semantic", "popular", "personal", "similar", "bought_together", "facts", "segment",
+                     "shoppers_like_you"]  # fmt: skip
 
 
 class Reason(BaseModel):

@@ -104,15 +104,16 @@ def shop_settings(demo_store, tmp_path_factory) -> Settings:
     return settings
 
 
-def real_services(settings: Settings, records_path: Path, profiles=None):
-    """The assistant's real services over ``settings``' store and index, with a records database of its own."""
+def real_services(settings: Settings, records_path: Path, profiles=None, recommender=None):
+    """The assistant's real services over ``settings``' store and index, with a records database of its own
+    (and the fitted recommender, when given; without it recommendations use the category search)."""
     from assistant.services import Services
     from assistant.shop import StoreCatalogue, StoreOrders
     from kefu.records.cases import CaseBook
     from kefu.records.db import Records
     from retrieval.hybrid import ProductSearch
 
-    catalogue = StoreCatalogue(ProductSearch.open(settings), settings.store_path)
+    catalogue = StoreCatalogue(ProductSearch.open(settings), settings.store_path, recommender=recommender)
     if hasattr(profiles, "on_record"):  # a real ProfileStore, wired as assistant/factory.py does (fakes have none)
         profiles.on_record(catalogue.forget)
     return Services(

@@ -92,7 +92,7 @@ class FakeOrders:
     def coupon_for(self, customer_id, product_ids):
         return Coupon("C-1", "K-1", product_ids[0]) if customer_id == "coupon-lover" else None
 
-    def offers(self, customer_id, limit):
+    def offers(self, customer_id, limit, prefer=None):
         return [Offer("K-1", None, 1)][:limit] if customer_id == "coupon-lover" else []
 
 

@@ -166,3 +166,11 @@ def test_without_an_assistant_the_desk_names_what_to_run(settings):
 def test_card_line_is_title_and_price():
     card = ProductCard(product_id="x", title="OAT MILK 64 OZ", price=3.5)
     assert card_line(card) == "OAT MILK 64 OZ — $3.50"
+
+
+def test_without_cards_shown_the_agent_may_insert_the_customers_picks(shop):
+    desk, _, conversation = shop
+    turns = [t for t in desk.timeline(conversation.id, conversation) if not (t.cards or t.product_ids)]
+    _, cards = desk.suggestions(conversation.id, turns, "c1", "Dana")
+    assert cards and cards == desk.services.catalogue.recommend("c1", 4, None).products
+    assert desk.suggestions(conversation.id, turns, None, "Dana")[1] == []

@@ -19,6 +19,7 @@ from kefu.llm.cli import app as llm_app
 from kefu.llm.cli import start_with_progress
 from kefu.settings import Settings
 from kefu.store.cli import app as store_app
+from recommend.cli import app as recommend_app
 from retrieval.cli import register as register_retrieval
 from segmentation.cli import app as segment_app
 from segmentation.cli import from_transactions
@@ -67,6 +68,7 @@ app.command()(chat)
 app.command()(token)
 register_retrieval(app)
 app.add_typer(segment_app, name="segment", help="Customer segments, RFM, CLV, propensity, profiles.")
+app.add_typer(recommend_app, name="recommend", help="Next-basket recommendations: predict, fit.")
 app.add_typer(eval_app, name="eval", help="Offline evaluation (prints JSON with --json).")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from kefu.errors import KefuError
+from recommend.store import segment_summary
 from segmentation import export, report
 from segmentation.profiles import Drift, ProfileStore
 from ui.web import Server
@@ -57,8 +58,10 @@ def build_dashboard(server: Server) -> gr.Blocks:
                 with gr.Column():
                     drift_plot = gr.Plot(label="Drift since the fit", elem_id="dash-drift-plot")
                     drift_text = gr.Markdown(elem_id="dash-drift")
+            gr.Markdown("### What the recommender recommends")
+            recommended = gr.Markdown(elem_id="dash-recommended")
 
-        view_outputs = [summary, cards, download, *plots.values()]
+        view_outputs = [summary, cards, download, recommended, *plots.values()]
 
         def views(choice: str) -> dict:
             """The views for one segment (``ALL``: everyone): figures, persona counts, the CSV to download."""
@@ -72,6 +75,7 @@ def build_dashboard(server: Server) -> gr.Blocks:
                 f"<div class='cards'>{report.persona_cards(personas, report.persona_counts(view), in_view)}</div>"
             )
             out[summary] = _summary(tables, view, chosen)
+            out[recommended] = _recommended(segment_summary(settings), chosen)
             path = exports / f"kefu-{_slug(choice or ALL)}-customers.csv"
             partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
             count = export.write_csv(settings, chosen, partial)
@@ -126,6 +130,20 @@ def _summary(tables: dict, view: dict, chosen: str | None) -> str:
     if chosen is None:
         return f"**{total:,} customers** with RFM scores, in {tables['rfm']['segment'].nunique()} segments."
     return f"**{chosen}**: {shown:,} of {total:,} customers ({shown / total:.1%})."
+
+
+def _recommended(rows: list[dict], chosen: str | None) -> str:
+    """Per segment: the top categories of its customers' top-10 recommendations and their repeat/explore share."""
+    rows = [r for r in rows if chosen is None or r["segment"] == chosen]
+    if not rows:
+        return "No fitted recommender for this view yet (`kefu recommend fit`, run by `make segments`)."
+    lines = ["| Segment | Customers | Repeat | Explore | Top recommended categories |", "|---|---:|---:|---:|---|"]
+    for r in rows:
+        top = ", ".join(f"{c.title()} ({share:.0%})" for c, share in r["top_categories"])
+        lines.append(
+            f"| {r['segment']} | {r['customers']:,} | {r['repeat_share']:.0%} | {r['explore_share']:.0%} | {top} |"
+        )
+    return "\n".join(lines)
 
 
 def _drift_text(drift: Drift, meta: dict) -> str:
