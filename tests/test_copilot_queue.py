@@ -163,7 +163,11 @@ def test_the_migration_keeps_an_older_databases_conversations_and_cases(tmp_path
     records = Records(path)
     (row,) = ConversationList(records).page(ConversationQuery()).rows
     assert (row.conversation_id, row.customer_id, row.turns) == ("old", "7", 2)
-    assert (row.started_at, row.last_at, row.last_message) == ("2026-11-30T10:00:00.000Z", "2026-11-30T10:05:00.000Z", "bye")
+    assert (row.started_at, row.last_at, row.last_message) == (
+        "2026-11-30T10:00:00.000Z",
+        "2026-11-30T10:05:00.000Z",
+        "bye",
+    )
     assert row.waiting and row.case_id == "CASE-OLD" and row.waiting_s > 3600
     closed = CaseBook(records).close("CASE-OLD", "Dana", "sorted out")
     assert closed["close_note"] == "sorted out" and len(ConversationLog(records).turns("old")) == 2

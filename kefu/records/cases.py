@@ -95,7 +95,7 @@ class CaseBook:
                 FROM cases k LEFT JOIN conversations c ON c.conversation_id = k.conversation_id
                 WHERE k.status != 'closed'{mine}
                 ORDER BY CASE k.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
-                         waiting_s DESC, k.case_id LIMIT ?""",
+                         waiting_s DESC, c.last_turn_id, k.case_id LIMIT ?""",
             (assigned_to, limit) if assigned_to else (limit,),
         )
 

@@ -74,11 +74,13 @@ class ConversationLog:
             )
             turn_id = cur.lastrowid
             con.execute(
-                """INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, turns, last_message)
-                   SELECT conversation_id, customer_id, created_at, created_at, 1, message FROM turns WHERE id = ?
+                """INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, last_turn_id, turns,
+                                             last_message)
+                   SELECT conversation_id, customer_id, created_at, created_at, id, 1, message FROM turns WHERE id = ?
                    ON CONFLICT (conversation_id) DO UPDATE SET
                        customer_id = coalesce(excluded.customer_id, conversations.customer_id),
-                       last_at = excluded.last_at, turns = conversations.turns + 1,
+                       last_at = excluded.last_at, last_turn_id = excluded.last_turn_id,
+                       turns = conversations.turns + 1,
                        last_message = excluded.last_message""",
                 (turn_id,),
             )

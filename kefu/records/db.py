@@ -80,17 +80,18 @@ MIGRATIONS = [
         customer_id TEXT,
         started_at TEXT NOT NULL,
         last_at TEXT NOT NULL,        -- the shopper's last message (its turn's created_at)
+        last_turn_id INTEGER NOT NULL, -- turns.id of that message: orders conversations within one millisecond
         turns INTEGER NOT NULL,
         last_message TEXT NOT NULL,   -- redacted, as in turns
         read_at TEXT,                 -- an agent last opened it in the copilot
         replied_at TEXT               -- an agent last sent a reply into it
     );
-    INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, turns, last_message)
-        SELECT t.conversation_id, max(t.customer_id), min(t.created_at), max(t.created_at), count(*),
+    INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, last_turn_id, turns, last_message)
+        SELECT t.conversation_id, max(t.customer_id), min(t.created_at), max(t.created_at), max(t.id), count(*),
                (SELECT l.message FROM turns l WHERE l.conversation_id = t.conversation_id ORDER BY l.id DESC LIMIT 1)
         FROM turns t GROUP BY t.conversation_id;
-    CREATE INDEX conversations_last ON conversations (last_at);
-    CREATE INDEX conversations_customer ON conversations (customer_id, last_at);
+    CREATE INDEX conversations_last ON conversations (last_turn_id);
+    CREATE INDEX conversations_customer ON conversations (customer_id, last_turn_id);
     """,
 ]
 

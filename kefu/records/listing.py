@@ -120,7 +120,7 @@ class ConversationList:
                 LEFT JOIN cases k ON k.rowid = (SELECT rowid FROM cases WHERE conversation_id = c.conversation_id
                                                 ORDER BY created_at DESC, rowid DESC LIMIT 1)
                 {where}
-                ORDER BY c.last_at DESC, c.conversation_id LIMIT ? OFFSET ?""",
+                ORDER BY c.last_turn_id DESC LIMIT ? OFFSET ?""",
             (*params, per_page, (page - 1) * per_page),
         )
         return ConversationPage([_row(r) for r in rows], total, page, per_page, query)
