@@ -1,0 +1,83 @@
+"""What the schemathesis run (test_api_fuzz.py) found, one focused test each: the API's OpenAPI schema now says
+what the API does, and responses are checked against it with a JSON-schema validator that checks formats.
+
+1. Routes answered 401/403/404/409/413/429/503 that their schema did not list (ST103 undocumented status code).
+2. A 'view' or 'cart' event with ``items`` passed the schema but was refused (ST202): only orders have items,
+   and the schema now says so.
+3. A recorded event's profile carried ``as_of`` "2018-01-02T00:00:00" against a "date-time" (which needs an
+   offset; ST108): the store's local times are now described as what they are.
+4. ``/v1/chat`` streams ``text/event-stream`` while its schema promised JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import jsonschema_rs
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.loop import Assistant
+from segmentation.profiles import CustomerProfile, ProfileEvent
+from tests.fake_llm import ScriptedLLM
+from tests.fake_services import fake_services
+from ui.api import create_app
+from ui.auth import Tokens
+
+SECRET = "hardening-test-secret-0123456789"
+
+
+@pytest.fixture
+def client(settings):
+    settings = settings.model_copy(update={"auth_secret": SECRET})
+    return TestClient(create_app(Assistant(fake_services(), ScriptedLLM()), settings))
+
+
+def documented(client, path: str, method: str) -> set[int]:
+    return {int(code) for code in client.get("/openapi.json").json()["paths"][path][method]["responses"]}
+
+
+def test_every_error_a_route_answers_is_in_its_schema(client, settings):
+    token = Tokens(SECRET, 3600).issue("1111")
+    profile = "/v1/customers/{customer_id}/profile"
+    answers = {
+        client.get("/v1/customers/42/profile", headers={"Authorization": f"Bearer {token}"}).status_code,
+        client.get("/v1/customers/42/profile", headers={"Authorization": "Bearer 1111.forged"}).status_code,
+    }
+    assert answers == {403, 401} and answers | {404} <= documented(client, profile, "get")
+    event = {"customer_id": "1111", "ts": "2018-01-03T10:00:00", "type": "view"}
+    off = client.post("/v1/events", json=event)
+    assert off.status_code == 503 and "KEFU_EVENTS_KEY" in off.json()["detail"]
+    assert {401, 409, 413, 503} <= documented(client, "/v1/events", "post")
+    assert {401, 413, 429} <= documented(client, "/v1/chat", "post")
+    problem = client.get("/openapi.json").json()["components"]["schemas"]["Problem"]
+    jsonschema_rs.validator_for(problem).validate(off.json())  # the error body is the documented shape
+
+
+def test_only_orders_have_items_and_the_schema_says_so(settings):
+    schema = ProfileEvent.model_json_schema()
+    validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+    line = {"product_id": "p1", "amount": 2.5}
+    cart = {"customer_id": "1111", "ts": "2018-01-03T10:00:00Z", "type": "cart", "items": [line]}
+    order = {**cart, "type": "order"}
+    assert not validator.is_valid(cart) and validator.is_valid(order)
+    client = TestClient(create_app(Assistant(fake_services(), ScriptedLLM()), settings.model_copy(
+        update={"auth_secret": SECRET, "events_key": "shop-key"})))  # fmt: skip
+    refused = client.post("/v1/events", json=cart, headers={"Authorization": "Bearer shop-key"})
+    assert refused.status_code == 422 and "items belong to orders, not to a 'cart' event" in refused.text
+
+
+def test_a_profiles_local_time_matches_its_schema():
+    profile = CustomerProfile(customer_id="1111", as_of=datetime(2018, 1, 2), features={})
+    sent = profile.model_dump(mode="json")
+    assert sent["as_of"] == "2018-01-02T00:00:00"  # the store's local time, no zone
+    schema = CustomerProfile.model_json_schema(mode="serialization")
+    jsonschema_rs.validator_for(schema, validate_formats=True).validate(sent)
+    assert schema["properties"]["as_of"].get("format") != "date-time"
+
+
+def test_chat_is_documented_as_a_server_sent_event_stream(client):
+    ok = client.get("/openapi.json").json()["paths"]["/v1/chat"]["post"]["responses"]["200"]
+    assert list(ok["content"]) == ["text/event-stream"]
+    r = client.post("/v1/chat", json={"message": "hello"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
