@@ -6,11 +6,16 @@ what the API does, and responses are checked against it with a JSON-schema valid
    and the schema now says so.
 3. A recorded event's profile carried ``as_of`` "2018-01-02T00:00:00" against a "date-time" (which needs an
    offset; ST108): the store's local times are now described as what they are.
-4. ``/v1/chat`` streams ``text/event-stream`` while its schema promised JSON.
+4. ``/v1/chat`` streams ``text/event-stream`` while its schema promised JSON (ST105); the stream's events are
+   now described one by one (``event``: the kind, ``data``: that event's JSON, as a typed model).
+5. A chat ``action`` without ``kind`` passed the schema (the kinds' defaults made it optional) but the
+   discriminated union refused it (ST202): ``kind`` is now required in the schema.
+6. Bodies that are not UTF-8 JSON got FastAPI's 400, and the staff sign-in its 303, neither documented.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import jsonschema_rs
@@ -77,7 +82,39 @@ def test_a_profiles_local_time_matches_its_schema():
 
 
 def test_chat_is_documented_as_a_server_sent_event_stream(client):
-    ok = client.get("/openapi.json").json()["paths"]["/v1/chat"]["post"]["responses"]["200"]
+    openapi = client.get("/openapi.json").json()
+    ok = openapi["paths"]["/v1/chat"]["post"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
-    r = client.post("/v1/chat", json={"message": "hello"})
+    event = ok["content"]["text/event-stream"]["schema"]
+    r = client.post("/v1/chat", json={"message": "cheese under $5"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    sent = [dict(line.split(": ", 1) for line in block.splitlines()) for block in r.text.strip().split("\n\n")]
+    assert {e["event"] for e in sent} >= {"understood", "tool", "products", "text", "done"}
+    for e in sent:  # each event, and its data against the documented model
+        jsonschema_rs.validator_for(event).validate(e)
+        data = {**event["properties"]["data"]["contentSchema"], "components": openapi["components"]}
+        jsonschema_rs.validator_for(data, validate_formats=True).validate(json.loads(e["data"]))
+
+
+def test_an_action_must_say_its_kind_and_the_schema_says_so(client):
+    openapi = client.get("/openapi.json").json()
+    request = {"$ref": "#/components/schemas/ChatRequest", "components": openapi["components"]}
+    kindless = {"message": "", "action": {"product_ids": ["p3", "p4"]}}
+    assert not jsonschema_rs.validator_for(request).is_valid(kindless)
+    assert jsonschema_rs.validator_for(request).is_valid({"action": {"kind": "compare", "product_ids": ["p3", "p4"]}})
+    refused = client.post("/v1/chat", json=kindless)
+    assert refused.status_code == 422 and "kind" in refused.text
+
+
+def test_unparsable_bodies_and_the_staff_redirect_are_documented(settings):
+    from ui.web import create_web_app
+
+    app = create_web_app(settings.model_copy(update={"auth_secret": SECRET, "agent_key": "k-1", "events_key": "e"}),
+                         Assistant(fake_services(), ScriptedLLM()))  # fmt: skip
+    web = TestClient(app)
+    bad = web.post("/v1/events", content=b"\xff\xfe{", headers={"Content-Type": "application/json",
+                                                                 "Authorization": "Bearer e"})  # fmt: skip
+    assert bad.status_code == 400 and 400 in documented(web, "/v1/events", "post")
+    assert 400 in documented(web, "/v1/chat", "post")
+    sign_in = web.post("/staff", data={"key": "wrong"}, follow_redirects=False)
+    assert sign_in.status_code == 303 and documented(web, "/staff", "post") == {303, 422}

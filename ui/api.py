@@ -16,10 +16,12 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Iterator
+from typing import get_args
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 from assistant.actions import Action
 from assistant.events import Event, ToolCalled
@@ -51,7 +53,22 @@ ERRORS = {
     429: "Too many messages from this address or customer; retry after the Retry-After seconds.",
     503: "The feature is off or not built yet; the detail says what to run.",
 }
-SSE = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events: one per turn event"}}}
+EVENT_TYPES = get_args(Event)  # the turn's typed events, in the order of the union
+REF = "#/components/schemas/{model}"
+
+
+def event_stream() -> tuple[dict, dict]:
+    """The stream's OpenAPI ``content`` (before OpenAPI 3.2 an event stream's ``schema`` describes each event:
+    ``event`` is its kind, ``data`` its JSON) and the event models' schemas for ``components``."""
+    _, top = models_json_schema([(m, "serialization") for m in EVENT_TYPES], ref_template=REF)
+    kinds = [m.model_fields["kind"].default for m in EVENT_TYPES]
+    data = {"type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"oneOf": [{"$ref": REF.format(model=m.__name__)} for m in EVENT_TYPES]}}  # fmt: skip
+    event = {"type": "object", "required": ["event", "data"], "properties": {"event": {"enum": kinds}, "data": data}}
+    return {"text/event-stream": {"schema": event}}, top["$defs"]
+
+
+SSE, EVENT_SCHEMAS = event_stream()
 
 
 def errors(*codes: int) -> dict[int | str, dict]:
@@ -73,6 +90,18 @@ def shopper_json(event: Event) -> str:
     return event.model_dump_json()
 
 
+def _document_events(app: FastAPI) -> None:
+    """Add the event models to the app's OpenAPI components (the stream's ``contentSchema`` points at them)."""
+    default = app.openapi
+
+    def openapi() -> dict:
+        schema = default()  # FastAPI builds it once and caches this dict
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(EVENT_SCHEMAS)
+        return schema
+
+    app.openapi = openapi
+
+
 def create_app(
     assistant: Assistant,
     settings: Settings,
@@ -85,6 +114,7 @@ def create_app(
     if app is None:
         app = FastAPI(title="Kefu", version="0.1.0")
         app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    _document_events(app)
     hub = hub or Hub(idle_s=settings.conversation_idle_s)
     limits = limits or ShopperLimits(settings)
     tokens = Tokens.from_settings(settings)
