@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -40,7 +41,17 @@ from typing import Annotated, Literal
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from threadpoolctl import threadpool_limits
 
 from kefu.errors import StoreError
@@ -64,13 +75,26 @@ AGGREGATE_FIELDS = (
 )
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # how an ISO 8601 time starts
+
+
+def _json_number(value: object) -> object:
+    """A JSON number only: no boolean, no numeric string (what JSON Schema's ``integer`` accepts, 3.0 included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_number)]
+
+
 class OrderLine(BaseModel):
     """One line of an order: the product and what was paid (negative: a return)."""
 
     product_id: str = Field(min_length=1, max_length=200)
-    amount: float
-    discount: float = Field(0.0, ge=0)
-    coupon: bool = False
+    amount: StrictFloat
+    discount: StrictFloat = Field(0.0, ge=0)
+    coupon: StrictBool = False
 
 
 class ProfileEvent(BaseModel):
@@ -88,13 +112,15 @@ class ProfileEvent(BaseModel):
     )
 
     customer_id: str = Field(min_length=1, max_length=200)
-    ts: datetime
+    ts: datetime = Field(description="ISO 8601; the store's local time (an offset, when given, is dropped)")
     type: Literal["order", "view", "cart"]
-    amount: float = 0.0
-    lines: int = Field(0, ge=0)
-    discount: float = Field(0.0, ge=0)
-    coupon_lines: int = Field(0, ge=0)
-    return_amount: float = Field(0.0, le=0, description="negative: returned value inside the order")
+    # Numbers as the schema says (number / integer): `true` is no amount, "12" no count, -18 no time
+    # (schemathesis found each taken by pydantic's lax mode).
+    amount: StrictFloat = 0.0
+    lines: WholeNumber = Field(0, ge=0)
+    discount: StrictFloat = Field(0.0, ge=0)
+    coupon_lines: WholeNumber = Field(0, ge=0)
+    return_amount: StrictFloat = Field(0.0, le=0, description="negative: returned value inside the order")
     items: list[OrderLine] = Field(default_factory=list, max_length=10_000)
 
     @model_validator(mode="after")
@@ -118,6 +144,14 @@ class ProfileEvent(BaseModel):
                 )
             setattr(self, name, value)
         return self
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _written_time(cls, ts: object) -> object:
+        """A time as ISO 8601 text, as the schema says: a number, or digits in a string, is no Unix time here."""
+        if isinstance(ts, datetime) or (isinstance(ts, str) and ISO_DATE.match(ts)):
+            return ts
+        raise ValueError("ts is an ISO 8601 date and time, such as 2018-01-03T10:00:00 (an offset is optional)")
 
     @field_validator("ts")
     @classmethod

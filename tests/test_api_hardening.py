@@ -11,6 +11,8 @@ what the API does, and responses are checked against it with a JSON-schema valid
 5. A chat ``action`` without ``kind`` passed the schema (the kinds' defaults made it optional) but the
    discriminated union refused it (ST202): ``kind`` is now required in the schema.
 6. Bodies that are not UTF-8 JSON got FastAPI's 400, and the staff sign-in its 303, neither documented.
+7. An event's ``"amount": true`` was taken as 1.0 and ``"ts": -18`` or ``"0"`` as a Unix time (ST201: pydantic's lax
+   mode): an event's numbers are JSON numbers and its time is text, as the schema says.
 """
 
 from __future__ import annotations
@@ -118,3 +120,30 @@ def test_unparsable_bodies_and_the_staff_redirect_are_documented(settings):
     assert 400 in documented(web, "/v1/chat", "post")
     sign_in = web.post("/staff", data={"key": "wrong"}, follow_redirects=False)
     assert sign_in.status_code == 303 and documented(web, "/staff", "post") == {303, 422}
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("amount", True),
+        ("lines", True),
+        ("lines", "3"),
+        ("amount", "12.5"),
+        ("lines", 2.5),
+        ("discount", False),
+        ("ts", -18),
+        ("ts", 1514973600),
+    ],  # fmt: skip
+)
+def test_an_events_numbers_are_numbers(settings, field, value):
+    client = TestClient(create_app(Assistant(fake_services(), ScriptedLLM()), settings.model_copy(
+        update={"auth_secret": SECRET, "events_key": "shop-key"})))  # fmt: skip
+    event = {"customer_id": "1111", "ts": "2018-01-03T10:00:00", "type": "order", field: value}
+    refused = client.post("/v1/events", json=event, headers={"Authorization": "Bearer shop-key"})
+    assert refused.status_code == 422 and field in refused.text
+    line = {"product_id": "p1", "amount": 2, "coupon": 1}  # an int amount is a number; 1 is no boolean
+    order = {"customer_id": "1111", "ts": "2018-01-03T10:00:00", "type": "order", "items": [line]}
+    refused = client.post("/v1/events", json=order, headers={"Authorization": "Bearer shop-key"})
+    assert refused.status_code == 422 and "coupon" in refused.text
+    assert ProfileEvent.model_validate({**order, "items": [{**line, "coupon": True}]}).amount == 2.0
+    assert ProfileEvent.model_validate({**order, "items": [], "lines": 3.0}).lines == 3  # JSON Schema's integer
