@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from assistant.events import ProductCard
 from assistant.planner import Call, search_call
@@ -31,27 +31,38 @@ MORE_K = 10  # "more" asks the last search for this many results instead of five
 ProductId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class Similar(BaseModel):
+def _kind_is_required(schema: dict) -> None:
+    schema["required"] = ["kind", *(name for name in schema.get("required", []) if name != "kind")]
+
+
+class ActionBase(BaseModel):
+    """An action is told apart by ``kind``, so a request must send it (the default is for building one in code);
+    the JSON schema says so (schemathesis found an action without ``kind`` that the schema allowed)."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_is_required)
+
+
+class Similar(ActionBase):
     kind: Literal["similar"] = "similar"
     product_id: ProductId
 
 
-class Compare(BaseModel):
+class Compare(ActionBase):
     kind: Literal["compare"] = "compare"
     product_ids: list[ProductId] = Field(min_length=2, max_length=5)
 
 
-class Refine(BaseModel):
+class Refine(ActionBase):
     kind: Literal["refine"] = "refine"
     refinement: Literal["cheaper", "pricier", "other_brand", "more"]
 
 
-class BoughtTogether(BaseModel):
+class BoughtTogether(ActionBase):
     kind: Literal["bought_together"] = "bought_together"
     product_id: ProductId
 
 
-class Details(BaseModel):
+class Details(ActionBase):
     kind: Literal["details"] = "details"
     product_id: ProductId
 

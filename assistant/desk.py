@@ -1,11 +1,13 @@
 """The support agents' desk: what the copilot page shows, as typed values, from the running server's live
 conversations, the conversation log, the case book and the shop's services.
 
-- ``conversations``: live ones (the hub's) and recent logged ones, filterable by handoff / no-match / thumbs-down;
+- ``conversations``: one page of the logged conversations (searchable by customer, outcome, thumbs-down,
+  unread, "mine" or words; paged in SQL), each marked live when the hub holds it;
 - ``timeline``: the per-turn view (``assistant/timeline.py``), live events when the conversation is live;
 - ``customer``: the customer card (fitted profile, last orders);
 - ``suggestions``: replies built from the last turn's evidence (``assistant/suggest.py``), looked up here;
-- ``queue`` / ``take``: the handoff cases, and marking one as taken.
+- ``queue`` / ``take`` / ``assign`` / ``close``: the unclosed handoff cases by priority and waiting time,
+  taking or assigning one, and closing it with a note.
 
 Any part may be missing (no assistant, no records yet, no fitted profiles): each method then says what to run
 in a ``note`` instead of failing.
@@ -13,14 +15,13 @@ in a ``note`` instead of failing.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from assistant.events import Event, ProductCard, TurnDone
+from assistant.events import Event, ProductCard
 from assistant.factory import load_profiles
 from assistant.loop import Assistant
 from assistant.services import Coupon, Order, Profiles, Services
@@ -30,11 +31,42 @@ from kefu.errors import KefuError
 from kefu.records.cases import CaseBook
 from kefu.records.conversations import ConversationLog
 from kefu.records.db import Records
+from kefu.records.listing import ConversationList, ConversationPage, ConversationQuery, ConversationRow
 from kefu.settings import Settings
 
-FILTERS: tuple[str, ...] = ("all", "handoff", "no_match", "thumbs_down")
+SHOW: tuple[str, ...] = (
+    "all",
+    "unread",
+    "waiting",
+    "mine",
+    "handoff",
+    "no_match",
+    "declined",
+    "refused",
+    "thumbs_down",
+)  # the conversation list's "Show" choices
 NO_PROFILES = "No fitted customer profiles; run `kefu segment fit`, then restart `kefu serve`."
 NO_RECORDS = "No conversation log yet: it fills as shoppers chat (`kefu serve`, after `kefu index`)."
+
+
+def list_query(
+    show: str = "all", customer: str = "", text: str = "", agent: str = "", page: int = 1
+) -> ConversationQuery:
+    """The conversation list's query from the copilot's controls: a "Show" choice (``SHOW``), a customer id,
+    words to find and the agent's name ("mine")."""
+    if show not in SHOW:
+        raise KefuError(f"Unknown list filter {show!r}; choose one of: {', '.join(SHOW)}.")
+    outcome = show if show in ("handoff", "no_match", "declined", "refused") else None
+    return ConversationQuery(
+        customer_id=customer.strip() or None,
+        text=text.strip() or None,
+        outcome=outcome,
+        thumbs_down=show == "thumbs_down",
+        unread=show == "unread",
+        waiting=show == "waiting",
+        assigned_to=(agent.strip() or "agent") if show == "mine" else None,
+        page=page,
+    )
 
 
 class LiveConversation(Protocol):
@@ -53,18 +85,14 @@ class LiveConversation(Protocol):
 
 @dataclass(frozen=True)
 class ConversationItem:
-    conversation_id: str
-    customer_id: str | None
-    live: bool
-    turns: int
-    last_at: str  # ISO time (UTC)
-    outcomes: tuple[str, ...] = ()
-    thumbs_down: bool = False
+    """One line of the conversation list: the logged conversation, and whether it is live on this server."""
 
-    def matches(self, what: str) -> bool:
-        if what == "thumbs_down":
-            return self.thumbs_down
-        return what == "all" or what in self.outcomes
+    row: ConversationRow
+    live: bool
+
+    @property
+    def conversation_id(self) -> str:
+        return self.row.conversation_id
 
 
 class CustomerCard(BaseModel):
@@ -81,14 +109,6 @@ class CustomerCard(BaseModel):
     top_categories: list[str] = Field(default_factory=list)
     orders: list[dict[str, Any]] = Field(default_factory=list)  # order_id, ordered_at, status, items, total
     notes: list[str] = Field(default_factory=list)  # what is missing and what to run
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def _outcomes(turns: list[list[Event]]) -> tuple[str, ...]:
-    return tuple(e.outcome for events in turns for e in events if isinstance(e, TurnDone))
 
 
 @dataclass
@@ -125,23 +145,23 @@ class Desk:
 
     # -- the conversation list ------------------------------------------------------------------------------
     def conversations(
-        self, live: Sequence[LiveConversation], what: str = "all", limit: int = 50
-    ) -> list[ConversationItem]:
-        """Live conversations first (most recently active first), then recent logged ones that are not live."""
-        down = self.log.thumbs_down() if self.log is not None else set()
-        items = [
-            ConversationItem(c.id, c.customer_id, True, len(c.turns), _iso(c.last_active), _outcomes(c.turns),
-                             c.id in down)
-            for c in live
-        ]  # fmt: skip
-        seen = {i.conversation_id for i in items}
-        for row in self.log.recent(limit) if self.log is not None else []:
-            if row["conversation_id"] in seen:
-                continue
-            outcomes = tuple(o for o in (row["outcomes"] or "").split(",") if o)
-            items.append(ConversationItem(row["conversation_id"], row["customer_id"], False, row["turns"],
-                                          row["last_at"], outcomes, bool(row["thumbs_down"])))  # fmt: skip
-        return [i for i in items if i.matches(what)][:limit]
+        self, live_ids: Collection[str], query: ConversationQuery
+    ) -> tuple[list[ConversationItem], ConversationPage]:
+        """One page of logged conversations (``kefu/records/listing.py``), each marked live when the hub holds it."""
+        if self.log is None:
+            return [], ConversationPage([], 0, 1, query.per_page, query)
+        page = ConversationList(self.log.records).page(query)
+        return [ConversationItem(r, r.conversation_id in live_ids) for r in page.rows], page
+
+    def opened(self, conversation_id: str) -> None:
+        """An agent opened the conversation: it is read."""
+        if self.log is not None:
+            self.log.mark_read(conversation_id)
+
+    def replied(self, conversation_id: str) -> None:
+        """An agent sent a reply into it: the shopper is no longer waiting."""
+        if self.log is not None:
+            self.log.mark_replied(conversation_id)
 
     # -- one conversation -----------------------------------------------------------------------------------
     def timeline(self, conversation_id: str, live: LiveConversation | None = None) -> list[TurnView]:
@@ -209,8 +229,8 @@ class Desk:
     def open_case(self, conversation_id: str) -> str | None:
         if self.cases is None:
             return None
-        rows = [r for r in self.cases.rows("cases") if r["conversation_id"] == conversation_id]
-        return rows[-1]["case_id"] if rows else None
+        row = self.cases.latest_for(conversation_id)
+        return row["case_id"] if row else None
 
     def evidence(self, conversation_id: str, turns: list[TurnView], customer_id: str | None, agent: str) -> Evidence:
         last = turns[-1] if turns else None
@@ -251,19 +271,28 @@ class Desk:
             return []
 
     # -- the handoff queue ----------------------------------------------------------------------------------
-    def queue(self, include_taken: bool = True) -> list[CaseView]:
-        """Cases, open ones first, newest first within each."""
+    def queue(self, assigned_to: str | None = None) -> list[CaseView]:
+        """Unclosed cases (only ``assigned_to``'s when given), by priority then the longest-waiting shopper."""
         if self.cases is None:
             return []
-        views = [case_view(r) for r in self.cases.rows("cases")]
-        views = [v for v in views if include_taken or v.status == "open"]
-        views.sort(key=lambda v: v.created_at, reverse=True)
-        return sorted(views, key=lambda v: v.status != "open")
+        return [case_view(r) for r in self.cases.queue(assigned_to)]
 
-    def take(self, case_id: str, agent: str) -> CaseView:
+    def _book(self) -> CaseBook:
         if self.cases is None:
             raise KefuError(NO_RECORDS)
-        return case_view(self.cases.take(case_id, agent))
+        return self.cases
+
+    def case(self, case_id: str) -> CaseView:
+        return case_view(self._book().case(case_id))
+
+    def take(self, case_id: str, agent: str) -> CaseView:
+        return case_view(self._book().take(case_id, agent))
+
+    def assign(self, case_id: str, agent: str) -> CaseView:
+        return case_view(self._book().assign(case_id, agent))
+
+    def close(self, case_id: str, agent: str, note: str) -> CaseView:
+        return case_view(self._book().close(case_id, agent, note))
 
     def titles(self, product_ids: list[str]) -> dict[str, str]:
         """product_id -> display title, for the queue's items shown (empty without a catalogue)."""

@@ -157,6 +157,10 @@ class CaseView(BaseModel):
     status: str = "open"
     taken_by: str | None = None
     taken_at: str | None = None
+    closed_by: str | None = None
+    closed_at: str | None = None
+    close_note: str | None = None
+    waiting_s: float | None = None  # since the shopper's last message (queue rows only)
     intents: list[str] = Field(default_factory=list)
     slots: dict[str, Any] = Field(default_factory=dict)
     items_shown: list[str] = Field(default_factory=list)  # product ids
@@ -175,6 +179,10 @@ def case_view(row: dict) -> CaseView:
         status=row.get("status") or "open",
         taken_by=row.get("taken_by"),
         taken_at=row.get("taken_at"),
+        closed_by=row.get("closed_by"),
+        closed_at=row.get("closed_at"),
+        close_note=row.get("close_note"),
+        waiting_s=row.get("waiting_s"),
         intents=[str(i) for i in summary.get("intents", [])],
         slots=summary.get("slots") or {},
         items_shown=[str(i) for i in summary.get("items_shown", [])],

@@ -35,3 +35,7 @@ class FilterError(KefuError):
 
 class IntentError(KefuError):
     """The intent classifier is not trained (run `kefu intents train`), or intent data or a label map is invalid."""
+
+
+class CaseError(KefuError):
+    """A support case is unknown, or cannot do what was asked (closed already, no closing note)."""

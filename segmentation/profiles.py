@@ -30,17 +30,28 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from threadpoolctl import threadpool_limits
 
 from kefu.errors import StoreError
@@ -64,27 +75,52 @@ AGGREGATE_FIELDS = (
 )
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # how an ISO 8601 time starts
+
+
+def _json_number(value: object) -> object:
+    """A JSON number only: no boolean, no numeric string (what JSON Schema's ``integer`` accepts, 3.0 included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_number)]
+
+
 class OrderLine(BaseModel):
     """One line of an order: the product and what was paid (negative: a return)."""
 
     product_id: str = Field(min_length=1, max_length=200)
-    amount: float
-    discount: float = Field(0.0, ge=0)
-    coupon: bool = False
+    amount: StrictFloat
+    discount: StrictFloat = Field(0.0, ge=0)
+    coupon: StrictBool = False
 
 
 class ProfileEvent(BaseModel):
     """Something a customer did. An order is given either with its ``items`` or as totals (amount is net: returns
     negative; return_amount is the returned part). With items, the totals are derived from them."""
 
+    # Only orders have items: the validator below refuses items on a view or cart, and the JSON schema says so too,
+    # so the API's OpenAPI schema tells clients (schemathesis found it silent). That totals given beside items
+    # must agree with them is a sum no JSON schema can state.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "order"}}},
+            "else": {"properties": {"items": {"maxItems": 0}}},
+        }
+    )
+
     customer_id: str = Field(min_length=1, max_length=200)
-    ts: datetime
+    ts: datetime = Field(description="ISO 8601; the store's local time (an offset, when given, is dropped)")
     type: Literal["order", "view", "cart"]
-    amount: float = 0.0
-    lines: int = Field(0, ge=0)
-    discount: float = Field(0.0, ge=0)
-    coupon_lines: int = Field(0, ge=0)
-    return_amount: float = Field(0.0, le=0, description="negative: returned value inside the order")
+    # Numbers as the schema says (number / integer): `true` is no amount, "12" no count, -18 no time
+    # (schemathesis found each taken by pydantic's lax mode).
+    amount: StrictFloat = 0.0
+    lines: WholeNumber = Field(0, ge=0)
+    discount: StrictFloat = Field(0.0, ge=0)
+    coupon_lines: WholeNumber = Field(0, ge=0)
+    return_amount: StrictFloat = Field(0.0, le=0, description="negative: returned value inside the order")
     items: list[OrderLine] = Field(default_factory=list, max_length=10_000)
 
     @model_validator(mode="after")
@@ -109,6 +145,14 @@ class ProfileEvent(BaseModel):
             setattr(self, name, value)
         return self
 
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _written_time(cls, ts: object) -> object:
+        """A time as ISO 8601 text, as the schema says: a number, or digits in a string, is no Unix time here."""
+        if isinstance(ts, datetime) or (isinstance(ts, str) and ISO_DATE.match(ts)):
+            return ts
+        raise ValueError("ts is an ISO 8601 date and time, such as 2018-01-03T10:00:00 (an offset is optional)")
+
     @field_validator("ts")
     @classmethod
     def _local_time(cls, ts: datetime) -> datetime:
@@ -116,9 +160,23 @@ class ProfileEvent(BaseModel):
         return ts.replace(tzinfo=None)
 
 
+# The store's times are local, without a zone (``ProfileEvent._local_time``): a JSON "date-time" needs an offset,
+# so the schema says what is sent (schemathesis found profiles sent against a "date-time" they did not match).
+LocalDatetime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "the store's local time, ISO 8601 without a zone",
+            "examples": ["2018-01-02T00:00:00"],
+        }
+    ),  # fmt: skip
+]
+
+
 class CustomerProfile(BaseModel):
     customer_id: str
-    as_of: datetime
+    as_of: LocalDatetime
     features: dict[str, float | int | str | None]
     r: int | None = None
     f: int | None = None

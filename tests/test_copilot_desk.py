@@ -11,12 +11,13 @@ from datetime import datetime
 
 import pytest
 
-from assistant.desk import NO_PROFILES, NO_RECORDS, Desk
+from assistant.desk import NO_PROFILES, NO_RECORDS, Desk, list_query
 from assistant.events import ProductCard
 from assistant.loop import Assistant
 from assistant.services import Coupon, Order
 from assistant.suggest import Evidence, card_line, suggest
 from assistant.timeline import TurnView, case_view
+from kefu.errors import CaseError
 from kefu.records.cases import CaseBook
 from kefu.records.conversations import ConversationLog
 from kefu.records.db import MIGRATIONS, Records
@@ -109,20 +110,24 @@ def test_filters_pick_handoffs_no_matches_and_thumbs_down(shop, records):
     other = hub.open(None, None)
     list(hub.turn(Assistant(desk.services, llm, log=desk.log), other, "caviar"))
     desk.log.feedback(other.id, 1, -1, "not helpful")
-    live = hub.live()
-    assert {i.conversation_id for i in desk.conversations(live)} == {conversation.id, other.id}
-    assert [i.conversation_id for i in desk.conversations(live, "handoff")] == [conversation.id]
-    assert [i.conversation_id for i in desk.conversations(live, "no_match")] == [other.id]
-    assert [i.conversation_id for i in desk.conversations(live, "thumbs_down")] == [other.id]
-    logged = desk.conversations([], "all")  # after the server restarts: from the log only
-    assert {(i.conversation_id, i.live) for i in logged} == {(conversation.id, False), (other.id, False)}
-    assert [i.conversation_id for i in desk.conversations([], "thumbs_down")] == [other.id]
+    live = {c.id for c in hub.live()}
+
+    def listed(show: str, live_ids=live) -> list[tuple[str, bool]]:
+        return [(i.conversation_id, i.live) for i in desk.conversations(live_ids, list_query(show))[0]]
+
+    assert listed("all") == [(other.id, True), (conversation.id, True)]  # the newest shopper message first
+    assert listed("handoff") == [(conversation.id, True)]
+    assert listed("no_match") == [(other.id, True)]
+    assert listed("thumbs_down") == [(other.id, True)]
+    # after the server restarts: from the log, no longer live
+    assert listed("all", set()) == [(other.id, False), (conversation.id, False)]
     assert desk.timeline(other.id)[0].rating == -1
 
 
 def test_the_queue_shows_the_summary_and_taking_marks_the_case(shop):
     desk, _, conversation = shop
     (case,) = desk.queue()
+    assert case.waiting_s is not None and case.waiting_s >= 0
     assert case.status == "open" and case.conversation_id == conversation.id and case.customer_id == "c1"
     assert case.intents == ["product_search", "order_status"] and case.items_shown == ["p3"]
     assert any(t.startswith("search_products(") for t in case.tried)
@@ -130,7 +135,7 @@ def test_the_queue_shows_the_summary_and_taking_marks_the_case(shop):
     assert taken.status == "taken" and taken.taken_by == "Dana" and taken.taken_at
     assert desk.take(case.case_id, "Lee").taken_by == "Dana"  # the first taker keeps it
     assert desk.queue()[0].taken_by == "Dana"
-    with pytest.raises(KeyError):
+    with pytest.raises(CaseError, match="no case CASE-NONE"):
         desk.take("CASE-NONE", "Dana")
 
 
@@ -159,7 +164,8 @@ def test_an_older_records_database_migrates_and_keeps_its_cases(tmp_path):
 def test_without_an_assistant_the_desk_names_what_to_run(settings):
     desk = Desk.open(settings, None, "No product index; run `kefu index`.")
     assert any("kefu index" in n for n in desk.notes) and NO_RECORDS in desk.notes and NO_PROFILES in desk.notes
-    assert desk.conversations([]) == [] and desk.queue() == []
+    items, page = desk.conversations(set(), list_query())
+    assert items == [] and page.total == 0 and desk.queue() == []
     assert desk.customer("c1").notes == [NO_PROFILES]
 
 

@@ -320,7 +320,7 @@ def test_a_reply_sent_from_the_copilot_appears_in_the_shoppers_chat(demo_site, b
     done = send(shopper, server, "I want to talk to a person about my order")
     agent = browser.new_page(viewport={"width": 1500, "height": 1400})
     agent.goto(base + "/copilot/")  # demo mode: open without the agent key
-    agent.locator("#copilot-conversations label", has_text=done.conversation_id).click()
+    agent.locator(f'#copilot-conversations button[data-conversation="{done.conversation_id}"]').click()
     reply = agent.locator("#copilot-suggestion-0 textarea")
     agent.wait_for_function("document.querySelector('#copilot-suggestion-0 textarea').value.length > 0")
     text = "Hi, this is Sam from support. Which order is it about?"

@@ -80,7 +80,7 @@ def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, 
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 1400})
         page.goto(base + "/copilot/")
-        page.locator("#copilot-conversations label", has_text=conversation.id).click()
+        page.locator(f'#copilot-conversations button[data-conversation="{conversation.id}"]').click()
         customer, timeline = page.locator("#copilot-customer"), page.locator("#copilot-timeline")
         customer.get_by_text("Segment").wait_for(timeout=30_000)
         segment = server.assistant.services.profiles.get(CUSTOMER).segment
@@ -109,8 +109,9 @@ def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, 
 
         page.locator("#copilot-take").click()
         page.locator("#copilot-taken", has_text="is taken by agent").wait_for(timeout=30_000)
-        assert f"{done.handoff_case}" in page.locator("#copilot-queue").inner_text()
-        assert "taken by agent" in page.locator("#copilot-queue").inner_text()
+        queued = page.locator(f'#copilot-queue button[data-case="{done.handoff_case}"]')
+        queued.filter(has_text="taken by agent").wait_for(timeout=30_000)
+        assert queued.get_attribute("data-conversation") == conversation.id
         (case,) = [c for c in server.assistant.services.cases.rows("cases") if c["case_id"] == done.handoff_case]
         assert case["status"] == "taken" and case["taken_by"] == "agent"
         page.screenshot(path=str(screens_dir(tmp_path_factory) / "copilot.png"), full_page=True)
@@ -122,8 +123,7 @@ def test_a_logged_only_conversation_is_no_longer_live(site, tmp_path):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(base + "/copilot/")
-        page.locator("#copilot-filter label", has_text="All").click()
-        page.locator("#copilot-conversations label", has_text=gone.id).click()
+        page.locator(f'#copilot-conversations button[data-conversation="{gone.id}"]').click()
         page.locator("#copilot-timeline", has_text="no longer live").wait_for(timeout=30_000)
         page.locator("#copilot-suggestion-1 textarea").fill("Hello?")
         page.locator("#copilot-send-1").click()

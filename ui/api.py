@@ -16,10 +16,12 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Iterator
+from typing import get_args
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 from assistant.actions import Action
 from assistant.events import Event, ToolCalled
@@ -29,10 +31,49 @@ from assistant.shop_tools import get_my_profile
 from assistant.tools import run_tool
 from kefu.errors import StoreError
 from kefu.settings import Settings
-from segmentation.profiles import ProfileEvent
+from segmentation.profiles import ProfileEvent, RecordResult
 from ui.auth import AuthError, Tokens, bearer
 from ui.hub import Hub
 from ui.limits import TOO_MANY, BodyLimit, ShopperLimits
+
+
+class Problem(BaseModel):
+    """An error the client can act on (FastAPI's own ``{"detail": …}`` shape)."""
+
+    detail: str
+
+
+ERRORS = {
+    400: "The body could not be parsed (not JSON, or not UTF-8).",
+    401: "The session token (or the events key) is missing, malformed, forged or expired.",
+    403: "Signed in as someone else.",
+    404: "Nothing to show for this customer.",
+    409: "The event does not fit the store (e.g. an unknown customer or product data).",
+    413: "The request body is over KEFU_MAX_REQUEST_BYTES.",
+    429: "Too many messages from this address or customer; retry after the Retry-After seconds.",
+    503: "The feature is off or not built yet; the detail says what to run.",
+}
+EVENT_TYPES = get_args(Event)  # the turn's typed events, in the order of the union
+REF = "#/components/schemas/{model}"
+
+
+def event_stream() -> tuple[dict, dict]:
+    """The stream's OpenAPI ``content`` (before OpenAPI 3.2 an event stream's ``schema`` describes each event:
+    ``event`` is its kind, ``data`` its JSON) and the event models' schemas for ``components``."""
+    _, top = models_json_schema([(m, "serialization") for m in EVENT_TYPES], ref_template=REF)
+    kinds = [m.model_fields["kind"].default for m in EVENT_TYPES]
+    data = {"type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"oneOf": [{"$ref": REF.format(model=m.__name__)} for m in EVENT_TYPES]}}  # fmt: skip
+    event = {"type": "object", "required": ["event", "data"], "properties": {"event": {"enum": kinds}, "data": data}}
+    return {"text/event-stream": {"schema": event}}, top["$defs"]
+
+
+SSE, EVENT_SCHEMAS = event_stream()
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` for the error codes a route answers with."""
+    return {code: {"model": Problem, "description": ERRORS[code]} for code in codes}
 
 
 class ChatRequest(BaseModel):
@@ -49,6 +90,18 @@ def shopper_json(event: Event) -> str:
     return event.model_dump_json()
 
 
+def _document_events(app: FastAPI) -> None:
+    """Add the event models to the app's OpenAPI components (the stream's ``contentSchema`` points at them)."""
+    default = app.openapi
+
+    def openapi() -> dict:
+        schema = default()  # FastAPI builds it once and caches this dict
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(EVENT_SCHEMAS)
+        return schema
+
+    app.openapi = openapi
+
+
 def create_app(
     assistant: Assistant,
     settings: Settings,
@@ -61,6 +114,7 @@ def create_app(
     if app is None:
         app = FastAPI(title="Kefu", version="0.1.0")
         app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    _document_events(app)
     hub = hub or Hub(idle_s=settings.conversation_idle_s)
     limits = limits or ShopperLimits(settings)
     tokens = Tokens.from_settings(settings)
@@ -71,7 +125,11 @@ def create_app(
         except AuthError as exc:
             raise HTTPException(401, str(exc)) from None
 
-    @app.post("/v1/chat")
+    @app.post(
+        "/v1/chat",
+        response_class=StreamingResponse,
+        responses={200: {"content": SSE, "description": "The turn's events, streamed"}, **errors(400, 401, 413, 429)},
+    )
     def chat(body: ChatRequest, request: Request, authorization: str | None = Header(None)) -> StreamingResponse:
         customer_id = customer_of(authorization)
         if not limits.allow(request.client.host if request.client else None, customer_id):
@@ -84,7 +142,7 @@ def create_app(
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    @app.get("/v1/customers/{customer_id}/profile")
+    @app.get("/v1/customers/{customer_id}/profile", responses=errors(401, 403, 404))
     def profile(customer_id: str, authorization: str | None = Header(None)) -> dict:
         if customer_of(authorization) != customer_id:
             raise HTTPException(403, "You can only read your own profile.")
@@ -93,8 +151,8 @@ def create_app(
             raise HTTPException(404, result.text)
         return json.loads(json.dumps(result.data, default=str))
 
-    @app.post("/v1/events")
-    def record_event(event: ProfileEvent, authorization: str | None = Header(None)) -> dict:
+    @app.post("/v1/events", responses=errors(400, 401, 409, 413, 503))
+    def record_event(event: ProfileEvent, authorization: str | None = Header(None)) -> RecordResult:
         """One customer event from the shop's backend: updates that customer's live profile, reports drift."""
         key = settings.events_key
         if not key:
@@ -105,7 +163,7 @@ def create_app(
         if profiles is None:
             raise HTTPException(503, "No fitted segmentation; run `kefu segment fit`, then restart `kefu serve`.")
         try:
-            return profiles.record(event).model_dump(mode="json")
+            return profiles.record(event)
         except StoreError as exc:
             raise HTTPException(409, str(exc)) from None
 

@@ -1,6 +1,8 @@
-"""The support agents' copilot (``/copilot``): live and recent conversations (filterable), the selected one's
-customer card and per-turn timeline, suggested replies to edit and send into the shopper's chat, products to
-insert, and the handoff queue.
+"""The support agents' copilot (``/copilot``): the handoff queue first (unclosed cases by priority and waiting
+time: take, assign, close with a note; "only my cases"), then the conversation list (searchable by customer,
+outcome, thumbs-down, unread, "mine" or words; 20 a page, paged in SQL), the selected conversation's customer
+card and per-turn timeline, and suggested replies to edit and send into the shopper's chat, products to insert.
+The two lists' HTML is ``ui/copilot_queue.py``.
 
 Views only: the desk (``assistant/desk.py``) gathers and shapes everything; this module renders it. Shopper,
 model and catalogue text is always shown as plain text (escaped HTML; no Markdown is rendered anywhere), since
@@ -9,31 +11,32 @@ product titles and messages can carry links or markup.
 
 from __future__ import annotations
 
-import html
 import json
 
 import gradio as gr
 
-from assistant.desk import FILTERS, ConversationItem, CustomerCard, Desk
+from assistant.desk import SHOW, CustomerCard, Desk, list_query
 from assistant.events import card_price_text
 from assistant.suggest import MAX_SUGGESTIONS, card_line
 from assistant.timeline import CaseView, TurnView
 from kefu.errors import KefuError
+from ui.copilot_queue import CSS as LISTS_CSS
+from ui.copilot_queue import ROW_CLICK, conversations_html, esc, pager_text, queue_html
 from ui.hub import Conversation
 from ui.web import Server
 
-FILTER_LABELS = {"all": "All", "handoff": "Handoff", "no_match": "No match", "thumbs_down": "Thumbs down"}
-CSS = """
+SHOW_LABELS = {"all": "All", "unread": "Unread", "waiting": "Waiting for an agent", "mine": "Mine (my cases)",
+               "handoff": "Handoff", "no_match": "No match", "declined": "Declined", "refused": "Refused",
+               "thumbs_down": "Thumbs down"}  # fmt: skip
+CSS = (
+    """
 #copilot-timeline .turn, #copilot-customer .card, #copilot-queue .case {border:1px solid #ddd;border-radius:6px;
   padding:.5rem .7rem;margin:.4rem 0;font-size:.9rem}
 .k-muted {color:#666} .k-bad {color:#b00020} .k-ok {color:#1b5e20} .k-note {background:#fff8e1;padding:.4rem .6rem}
 .k-msg {white-space:pre-wrap} .k-tag {display:inline-block;background:#eef;border-radius:4px;padding:0 .3rem}
 """
-
-
-def esc(value: object) -> str:
-    """Plain text into HTML: escaped, so a title's ``<img>`` or a message's ``[link](…)`` stays text."""
-    return html.escape("" if value is None else str(value))
+    + LISTS_CSS
+)
 
 
 def _notes(notes: list[str]) -> str:
@@ -42,15 +45,6 @@ def _notes(notes: list[str]) -> str:
 
 def _args(arguments: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in arguments.items())
-
-
-def conversation_label(item: ConversationItem) -> str:
-    who = f"customer {item.customer_id}" if item.customer_id else "guest"
-    flags = sorted({o for o in item.outcomes if o in ("handoff", "no_match", "declined", "refused")})
-    flags += ["thumbs down"] if item.thumbs_down else []
-    tail = f" · {', '.join(flags)}" if flags else ""
-    state = "live" if item.live else "logged"
-    return f"{state} · {who} · {item.turns} turn(s) · {item.last_at[11:19]} · {item.conversation_id}{tail}"
 
 
 def customer_html(card: CustomerCard) -> str:
@@ -122,13 +116,19 @@ def timeline_html(turns: list[TurnView], live: Conversation | None) -> str:
 
 
 def case_html(case: CaseView, titles: dict[str, str]) -> str:
-    taken = (f' · <span class="k-ok">taken by {esc(case.taken_by)} at {esc(case.taken_at)}</span>'
-             if case.status == "taken" else ' · <span class="k-bad">open</span>')  # fmt: skip
+    if case.status == "closed":
+        taken = f' · <span class="k-ok">closed by {esc(case.closed_by)} at {esc(case.closed_at)}</span>'
+    elif case.status == "taken":
+        taken = f' · <span class="k-ok">taken by {esc(case.taken_by)} at {esc(case.taken_at)}</span>'
+    else:
+        taken = ' · <span class="k-bad">open</span>'
+
     who = f"customer {case.customer_id}" if case.customer_id else "guest"
     items = ", ".join(titles.get(p, p) for p in case.items_shown) or "none"
     rows = [("Reason", case.reason), ("Intents", ", ".join(case.intents) or "none"),
             ("Slots", _args(case.slots) or "none"), ("Items shown", items),
             ("Tools tried", "; ".join(case.tried) or "none")]  # fmt: skip
+    rows += [("Closing note", case.close_note)] if case.close_note else []
     body = "".join(f"<div><b>{esc(k)}:</b> {esc(v)}</div>" for k, v in rows)
     return (f'<div class="case"><b>{esc(case.case_id)}</b> · {esc(case.priority)} priority · {esc(who)} · '
             f"{esc(case.created_at)} · conversation {esc(case.conversation_id)}{taken}{body}</div>")  # fmt: skip
@@ -138,20 +138,30 @@ def build_copilot(server: Server) -> gr.Blocks:
     desk = Desk.open(server.settings, server.assistant, server.unavailable)
     hub = server.hub
 
-    def listing(what: str, selected: str | None):
-        items = desk.conversations(hub.live(), what)
-        choices = [(conversation_label(i), i.conversation_id) for i in items]
-        value = selected if any(v == selected for _, v in choices) else None
-        empty = "" if choices else "No conversations yet: live ones appear here as shoppers chat."
-        return gr.Radio(choices=choices, value=value, info=empty or None)
+    def lists(show: str, customer: str, text: str, agent: str, page: int, selected: str, mine: bool, case_id):
+        """Both lists as they stand: the queue (only the agent's cases with ``mine``) and one page of
+        conversations; returns (queue html, case dropdown, conversations html, pager html, page)."""
+        name = agent.strip() or "agent"
+        cases = desk.queue(name if mine else None)
+        choices = [(f"{c.case_id} · {c.priority} · {c.reason[:50]}", c.case_id) for c in cases]
+        value = case_id if any(v == case_id for _, v in choices) else (choices[0][1] if choices else None)
+        case_box = gr.Dropdown(choices=choices, value=value, info=None if choices else "No open cases.")
+        try:
+            items, listed = desk.conversations({c.id for c in hub.live()},
+                                               list_query(show, customer, text, name, int(page or 1)))  # fmt: skip
+        except KefuError as exc:
+            return queue_html(cases, name if mine else None), case_box, _notes([str(exc)]), "", 1
+        return (queue_html(cases, name if mine else None), case_box, conversations_html(items, selected),
+                pager_text(listed), listed.page)  # fmt: skip
 
-    def queue():
-        cases = desk.queue()
-        titles = desk.titles(sorted({p for c in cases for p in c.items_shown}))
-        body = "".join(case_html(c, titles) for c in cases) or '<div class="k-muted">No handoff cases.</div>'
-        open_ones = [(f"{c.case_id} · {c.priority} · {c.reason[:60]}", c.case_id) for c in cases if c.status == "open"]
-        info = None if open_ones else "No open cases."
-        return body, gr.Dropdown(choices=open_ones, value=open_ones[0][1] if open_ones else None, info=info)
+    def case_detail(case_id: str | None) -> str:
+        if not case_id:
+            return ""
+        try:
+            view = desk.case(case_id)
+        except KefuError as exc:
+            return _notes([str(exc)])
+        return case_html(view, desk.titles(view.items_shown))
 
     def views(conversation_id: str | None):
         """(customer html, timeline html, turns) of the selected conversation."""
@@ -165,15 +175,22 @@ def build_copilot(server: Server) -> gr.Blocks:
             return _notes([str(exc)]), "", []
         return customer_html(card), timeline_html(turns, live), turns
 
-    def refresh(what: str, selected: str | None):
-        customer, timeline, _ = views(selected)
-        return listing(what, selected), customer, timeline, *queue()
+    def refresh(selected: str | None, *args):
+        customer, timeline, _ = views(selected.strip() if selected else None)
+        return customer, timeline, *lists(*args[:5], selected, *args[5:])
+
+    def pick(case_id, evt: gr.EventData):
+        """A row of either list was clicked: its conversation (and its case, for a queue row) is selected."""
+        data = evt._data or {}
+        return data.get("conversation") or gr.skip(), data.get("case") or case_id
 
     def select(conversation_id: str | None, agent: str):
+        conversation_id = conversation_id.strip() if conversation_id else None
         customer, timeline, turns = views(conversation_id)
         texts = [""] * MAX_SUGGESTIONS
         products = gr.Dropdown(choices=[], value=None)
-        if conversation_id:
+        if conversation_id and turns:
+            desk.opened(conversation_id)
             live = hub.get(conversation_id)
             suggestions, cards = desk.suggestions(conversation_id, turns, desk.customer_of(conversation_id, live),
                                                   agent.strip())  # fmt: skip
@@ -184,6 +201,7 @@ def build_copilot(server: Server) -> gr.Blocks:
         return customer, timeline, *texts, products
 
     def send(conversation_id: str | None, text: str, agent: str):
+        conversation_id = conversation_id.strip() if conversation_id else None
         if not conversation_id:
             return '<span class="k-bad">Select a conversation first.</span>', gr.skip()
         if not text.strip():
@@ -193,6 +211,7 @@ def build_copilot(server: Server) -> gr.Blocks:
             hub.say(conversation_id, text, agent.strip() or "agent")
         except KeyError:  # not live on this server (logged only, or it expired)
             return f'<span class="k-bad">{note}</span>', gr.skip()
+        desk.replied(conversation_id)
         _, timeline, _ = views(conversation_id)
         return f'<span class="k-ok">Sent to the shopper as {esc(agent.strip() or "agent")}.</span>', timeline
 
@@ -203,30 +222,82 @@ def build_copilot(server: Server) -> gr.Blocks:
             out[i] = (texts[i].rstrip() + "\n" if texts[i].strip() else "") + line
         return out
 
-    def take(case_id: str | None, agent: str):
-        if not case_id:
-            return '<span class="k-bad">No open case selected.</span>', *queue()
-        try:
-            case = desk.take(case_id, agent.strip() or "agent")
-        except (KefuError, KeyError) as exc:
-            return f'<span class="k-bad">{esc(exc)}</span>', *queue()
-        who = f"Case {case.case_id} is taken by {case.taken_by}."
-        return f'<span class="k-ok">{esc(who)}</span>', *queue()
+    def act(what: str):
+        """A case action (take, assign, close) on the selected case; returns the message shown."""
+
+        def run(case_id: str | None, agent: str, assignee: str, note: str) -> str:
+            if not case_id:
+                return '<span class="k-bad">Select a case in the queue first.</span>'
+            me = agent.strip() or "agent"
+            try:
+                if what == "take":
+                    case = desk.take(case_id, me)
+                    done = f"Case {case.case_id} is taken by {case.taken_by}."
+                elif what == "assign":
+                    if not assignee.strip():
+                        return '<span class="k-bad">Type the agent to assign the case to.</span>'
+                    case = desk.assign(case_id, assignee)
+                    done = f"Case {case.case_id} is assigned to {case.taken_by}."
+                else:
+                    case = desk.close(case_id, me, note)
+                    done = f"Case {case.case_id} is closed by {case.closed_by}: {case.close_note}"
+            except KefuError as exc:
+                return f'<span class="k-bad">{esc(exc)}</span>'
+            return f'<span class="k-ok">{esc(done)}</span>'
+
+        return run
+
+    def small(label: str, elem_id: str, scale: int = 2, value: str = "") -> gr.Textbox:
+        return gr.Textbox(value, label=label, placeholder=label, show_label=False, container=False,
+                          elem_id=elem_id, max_lines=1, scale=scale, min_width=100)  # fmt: skip
+
+    def button(label: str, elem_id: str) -> gr.Button:
+        return gr.Button(label, elem_id=elem_id, size="sm", scale=0, min_width=80)
 
     with gr.Blocks(title="Kefu copilot") as page:
-        gr.HTML("<h2>Kefu — agent copilot</h2>")
+        with gr.Row(elem_id="copilot-head"):
+            gr.HTML("<h2>Kefu — agent copilot</h2>", scale=3)
+            gr.HTML('<span class="k-muted">You (agent name):</span>', scale=0, min_width=130)
+            agent = small("You (agent name)", "copilot-agent", 1, "agent")
+            mine = gr.Checkbox(False, label="Only my cases", elem_id="copilot-mine", scale=0, min_width=140)
+            refresh_button = button("Refresh", "copilot-refresh")
         gr.HTML(_notes(desk.notes), elem_id="copilot-status")
         with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                what = gr.Radio([(v, k) for k, v in FILTER_LABELS.items() if k in FILTERS], value="all",
-                                label="Show", elem_id="copilot-filter")  # fmt: skip
-                refresh_button = gr.Button("Refresh", elem_id="copilot-refresh", size="sm")
-                conversations = gr.Radio([], label="Conversations", elem_id="copilot-conversations")
-                agent = gr.Textbox("agent", label="You (agent name)", elem_id="copilot-agent", max_lines=1)
-            with gr.Column(scale=2):
+            with gr.Column(scale=7):
+                gr.HTML('<h3 class="k-h3">Handoff queue</h3>')
+                cases = gr.HTML("", elem_id="copilot-queue", js_on_load=ROW_CLICK)
+            with gr.Column(scale=5, elem_id="copilot-case-actions"):
+                case = gr.Dropdown([], label="Case", elem_id="copilot-case")
+                with gr.Row(equal_height=True):
+                    take_button = button("Take case", "copilot-take")
+                    assignee = small("Assign to (agent name)", "copilot-assignee")
+                    assign_button = button("Assign", "copilot-assign")
+                with gr.Row(equal_height=True):
+                    note = small("Closing note: how it was resolved", "copilot-close-note", 4)
+                    close_button = button("Close case", "copilot-close")
+                taken = gr.HTML("", elem_id="copilot-taken")
+        with gr.Row():
+            with gr.Column(scale=7, min_width=480):
+                gr.HTML('<h3 class="k-h3">Conversations</h3>')
+                with gr.Row(equal_height=True):
+                    show = gr.Dropdown([(SHOW_LABELS[k], k) for k in SHOW], value="all", show_label=False,
+                                       container=False, elem_id="copilot-filter", scale=2, min_width=100)  # fmt: skip
+                    customer_search = small("Customer id", "copilot-customer-search")
+                    text_search = small("Words", "copilot-search", 3)
+                    search_button = button("Search", "copilot-search-button")
+                conversations = gr.HTML("", elem_id="copilot-conversations", js_on_load=ROW_CLICK)
+                with gr.Row(equal_height=True):
+                    prev_button = button("← Newer", "copilot-prev")
+                    pager = gr.HTML("", elem_id="copilot-pager")
+                    next_button = button("Older →", "copilot-next")
+                page_number = gr.State(1)
+            with gr.Column(scale=4, min_width=260):
+                selected = gr.Textbox(label="Conversation", elem_id="copilot-selected", max_lines=1,
+                                      placeholder="click a row, or paste an id and press Enter")  # fmt: skip
+                detail = gr.HTML("", elem_id="copilot-case-detail")
                 customer = gr.HTML('<div class="k-muted">Select a conversation.</div>', elem_id="copilot-customer")
                 timeline = gr.HTML("", elem_id="copilot-timeline")
-            with gr.Column(scale=2):
+            with gr.Column(scale=3, min_width=240):
                 gr.HTML("<b>Suggested replies</b> <span class='k-muted'>(edit, then send)</span>")
                 boxes, buttons = [], []
                 for i in range(MAX_SUGGESTIONS):
@@ -237,21 +308,30 @@ def build_copilot(server: Server) -> gr.Blocks:
                 target = gr.Radio([f"Reply {i + 1}" for i in range(MAX_SUGGESTIONS)], value="Reply 1",
                                   label="Insert into", elem_id="copilot-insert-target")  # fmt: skip
                 insert_button = gr.Button("Insert product", elem_id="copilot-insert", size="sm")
-        gr.HTML("<h3>Handoff queue</h3>")
-        with gr.Row():
-            case = gr.Dropdown([], label="Open case", elem_id="copilot-case", scale=3)
-            take_button = gr.Button("Take case", elem_id="copilot-take", scale=1)
-        taken = gr.HTML("", elem_id="copilot-taken")
-        cases = gr.HTML("", elem_id="copilot-queue")
 
-        listed = [conversations, customer, timeline, cases, case]
-        page.load(refresh, [what, conversations], listed)
-        refresh_button.click(refresh, [what, conversations], listed)
-        what.input(refresh, [what, conversations], listed)
-        gr.Timer(10).tick(refresh, [what, conversations], listed)
-        conversations.input(select, [conversations, agent], [customer, timeline, *boxes, products])
+        controls = [show, customer_search, text_search, agent, page_number]
+        list_in = [*controls, selected, mine, case]
+        list_out = [cases, case, conversations, pager, page_number]
+        page.load(refresh, [selected, *controls, mine, case], [customer, timeline, *list_out])
+        refresh_button.click(refresh, [selected, *controls, mine, case], [customer, timeline, *list_out])
+        gr.Timer(10).tick(lists, list_in, list_out)
+        first = [lambda: 1, None, page_number]
+        for trigger in (show.input, customer_search.submit, text_search.submit, search_button.click, mine.input):
+            trigger(*first).then(lists, list_in, list_out)
+        prev_button.click(lambda n: max(1, int(n or 1) - 1), page_number, page_number).then(lists, list_in, list_out)
+        next_button.click(lambda n: int(n or 1) + 1, page_number, page_number).then(lists, list_in, list_out)
+        opened = [customer, timeline, *boxes, products]
+        for listed in (conversations, cases):
+            listed.click(pick, case, [selected, case]).then(select, [selected, agent], opened).then(
+                lists, list_in, list_out
+            )
+        selected.submit(select, [selected, agent], opened).then(lists, list_in, list_out)
         for box, button in zip(boxes, buttons, strict=True):
-            button.click(send, [conversations, box, agent], [sent, timeline])
+            button.click(send, [selected, box, agent], [sent, timeline]).then(lists, list_in, list_out)
         insert_button.click(insert, [products, target, *boxes], boxes)
-        take_button.click(take, [case, agent], [taken, cases, case])
+        for button, what in ((take_button, "take"), (assign_button, "assign"), (close_button, "close")):
+            button.click(act(what), [case, agent, assignee, note], taken).then(lists, list_in, list_out).then(
+                case_detail, case, detail
+            )
+        case.change(case_detail, case, detail)
     return page

@@ -100,7 +100,12 @@ def _staff_gate(app: FastAPI, server: Server) -> None:
             <label>Agent key <input type="password" name="key" id="agent-key" autofocus></label>
             <button type="submit" id="staff-sign-in">Open</button></form>""")  # fmt: skip
 
-    @app.post("/staff")
+    @app.post(
+        "/staff",
+        response_class=RedirectResponse,
+        status_code=303,
+        responses={303: {"description": "To the staff page, signed in; or back to the form with an error"}},
+    )
     def staff_sign_in(key: str = Form(""), next: str = Form("/copilot")) -> Response:
         target = next if next.startswith(STAFF_PATHS) else "/copilot"
         if not agent_key_ok(settings, key):

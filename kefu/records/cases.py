@@ -1,13 +1,21 @@
-"""Support cases (handoffs to a human) and return requests, in the records database; reasons and summaries
-are PII-redacted like the conversation log."""
+"""Support cases (handoffs to a human) and return requests, in the records database; reasons, summaries and
+closing notes are PII-redacted like the conversation log. A case is ``open``, then ``taken`` (assigned to an
+agent: ``taken_by``), then ``closed`` with a note."""
 
 from __future__ import annotations
 
 import json
 import uuid
 
+from kefu.errors import CaseError
 from kefu.records.db import Records
 from kefu.records.redact import redact
+
+NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+
+
+def _agent(name: str) -> str:
+    return name.strip()[:80] or "agent"
 
 
 class CaseBook:
@@ -33,19 +41,71 @@ class CaseBook:
             )
         return case_id
 
-    def take(self, case_id: str, agent: str) -> dict:
-        """Mark an open case as taken by ``agent``; a case someone already took keeps its first taker.
-        Returns the case row as it now stands (KeyError for an unknown case)."""
-        with self.records.lock, self.records.con as con:
-            con.execute(
-                "UPDATE cases SET status = 'taken', taken_by = ?, taken_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
-                "WHERE case_id = ? AND status = 'open'",
-                (agent.strip()[:80] or "agent", case_id),
-            )
+    def case(self, case_id: str) -> dict:
+        """The case row (CaseError for an unknown case)."""
         rows = self.records.rows("SELECT * FROM cases WHERE case_id = ?", (case_id,))
         if not rows:
-            raise KeyError(f"no case {case_id}")
+            raise CaseError(f"There is no case {case_id}; pick one from the handoff queue.")
         return rows[0]
+
+    def take(self, case_id: str, agent: str) -> dict:
+        """Mark an open case as taken by ``agent``; a case someone already took keeps its first taker.
+        Returns the case row as it now stands (CaseError for an unknown case)."""
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                f"UPDATE cases SET status = 'taken', taken_by = ?, taken_at = {NOW} "
+                "WHERE case_id = ? AND status = 'open'",
+                (_agent(agent), case_id),
+            )
+        return self.case(case_id)
+
+    def assign(self, case_id: str, agent: str) -> dict:
+        """Assign an unclosed case to ``agent`` (taking it over from whoever had it); returns the case row."""
+        if self.case(case_id)["status"] == "closed":
+            raise CaseError(f"Case {case_id} is closed; a closed case cannot be assigned.")
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                f"UPDATE cases SET status = 'taken', taken_by = ?, taken_at = {NOW} WHERE case_id = ? "
+                "AND status != 'closed'",
+                (_agent(agent), case_id),
+            )
+        return self.case(case_id)
+
+    def close(self, case_id: str, agent: str, note: str) -> dict:
+        """Close a case with a note saying how it was resolved (redacted like the reason); returns the row."""
+        if not note.strip():
+            raise CaseError("Write a note saying how the case was resolved before closing it.")
+        row = self.case(case_id)
+        if row["status"] == "closed":
+            raise CaseError(f"Case {case_id} was already closed by {row['closed_by']} at {row['closed_at']}.")
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                f"UPDATE cases SET status = 'closed', closed_by = ?, closed_at = {NOW}, close_note = ?, "
+                "taken_by = coalesce(taken_by, ?) WHERE case_id = ? AND status != 'closed'",
+                (_agent(agent), redact(note.strip()[:2000]), _agent(agent), case_id),
+            )
+        return self.case(case_id)
+
+    def queue(self, assigned_to: str | None = None, limit: int = 50) -> list[dict]:
+        """Unclosed cases (``assigned_to``: only that agent's), by priority, then the longest-waiting shopper
+        first; ``waiting_s`` is the time since the shopper's last message (the case's opening without a log)."""
+        mine = " AND k.taken_by = ?" if assigned_to else ""
+        return self.records.rows(
+            f"""SELECT k.*, (julianday('now') - julianday(coalesce(c.last_at, k.created_at))) * 86400.0 AS waiting_s
+                FROM cases k LEFT JOIN conversations c ON c.conversation_id = k.conversation_id
+                WHERE k.status != 'closed'{mine}
+                ORDER BY CASE k.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
+                         waiting_s DESC, c.last_turn_id, k.case_id LIMIT ?""",
+            (assigned_to, limit) if assigned_to else (limit,),
+        )
+
+    def latest_for(self, conversation_id: str) -> dict | None:
+        """The conversation's most recent case, if it has one."""
+        rows = self.records.rows(
+            "SELECT * FROM cases WHERE conversation_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (conversation_id,),
+        )
+        return rows[0] if rows else None
 
     def create_return(self, customer_id: str, order_id: str, product_id: str | None, reason: str) -> str:
         return_id = "RET-" + uuid.uuid4().hex[:8].upper()

@@ -73,6 +73,17 @@ class ConversationLog:
                 ),
             )
             turn_id = cur.lastrowid
+            con.execute(
+                """INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, last_turn_id, turns,
+                                             last_message)
+                   SELECT conversation_id, customer_id, created_at, created_at, id, 1, message FROM turns WHERE id = ?
+                   ON CONFLICT (conversation_id) DO UPDATE SET
+                       customer_id = coalesce(excluded.customer_id, conversations.customer_id),
+                       last_at = excluded.last_at, last_turn_id = excluded.last_turn_id,
+                       turns = conversations.turns + 1,
+                       last_message = excluded.last_message""",
+                (turn_id,),
+            )
             con.executemany(
                 "INSERT INTO tool_calls (turn_id, name, arguments, ok, product_ids, latency_ms, summary) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -105,23 +116,20 @@ class ConversationLog:
                 (conversation_id, turn, rating, redact(comment[:1000])),
             )
 
-    def recent(self, limit: int = 50) -> list[dict]:
-        """The most recently active logged conversations: id, customer, turns, first/last time, the outcomes of
-        their turns (comma-separated) and whether a shopper gave any reply a thumbs down."""
-        return self.records.rows(
-            """SELECT t.conversation_id, max(t.customer_id) AS customer_id, count(*) AS turns,
-                      min(t.created_at) AS started, max(t.created_at) AS last_at,
-                      group_concat(coalesce(t.outcome, ''), ',') AS outcomes,
-                      EXISTS (SELECT 1 FROM feedback f WHERE f.conversation_id = t.conversation_id
-                              AND f.rating = -1) AS thumbs_down
-               FROM turns t GROUP BY t.conversation_id ORDER BY max(t.id) DESC LIMIT ?""",
-            (limit,),
-        )
+    def mark_read(self, conversation_id: str) -> None:
+        """An agent opened the conversation: what the shopper wrote so far is no longer unread."""
+        self._stamp("read_at", conversation_id)
 
-    def thumbs_down(self) -> set[str]:
-        """Conversations where a shopper gave a reply a thumbs down."""
-        rows = self.records.rows("SELECT DISTINCT conversation_id FROM feedback WHERE rating = -1")
-        return {r["conversation_id"] for r in rows}
+    def mark_replied(self, conversation_id: str) -> None:
+        """An agent sent a reply into the conversation: the shopper is no longer waiting (until they write)."""
+        self._stamp("replied_at", conversation_id)
+
+    def _stamp(self, column: str, conversation_id: str) -> None:
+        with self.records.lock, self.records.con as con:
+            con.execute(
+                f"UPDATE conversations SET {column} = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE conversation_id = ?",
+                (conversation_id,),
+            )
 
     def ratings(self, conversation_id: str) -> dict[int, int]:
         """turn -> the latest rating (+1 / -1) a shopper gave that turn's reply."""

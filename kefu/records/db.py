@@ -65,6 +65,34 @@ MIGRATIONS = [
     ALTER TABLE cases ADD COLUMN taken_by TEXT;  -- the support agent who took the case (status 'taken')
     ALTER TABLE cases ADD COLUMN taken_at TEXT;
     """,
+    # The copilot's queue: closing a case with a note, and one summary row per conversation (kept by
+    # ConversationLog.record) so the conversation list pages in SQL; backfilled from the turns already logged.
+    """
+    ALTER TABLE cases ADD COLUMN closed_by TEXT;
+    ALTER TABLE cases ADD COLUMN closed_at TEXT;
+    ALTER TABLE cases ADD COLUMN close_note TEXT;
+    CREATE INDEX cases_conversation ON cases (conversation_id, created_at);
+    CREATE INDEX cases_status ON cases (status, taken_by);
+    CREATE INDEX turns_outcome ON turns (conversation_id, outcome);
+    CREATE INDEX feedback_conversation ON feedback (conversation_id, rating);
+    CREATE TABLE conversations (
+        conversation_id TEXT PRIMARY KEY,
+        customer_id TEXT,
+        started_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,        -- the shopper's last message (its turn's created_at)
+        last_turn_id INTEGER NOT NULL, -- turns.id of that message: orders conversations within one millisecond
+        turns INTEGER NOT NULL,
+        last_message TEXT NOT NULL,   -- redacted, as in turns
+        read_at TEXT,                 -- an agent last opened it in the copilot
+        replied_at TEXT               -- an agent last sent a reply into it
+    );
+    INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, last_turn_id, turns, last_message)
+        SELECT t.conversation_id, max(t.customer_id), min(t.created_at), max(t.created_at), max(t.id), count(*),
+               (SELECT l.message FROM turns l WHERE l.conversation_id = t.conversation_id ORDER BY l.id DESC LIMIT 1)
+        FROM turns t GROUP BY t.conversation_id;
+    CREATE INDEX conversations_last ON conversations (last_turn_id);
+    CREATE INDEX conversations_customer ON conversations (customer_id, last_turn_id);
+    """,
 ]
 
 
