@@ -96,7 +96,7 @@ def test_the_command_scores_every_reader_and_writes_the_combined_readings(shop_s
     # the exact parsers carry these fields whatever the small model says
     for field in ("card_question", "product_refs", "order_id", "refinement", "budget"):
         assert combined[field]["accuracy"] == 1.0 and rules[field]["accuracy"] == 1.0, field
-    assert 0 < combined["items"]["f1"] <= 1 and combined["intent"]["n"] == 5
+    assert 0 < combined["items"]["f1"] <= 1 and combined["intent"]["n"] == 4  # a3 expects no intent
     assert set(report["readers"]["model"]) >= {"intent", "items", "budget"}  # the served model, field by field
     written = [json.loads(x) for x in out.read_text().splitlines()]
     assert [w["id"] for w in written] == ["a1", "a2", "a3", "a4", "a5"]
