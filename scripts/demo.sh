@@ -8,7 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s%N)
 SUMMARY=$(mktemp)
-trap 'rm -f "$SUMMARY"' EXIT
+PIDS=()
+manage_llm=0
+cleanup() {  # on failure or Ctrl-C before the pages take over: stop what this script started
+  for pid in "${PIDS[@]}"; do kill $(pgrep -P "$pid") "$pid" 2>/dev/null || true; done
+  [ "$manage_llm" = 1 ] && .venv/bin/python -m kefu.llm stop >/dev/null 2>&1
+  rm -f "$SUMMARY"
+}
+trap cleanup EXIT
 
 secs() { local ms=$(( ($(date +%s%N) - $1) / 1000000 )); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
 report() { printf 'demo: %-14s %7s s%s\n' "$1" "$2" "${3:-}" | tee -a "$SUMMARY"; }
@@ -17,7 +24,7 @@ step() {  # step NAME COMMAND...: run in the foreground, then print its time
   "$@"
   report "$name" "$(secs "$t")"
 }
-PIDS=()
+declare -A PID_OF
 side_step() {  # side_step NAME COMMAND...: run beside the others, output in .kefu/logs/demo-NAME.log
   local name=$1; shift
   (
@@ -32,36 +39,39 @@ side_step() {  # side_step NAME COMMAND...: run beside the others, output in .ke
     fi
   ) &
   PIDS+=($!)
+  PID_OF[$name]=$!
 }
-wait_side_steps() {
-  local failed=0
-  for pid in "${PIDS[@]}"; do wait "$pid" || failed=1; done
-  PIDS=()
-  [ "$failed" = 0 ] || { echo "demo: a build step failed (see above); fix it and run \`make demo\` again" >&2; exit 1; }
+wait_for() {  # wait_for NAME...: until those side steps are done; stop here if one failed
+  local name
+  for name in "$@"; do
+    wait "${PID_OF[$name]}" || { echo "demo: $name failed (see above); fix it and run \`make demo\` again" >&2; exit 1; }
+  done
 }
 
 step install bash scripts/setup.sh
 KEFU=.venv/bin/kefu
 PY=.venv/bin/python
+LLM=("$PY" -m kefu.llm)  # `kefu llm` without loading the other packages: seconds sooner
 mkdir -p .kefu/logs
-step model "$KEFU" llm prepare
+# Beside everything below: the intent classifier (it needs only the installed packages) and the store.
+side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
+side_step store "$KEFU" store build --if-missing
 
-# vLLM first: it loads for a minute or two and needs none of the builds below.
-manage_llm=0
-if [ -z "${KEFU_LLM_URL:-}" ] && ! "$KEFU" llm status >/dev/null 2>&1; then
-  step "vLLM launch" "$KEFU" llm serve --background
+# vLLM first: it loads for a minute or two and needs only the prepared model.
+step model "${LLM[@]}" prepare
+if [ -z "${KEFU_LLM_URL:-}" ] && ! "${LLM[@]}" status >/dev/null 2>&1; then
   manage_llm=1
-  trap 'rm -f "$SUMMARY"; "$KEFU" llm stop >/dev/null 2>&1 || true' EXIT  # until the pages take it over
+  step "vLLM launch" "${LLM[@]}" serve --background
 fi
 
-side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
-step store "$KEFU" store build --if-missing
+# The product index and the segments read the store: they start when it is built, side by side.
+wait_for store
 side_step index "$KEFU" index
 side_step segments "$KEFU" segment fit --no-transformer --if-stale
-wait_side_steps
+wait_for intents index segments
 
 if [ "$manage_llm" = 1 ]; then
-  step "vLLM ready" "$KEFU" llm wait
+  step "vLLM ready" "${LLM[@]}" wait
 fi
 report "total" "$(secs "$T0")" "  (install to vLLM ready; the pages start next)"
 echo "demo: summary"

@@ -116,3 +116,17 @@ def test_server_dies_with_its_parent(lifecycle, tmp_path):
     while time.monotonic() < deadline and vllm_server._alive(child_pid):
         time.sleep(0.1)
     assert not vllm_server._alive(child_pid)
+
+
+def test_python_m_kefu_llm_runs_the_llm_commands_alone(settings):
+    """`make demo` launches and waits for vLLM with `python -m kefu.llm` (without the other packages' imports)."""
+    env = {**os.environ, "KEFU_DATA_DIR": str(settings.data_dir), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    run = [sys.executable, "-m", "kefu.llm"]
+    status = subprocess.run([*run, "status"], env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 1 and "not running" in status.stderr
+    waited = subprocess.run([*run, "wait"], env=env, capture_output=True, text=True, timeout=120)
+    assert waited.returncode == 2 and "No managed vLLM server was started" in waited.stderr
+    code = "import sys, kefu.llm.__main__; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
+           "('assistant', 'retrieval', 'segmentation', 'eval', 'ui', 'gradio', 'torch')))"  # fmt: skip
+    loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.stdout.strip() == "[]"

@@ -6,7 +6,6 @@ origin that is not allowed gets no chat: the browser refuses to frame it."""
 
 from __future__ import annotations
 
-import string
 import time
 from pathlib import Path
 
@@ -22,30 +21,34 @@ from tests.browser import chromium, html_site, screens_dir, served
 from tests.conftest import free_port
 from tests.test_ui_chat import make_assistant
 from ui.auth import Tokens
-from ui.widget import static_text
 from ui.web import build_server
+from ui.widget import demo_page, static_text
 
-PRODUCT_PAGE = string.Template((Path(__file__).parent / "pages" / "product.html").read_text())
 SECRET = "widget-test-secret-0123456789"
 SHOP_KEY = "the-shops-backend-key"
 
 
-def product_page(kefu: str, token: str = "", product: dict | None = None) -> str:
-    """The shop's product page with the snippet pointing at ``kefu``, signed in with ``token`` when given."""
-    product = product or {"title": "Cheese crackers, 7 oz", "price": 2.99, "brand": "National", "size": "7 OZ",
-                          "department": "GROCERY", "category": "CRACKERS/MISC BKD FD"}  # fmt: skip
-    return PRODUCT_PAGE.substitute(
-        {**product, "price": f"${product['price']:.2f}", "kefu": kefu,
-         "token_attr": f'data-kefu-token="{token}"' if token else ""}  # fmt: skip
-    )
+EXAMPLE = {
+    "title": "Cheese crackers, 7 oz",
+    "price": "$2.99",
+    "brand": "National",
+    "size": "7 OZ",
+    "department": "GROCERY",
+    "category": "CRACKERS/MISC BKD FD",
+}
 
 
 @pytest.fixture
 def widget_settings(settings) -> Settings:
     """A server without a built shop (the chat page says so), a secret, a token key and one allowed origin."""
     return settings.model_copy(
-        update={"auth_secret": SECRET, "token_key": SHOP_KEY, "llm_port": 9, "llm_retries": 0,
-                "embed_origins": ["https://shop.example"]}  # fmt: skip
+        update={
+            "auth_secret": SECRET,
+            "token_key": SHOP_KEY,
+            "llm_port": 9,
+            "llm_retries": 0,
+            "embed_origins": ["https://shop.example"],
+        }
     )
 
 
@@ -86,11 +89,12 @@ def test_embed_origins_are_read_from_the_environment_and_bad_ones_say_how_to_wri
 
 
 def test_the_shops_back_end_gets_a_token_for_its_customer_with_its_key(widget_settings):
+    shop = {"Authorization": f"Bearer {SHOP_KEY}"}
     with served(widget_settings) as (base, _), httpx.Client(base_url=base, timeout=30) as client:
-        answer = client.post("/v1/tokens", json={"customer_id": "1111"}, headers={"Authorization": f"Bearer {SHOP_KEY}"})
+        answer = client.post("/v1/tokens", json={"customer_id": "1111"}, headers=shop)
         wrong = client.post("/v1/tokens", json={"customer_id": "1111"}, headers={"Authorization": "Bearer guess"})
         missing = client.post("/v1/tokens", json={"customer_id": "1111"})
-        bad_id = client.post("/v1/tokens", json={"customer_id": "a\nb"}, headers={"Authorization": f"Bearer {SHOP_KEY}"})
+        bad_id = client.post("/v1/tokens", json={"customer_id": "a\nb"}, headers=shop)
     assert answer.status_code == 200
     body = answer.json()
     assert Tokens(SECRET, 3600).customer(body["token"]) == "1111"
@@ -104,6 +108,20 @@ def test_the_shops_back_end_gets_a_token_for_its_customer_with_its_key(widget_se
     assert refused.status_code == 503 and "KEFU_TOKEN_KEY" in refused.json()["detail"]
 
 
+def test_the_widget_demo_page_is_a_demo_mode_page(widget_settings):
+    with served(widget_settings) as (base, _):
+        assert httpx.get(base + "/widget-demo", timeout=30).status_code == 404
+    with served(widget_settings.model_copy(update={"demo": True})) as (base, _):
+        answer = httpx.get(base + "/widget-demo", timeout=30)
+    assert answer.status_code == 503 and "not set up" in answer.text  # no shop built in this data dir
+
+
+def test_the_demo_page_escapes_what_it_shows():
+    page = demo_page("https://kefu.example", {**EXAMPLE, "title": "<img src=x onerror=alert(1)>"}, 'a"b')
+    assert "<img" not in page and "&lt;img src=x" in page and 'data-kefu-token="a&quot;b"' in page
+    assert '<script src="https://kefu.example/widget.js" data-kefu-title="Ask Corner Grocer"' in page
+
+
 @pytest.fixture(scope="module")
 def browser():
     with chromium() as b:
@@ -113,10 +131,14 @@ def browser():
 def test_a_page_on_an_origin_not_allowed_gets_no_chat(settings, browser):
     allowed_port = free_port()
     kefu_settings = settings.model_copy(
-        update={"auth_secret": SECRET, "llm_port": 9, "llm_retries": 0,
-                "embed_origins": [f"http://127.0.0.1:{allowed_port}"]}  # fmt: skip
+        update={
+            "auth_secret": SECRET,
+            "llm_port": 9,
+            "llm_retries": 0,
+            "embed_origins": [f"http://127.0.0.1:{allowed_port}"],
+        }
     )
-    with served(kefu_settings) as (kefu, _), html_site(product_page(kefu)) as stranger:
+    with served(kefu_settings) as (kefu, _), html_site(demo_page(kefu, EXAMPLE)) as stranger:
         page = browser.new_page()
         refusals: list[str] = []
         page.on("console", lambda m: refusals.append(m.text) if "frame-ancestors" in m.text else None)
@@ -137,8 +159,14 @@ def a_product(store: Path) -> dict:
     ).fetchone()
     con.close()
     title, price, brand, size, department, category, ptype = row
-    return {"title": display_title(ptype, category, size, brand, title), "price": price, "brand": brand or "",
-            "size": size or "", "department": department, "category": category}  # fmt: skip
+    return {
+        "title": display_title(ptype, category, size, brand, title),
+        "price": f"${price:.2f}",
+        "brand": brand or "",
+        "size": size or "",
+        "department": department,
+        "category": category,
+    }
 
 
 def finished_turn(server, timeout_s: float = 180) -> TurnDone:
@@ -159,9 +187,15 @@ def test_the_widget_on_a_shop_page_opens_the_chat_signed_in_and_answers_with_car
 ):
     shop_port = free_port()
     kefu_settings = shop_settings.model_copy(
-        update={"llm_url": llm_settings.llm_base_url, "llm_served_name": llm_settings.llm_served_name,
-                "llm_retries": 0, "auth_secret": SECRET, "token_key": SHOP_KEY, "demo": False,
-                "embed_origins": [f"http://127.0.0.1:{shop_port}"]}  # fmt: skip
+        update={
+            "llm_url": llm_settings.llm_base_url,
+            "llm_served_name": llm_settings.llm_served_name,
+            "llm_retries": 0,
+            "auth_secret": SECRET,
+            "token_key": SHOP_KEY,
+            "demo": False,
+            "embed_origins": [f"http://127.0.0.1:{shop_port}"],
+        }
     )
     records = tmp_path_factory.mktemp("widget") / "records.sqlite"
     server = build_server(kefu_settings, make_assistant(kefu_settings, intent_classifier, records))
@@ -170,7 +204,7 @@ def test_the_widget_on_a_shop_page_opens_the_chat_signed_in_and_answers_with_car
         # The shop's back end asks for its signed-in customer's token and writes it into the snippet.
         token = httpx.post(kefu + "/v1/tokens", json={"customer_id": "1111"},
                            headers={"Authorization": f"Bearer {SHOP_KEY}"}, timeout=30).json()["token"]  # fmt: skip
-        html = product_page(kefu, token, a_product(kefu_settings.store_path))
+        html = demo_page(kefu, a_product(kefu_settings.store_path), token)
         with html_site(html, shop_port) as shop:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(shop + "/")

@@ -135,6 +135,8 @@ def run_web(settings: Settings) -> None:
     console.print(f"Shopper chat:   {base}/")
     console.print(f"Agent copilot:  {base}/copilot")
     console.print(f"Dashboard:      {base}/dashboard")
+    if settings.demo:
+        console.print(f"Widget demo:    {base}/widget-demo  (a shop's product page with the chat widget)")
     console.print(f"API:            {base}/v1/chat  (docs: {base}/docs)")
     uvicorn.run(
         app, host=settings.ui_host, port=settings.ui_port, log_level="warning", h11_max_incomplete_event_size=65536

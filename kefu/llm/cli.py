@@ -41,7 +41,8 @@ def start_with_progress(settings: Settings, *, detach: bool) -> ServerInfo:
 def wait_with_progress(settings: Settings) -> ServerInfo:
     """Wait for the server ``kefu llm serve --background`` launched, with a spinner."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(f"Waiting for vLLM to load ({settings.model_dir.name}) — log: {settings.logs_dir / 'vllm.log'}")
+        log = settings.logs_dir / "vllm.log"
+        task = bar.add_task(f"Waiting for vLLM to load ({settings.model_dir.name}) — log: {log}")
         info = vllm_server.wait_started(settings, on_wait=lambda _s: bar.update(task))
     console.print(f"vLLM ready at {info.base_url} (model {info.model}, pid {info.pid})")
     return info
