@@ -24,8 +24,8 @@ segments: store   ## fit customer segments, personas, CLV and propensity, and th
 	@$(KEFU) segment fit --no-transformer --if-stale
 	@$(KEFU) recommend fit --if-stale
 
-demo: model index intents segments ## start vLLM, the three pages and the API (demo mode); open the printed URLs
-	@$(KEFU) serve --demo
+demo:             ## install, start vLLM, build store/index/classifier/segments while it loads, then the pages (timed)
+	@bash scripts/demo.sh
 
 test: model       ## the layer contract (lint-imports), then the whole test suite, real components included
 	@bash scripts/chromium.sh

@@ -6,10 +6,11 @@ flagged as one (``assistant/loop.py``). The structured plan does not run first; 
 server is down (the loop catches ``LLMError``). Everything the model reads besides the system prompt is fenced
 or defanged (``guardrails.defang``): no chat-template token in shop data or a message becomes a turn marker.
 
-The 135M model never calls a tool with ``tool_choice="auto"`` (NOTES-platform.md); ``required`` forces one
-on the first round only, so a forced model cannot loop. Measured 2026-12-01 with the eleven tool schemas and
-their argument descriptions: forced, SmolLM2-135M wrote a malformed ``<tool_call>`` that looped to the token
-limit; when a forced round yields no call, the loop lets the structured plan carry the turn.
+The 135M model never calls a tool with ``tool_choice="auto"`` (measured 2026-11-28: README, "Measured
+figures"); ``required`` forces one on the first round only, so a forced model cannot loop. Measured 2026-12-01
+with the eleven tool schemas and their argument descriptions: forced, SmolLM2-135M wrote a malformed
+``<tool_call>`` that looped to the token limit; when a forced round yields no call, the loop lets the structured
+plan carry the turn.
 """
 
 from __future__ import annotations

@@ -7,19 +7,24 @@ Nothing here is read at import time.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+# An origin as the CSP frame-ancestors directive takes it: scheme://host[:port], the host's first label may be "*".
+ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
 
 
 class Thresholds(BaseModel):
@@ -178,10 +183,39 @@ class Settings(BaseSettings):
         description="Key the shop's backend sends (Authorization: Bearer) with "
         "POST /v1/events to update live profiles; unset = the endpoint is off.",
     )
+    token_key: str | None = Field(
+        None, description="Key the shop's backend sends (Authorization: Bearer) with POST /v1/tokens to get a "
+        "session token for its signed-in customer (the widget hands it to the chat); unset = the endpoint is off "
+        "(`kefu token CUSTOMER` still works where the secret is).",
+    )  # fmt: skip
+    embed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins of the shop's pages that may embed the chat page (the widget's "
+        "iframe), e.g. https://shop.example (comma-separated or a JSON list); sent as the chat page's CSP "
+        "frame-ancestors. Empty: only Kefu's own origin may frame it.",
+    )  # fmt: skip
 
     # Other services.
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
+
+    @field_validator("embed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [v for v in re.split(r"[,\s]+", text) if v]
+        if not isinstance(value, list):
+            return value
+        origins = []
+        for origin in value:
+            origin = str(origin).strip().rstrip("/")
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin a page is served from: write scheme://host[:port] with no path, "
+                    "e.g. https://shop.example or http://127.0.0.1:8080 (a leading *. for subdomains)"
+                )
+            origins.append(origin)
+        return origins
 
     @classmethod
     def settings_customise_sources(

@@ -176,6 +176,10 @@ def build_index(
         elif chroma_metadata(prev) != metas[i]:
             meta_rows.append(i)
     deleted = sorted(set(old_records) - set(catalog["product_id"]))
+    if unchanged(old, catalog, location) and not (embed_rows or meta_rows or deleted):
+        # A second `kefu index` (`make demo` again): nothing to write, and the embedding model is never loaded.
+        return {"products": len(catalog), "embedded": 0, "distinct_texts_embedded": 0, "metadata_updated": 0,
+                "deleted": 0, "unchanged": True, "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
 
     # Vectors by text hash: reuse the mirror's, embed only texts never seen (each distinct text once).
     mirror = {} if rebuild or not old_records else read_mirror(location)
@@ -188,7 +192,7 @@ def build_index(
     }
     mirror.update(zip(from_chroma, dense.vectors(list(from_chroma.values())), strict=True))  # repair, no re-embed
     missing = sorted(set(text_of) - set(mirror))
-    fresh = embedder.encode([text_of[h] for h in missing], progress=progress)
+    fresh = embedder.encode([text_of[h] for h in missing], progress=progress) if missing else []  # no model load
     mirror.update(zip(missing, fresh, strict=True))
     if embed_rows:
         dense.upsert(
@@ -223,6 +227,14 @@ def build_index(
         "deleted": len(deleted),
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def unchanged(old: pd.DataFrame, catalog: pd.DataFrame, location: IndexLocation) -> bool:
+    """The indexed snapshot is this catalogue, row for row, and every file built from it is there."""
+    files = (location.lexical_path, location.vector_hashes_path, location.vectors_path, location.catalog_path)
+    if len(old) != len(catalog) or list(old.columns) != list(catalog.columns) or not all(f.exists() for f in files):
+        return False
+    return old.reset_index(drop=True).astype(str).equals(catalog.reset_index(drop=True).astype(str))
 
 
 def index_store(settings, *, rebuild: bool = False, progress: bool = False) -> dict:

@@ -5,6 +5,7 @@ Screenshots go to the test's own output directory (``shots`` fixture in the test
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
 import threading
@@ -61,6 +62,33 @@ def served(settings: Settings, assistant=None, server=None) -> Iterator[tuple[st
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def html_site(html: str, port: int | None = None) -> Iterator[str]:
+    """A plain web server answering every GET with ``html`` (a shop's own page, on its own origin); yields its
+    base URL."""
+    body = html.encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", port or free_port()), Page)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_port}"
+    finally:
+        site.shutdown()
+        site.server_close()
 
 
 @contextlib.contextmanager

@@ -45,6 +45,29 @@ def test_start_waits_for_health_then_status_and_stop(lifecycle):
     assert not vllm_server.stop(lifecycle)
 
 
+def test_a_server_launched_in_the_background_is_waited_for_later(lifecycle, monkeypatch):
+    """`kefu llm serve --background` returns at once; `kefu llm wait` (or `kefu serve`) waits for it later."""
+    monkeypatch.setattr(vllm_server, "command", lambda st: [sys.executable, FAKE, str(st.llm_port), "2"])
+    began = time.monotonic()
+    info = vllm_server.start(lifecycle, wait=False)
+    assert time.monotonic() - began < 1.5 and not vllm_server.is_healthy(info.base_url)
+    assert vllm_server.starting(lifecycle).pid == info.pid
+    assert vllm_server.start(lifecycle, wait=False).pid == info.pid  # still starting: not launched twice
+    waited: list[float] = []
+    assert vllm_server.wait_started(lifecycle, on_wait=waited.append).pid == info.pid
+    assert waited and vllm_server.is_healthy(info.base_url)
+
+
+def test_waiting_for_a_background_server_that_died_reports_its_log(lifecycle, monkeypatch):
+    with pytest.raises(ServerError, match="No managed vLLM server was started"):
+        vllm_server.wait_started(lifecycle)
+    monkeypatch.setattr(vllm_server, "command", lambda st: [sys.executable, FAKE, str(st.llm_port), "0", "fail"])
+    vllm_server.start(lifecycle, wait=False)
+    with pytest.raises(ServerError, match="CUDA out of memory"):
+        vllm_server.wait_started(lifecycle)
+    assert vllm_server.read_info(lifecycle) is None
+
+
 def test_early_exit_reports_the_log_tail(lifecycle, monkeypatch):
     monkeypatch.setattr(vllm_server, "command", lambda st: [sys.executable, FAKE, str(st.llm_port), "0", "fail"])
     with pytest.raises(ServerError, match="CUDA out of memory"):
@@ -93,3 +116,17 @@ def test_server_dies_with_its_parent(lifecycle, tmp_path):
     while time.monotonic() < deadline and vllm_server._alive(child_pid):
         time.sleep(0.1)
     assert not vllm_server._alive(child_pid)
+
+
+def test_python_m_kefu_llm_runs_the_llm_commands_alone(settings):
+    """`make demo` launches and waits for vLLM with `python -m kefu.llm` (without the other packages' imports)."""
+    env = {**os.environ, "KEFU_DATA_DIR": str(settings.data_dir), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    run = [sys.executable, "-m", "kefu.llm"]
+    status = subprocess.run([*run, "status"], env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 1 and "not running" in status.stderr
+    waited = subprocess.run([*run, "wait"], env=env, capture_output=True, text=True, timeout=120)
+    assert waited.returncode == 2 and "No managed vLLM server was started" in waited.stderr
+    code = "import sys, kefu.llm.__main__; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
+           "('assistant', 'retrieval', 'segmentation', 'eval', 'ui', 'gradio', 'torch')))"  # fmt: skip
+    loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.stdout.strip() == "[]"

@@ -308,3 +308,22 @@ def test_reindex_embeds_only_changed_products_and_handles_deletions(demo_store, 
     assert ids[2] not in search.catalog.row_of and search.dense.vector(ids[2]) is None
     assert search.search("anything", {"min_price": 100}, k=5).ids == [ids[1]]
     assert index_store(settings)["embedded"] == 0
+
+
+def test_reindexing_an_unchanged_store_writes_nothing_and_loads_no_model(demo_store, tmp_path, monkeypatch):
+    """A second `make demo`: `kefu index` finds the snapshot equal to the store and stops there."""
+    settings = Settings(data_dir=tmp_path / "data")
+    subset_store(demo_store, settings.store_path, "DELETE FROM products WHERE hash(product_id) % 500 <> 0")
+    index_store(settings)
+    files = sorted(settings.index_dir.rglob("*"))
+    written = {f: f.stat().st_mtime_ns for f in files if f.is_file()}
+    monkeypatch.setattr(Embedder, "model", property(lambda self: pytest.fail("the model was loaded")))
+    again = index_store(settings)
+    assert again["unchanged"] and again["embedded"] == 0
+    assert {f: f.stat().st_mtime_ns for f in written} == written
+    con = duckdb.connect(str(settings.store_path))
+    con.execute("UPDATE products SET price = 99.5 WHERE product_id = (SELECT min(product_id) FROM products)")
+    con.execute("CHECKPOINT")
+    con.close()
+    changed = index_store(settings)  # a price only: metadata, still no model
+    assert "unchanged" not in changed and changed["metadata_updated"] == 1

@@ -46,6 +46,21 @@ CSS = """
 .kefu-banner.demo { background: #fff8c5; }
 .kefu-banner.down { background: #ffebe9; }
 #kefu-chips, #kefu-signin { flex-wrap: wrap; }
+/* The embedded layout (/?embed=1, the widget's iframe; ui/static/embed.js sets .kefu-embed): fits 380 x 600. */
+.kefu-embed #kefu-header, .kefu-embed #kefu-demo-banner, .kefu-embed footer { display: none !important; }
+.kefu-embed #kefu-token, .kefu-embed #kefu-sign-in, .kefu-embed .kefu-card-reason { display: none !important; }
+.kefu-embed #kefu-banner:not(:has(.kefu-banner)), .kefu-embed #kefu-outcome:not(:has(.kefu-badge)),
+.kefu-embed #kefu-cards-label:not(:has(p)) { display: none !important; }
+.kefu-embed .gradio-container { padding: 4px 8px !important; max-width: 100% !important; min-width: 0 !important; }
+.kefu-embed main, .kefu-embed .main, .kefu-embed .wrap.app { padding: 0 !important; margin: 0 !important; }
+.kefu-embed .column, .kefu-embed .row { gap: 6px !important; }
+.kefu-embed #kefu-who { flex: 1 1 100% !important; min-width: 0 !important; font-size: 13px; }
+.kefu-embed #kefu-who p { margin: 0; }
+.kefu-embed #kefu-chat { height: 200px !important; min-height: 0 !important; }
+.kefu-embed #kefu-cards, .kefu-embed #kefu-chips { flex-wrap: nowrap !important; overflow-x: auto; }
+.kefu-embed .kefu-card { flex: 0 0 150px !important; min-width: 150px !important; padding: 6px; font-size: 13px; }
+.kefu-embed .kefu-card button, .kefu-embed #kefu-chips button { font-size: 12px !important; padding: 2px 8px !important;
+  min-width: 0 !important; white-space: nowrap; flex: 0 0 auto !important; }
 """
 
 OUTCOME_TEXT = {
@@ -281,7 +296,7 @@ def build_chat(server: Server) -> gr.Blocks:
     with gr.Blocks(title="Kefu shopping assistant") as page:
         state = gr.State(ChatState())
         pending = gr.State("")
-        gr.Markdown("## Shopping assistant")
+        gr.Markdown("## Shopping assistant", elem_id="kefu-header")
         banner = gr.HTML(banner_html(server, ChatState()), elem_id="kefu-banner")
         retry_button = gr.Button("Retry", elem_id="kefu-retry", visible=False, size="sm")
         with gr.Row(elem_id="kefu-signin"):

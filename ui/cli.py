@@ -16,7 +16,7 @@ from kefu.console import console, settings_of
 from kefu.errors import KefuError
 from kefu.llm import server as vllm_server
 from kefu.llm.cli import app as llm_app
-from kefu.llm.cli import start_with_progress
+from kefu.llm.cli import start_with_progress, wait_with_progress
 from kefu.settings import Settings
 from kefu.store.cli import app as store_app
 from recommend.cli import app as recommend_app
@@ -43,15 +43,24 @@ def serve(
     ctx: typer.Context,
     start_llm: bool = typer.Option(True, help="Start vLLM when none is running."),
     demo: bool = typer.Option(False, "--demo", help="Demo mode: a customer picker, open staff pages. Never public."),
+    stop_llm: bool = typer.Option(
+        False, "--stop-llm", help="Stop the managed vLLM on exit even when it was already running (`make demo`)."
+    ),
 ) -> None:
-    """Serve the chat page, the copilot, the dashboard and the HTTP API on one port, starting vLLM if needed."""
+    """Serve the chat page, the copilot, the dashboard and the HTTP API on one port, starting vLLM if needed
+    (or waiting for the one `kefu llm serve --background` launched)."""
     settings = settings_of(ctx)
     if demo:
         settings = settings.model_copy(update={"demo": True})
     Tokens.from_settings(settings)  # no KEFU_AUTH_SECRET outside demo mode: say so before starting anything
     started = None
     if start_llm and not settings.llm_is_external and not vllm_server.is_healthy(settings.llm_base_url):
-        started = start_with_progress(settings, detach=False)
+        if vllm_server.starting(settings) is not None:  # launched by `kefu llm serve --background`
+            wait_with_progress(settings)
+        else:
+            started = start_with_progress(settings, detach=False)
+    if stop_llm and not settings.llm_is_external:
+        started = vllm_server.read_info(settings)
     try:
         run_web(settings)
     finally:

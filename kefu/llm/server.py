@@ -78,13 +78,22 @@ def _port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def start(settings: Settings, *, detach: bool = False, on_wait: Callable[[float], None] | None = None) -> ServerInfo:
-    """Start vLLM and block until /health answers. Raises ServerError with the log tail when it fails."""
+def start(
+    settings: Settings,
+    *,
+    detach: bool = False,
+    wait: bool = True,
+    on_wait: Callable[[float], None] | None = None,
+) -> ServerInfo:
+    """Start vLLM and block until /health answers (``wait=False``: return once it is launched; ``wait_started``
+    waits for it later, from any process). Raises ServerError with the log tail when it fails."""
     if settings.llm_is_external:
         raise ServerError(f"KEFU_LLM_URL is set ({settings.llm_url}): Kefu uses that server and starts none.")
     running = read_info(settings)
     if running is not None and is_healthy(running.base_url):
         return running
+    if running is not None and _alive(running.pid):  # launched earlier and still starting
+        return wait_started(settings, on_wait) if wait else running
     if not (settings.model_dir / "config.json").is_file():
         raise ServerError(f"No model at {settings.model_dir}; run `kefu llm prepare` or set KEFU_LLM_MODEL.")
     if _port_in_use(settings.llm_host, settings.llm_port):
@@ -115,6 +124,8 @@ def start(settings: Settings, *, detach: bool = False, on_wait: Callable[[float]
         )
     info = ServerInfo(proc.pid, settings.llm_base_url, settings.llm_served_name, str(log_path), time.time())
     _write_info(settings, info)
+    if not wait:
+        return info
     try:
         wait_healthy(info, proc, settings.llm_startup_timeout_s, on_wait)
     except BaseException:
@@ -145,6 +156,35 @@ def wait_healthy(
         if on_wait:
             on_wait(elapsed)
         time.sleep(1.0)
+
+
+def starting(settings: Settings) -> ServerInfo | None:
+    """The managed server launched earlier (``kefu llm serve --background``) when it is still alive."""
+    info = read_info(settings)
+    return info if info is not None and _alive(info.pid) else None
+
+
+def wait_started(settings: Settings, on_wait: Callable[[float], None] | None = None) -> ServerInfo:
+    """Block until the managed server launched earlier, perhaps by another process, answers /health.
+    Raises ServerError (with the log tail) when none was launched, it died, or it stays unhealthy too long."""
+    info = read_info(settings)
+    if info is None:
+        raise ServerError("No managed vLLM server was started; run `kefu llm serve`.")
+    started = time.monotonic()
+    while not is_healthy(info.base_url):
+        elapsed = time.monotonic() - started
+        if not _alive(info.pid):
+            _remove_info(settings)
+            raise ServerError(f"vLLM exited while starting. Last lines of {info.log}:\n" + log_tail(Path(info.log)))
+        if elapsed > settings.llm_startup_timeout_s:
+            raise ServerError(
+                f"vLLM did not become healthy within {settings.llm_startup_timeout_s:.0f} s "
+                f"(KEFU_LLM_STARTUP_TIMEOUT_S). Last lines of {info.log}:\n" + log_tail(Path(info.log))
+            )
+        if on_wait:
+            on_wait(elapsed)
+        time.sleep(1.0)
+    return info
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
