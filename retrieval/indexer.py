@@ -143,6 +143,7 @@ def build_index(
     started = time.perf_counter()
     location.index_dir.mkdir(parents=True, exist_ok=True)
     old: pd.DataFrame | None = None
+    manifest: dict = {}
     if not rebuild:
         try:
             old, manifest = read_state(location)
@@ -176,7 +177,10 @@ def build_index(
         elif chroma_metadata(prev) != metas[i]:
             meta_rows.append(i)
     deleted = sorted(set(old_records) - set(catalog["product_id"]))
-    if unchanged(old, catalog, location) and not (embed_rows or meta_rows or deleted):
+    tuned = {"dense_alpha": model_dense_alpha(embedder.model_path),
+             "fusion_weights": model_fusion_weights(embedder.model_path)}  # fmt: skip
+    same_tuning = all(manifest.get(k) == v for k, v in tuned.items())  # a tune may have written its weights since
+    if same_tuning and unchanged(old, catalog, location) and not (embed_rows or meta_rows or deleted):
         # A second `kefu index` (`make demo` again): nothing to write, and the embedding model is never loaded.
         return {"products": len(catalog), "embedded": 0, "distinct_texts_embedded": 0, "metadata_updated": 0,
                 "deleted": 0, "unchanged": True, "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
@@ -213,8 +217,8 @@ def build_index(
         "collection": location.collection,
         "chroma_url": location.chroma_url,
         "embed_model": str(embedder.model_path),
-        "dense_alpha": model_dense_alpha(embedder.model_path),  # None: the default weight for the model
-        "fusion_weights": model_fusion_weights(embedder.model_path),  # None: no learned fusion for this index
+        "dense_alpha": tuned["dense_alpha"],  # None: the default weight for the model
+        "fusion_weights": tuned["fusion_weights"],  # None: no learned fusion for this index
         "products": len(catalog),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

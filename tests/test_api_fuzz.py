@@ -35,6 +35,7 @@ from ui.web import create_web_app
 
 SECRET = "fuzz-test-secret-0123456789"
 EVENTS_KEY = "fuzz-events-key"
+TOKEN_KEY = "fuzz-token-key"
 CUSTOMER = "1111"
 MAX_EXAMPLES = 25
 CHAT_EXAMPLES = 5
@@ -49,6 +50,7 @@ CONFIG = schemathesis.Config.from_dict(
 def fuzz_settings(base: Settings, data) -> Settings:
     return base.model_copy(
         update={"auth_secret": SECRET, "events_key": EVENTS_KEY, "agent_key": "fuzz-agent-key", "data_dir": data,
+                "token_key": TOKEN_KEY,
                 "rate_limit_per_address_per_minute": 100_000, "rate_limit_per_customer_per_minute": 100_000}
     )  # fmt: skip
 
@@ -58,6 +60,8 @@ def sign_in(case) -> None:
     real profile lookup runs for whatever id is generated) when it could be one, or for a demo customer."""
     if case.path == "/v1/events":
         token = EVENTS_KEY
+    elif case.path == "/v1/tokens":  # the shop's back end, with its key
+        token = TOKEN_KEY
     else:
         tokens, named = Tokens(SECRET, 3600), unquote((case.path_parameters or {}).get("customer_id") or "")
         try:
@@ -134,7 +138,7 @@ def api_schema(shop_settings, demo_store, tmp_path_factory):
 def test_every_route_answers_within_its_schema(api_schema, signed_in):
     ran = fuzz(api_schema, signed_in, MAX_EXAMPLES)
     assert set(ran) >= {"GET /v1/customers/{customer_id}/profile", "POST /v1/events", "GET /health",
-                        "GET /staff", "POST /staff"}  # fmt: skip
+                        "GET /staff", "POST /staff", "POST /v1/tokens"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

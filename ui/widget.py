@@ -27,10 +27,16 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from assistant.events import card_price_text
+from ui.api import Problem, errors
 
 if TYPE_CHECKING:
     from ui.web import Server
 
+TOKEN_ERRORS: dict[int | str, dict] = {
+    **errors(400, 413, 429),
+    401: {"model": Problem, "description": "The Authorization header is not Bearer $KEFU_TOKEN_KEY."},
+    503: {"model": Problem, "description": "Token issuing is off: KEFU_TOKEN_KEY is not set."},
+}
 NO_FRAMING = ("/copilot", "/dashboard", "/staff")  # staff pages: never inside anyone's frame
 
 
@@ -60,7 +66,8 @@ def frame_ancestors(embed_origins: list[str], path: str) -> str:
 
 
 class TokenRequest(BaseModel):
-    customer_id: str = Field(min_length=1, max_length=64, description="The customer signed in on the shop's site.")
+    customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$",
+                             description="The customer signed in on the shop's site (printable ASCII).")  # fmt: skip
 
 
 class TokenAnswer(BaseModel):
@@ -106,7 +113,7 @@ def add_widget(app: FastAPI, server: Server) -> None:
                        "category": card.category or ""}  # fmt: skip
             return HTMLResponse(demo_page(str(request.base_url).rstrip("/"), product))
 
-    @app.post("/v1/tokens")
+    @app.post("/v1/tokens", responses=TOKEN_ERRORS)
     def issue_token(body: TokenRequest, authorization: str | None = Header(None)) -> TokenAnswer:
         """A session token for the shop's signed-in customer (the shop's back end calls this, never a browser)."""
         key = settings.token_key
@@ -114,9 +121,5 @@ def add_widget(app: FastAPI, server: Server) -> None:
             raise HTTPException(503, "Token issuing is off; set KEFU_TOKEN_KEY and send it as a Bearer token.")
         if not hmac.compare_digest((authorization or "").encode(), f"Bearer {key}".encode()):
             raise HTTPException(401, "Wrong or missing token key (Authorization: Bearer $KEFU_TOKEN_KEY).")
-        try:
-            token = tokens.issue(body.customer_id)
-        except ValueError as exc:
-            detail = f"{exc}: send the shop's customer id (printable, at most 64 characters)."
-            raise HTTPException(422, detail) from None
+        token = tokens.issue(body.customer_id)  # the request model already holds it to what a token can carry
         return TokenAnswer(token=token, customer_id=body.customer_id, expires_in_s=tokens.ttl_s)
