@@ -118,6 +118,10 @@ def test_near_misses_leave_the_rule_out():
     assert read("thanks, and some cheese please", said()).slots.query == "cheese"
     u = after_peanut_butter("do you have it in a smaller jar?", said("product_question"))
     assert u.intent == "product_search" and "question-in-a-shopping-conversation" not in u.trace
+    # beside a need, a gift is what the request is for: the need's products, not gift wrap
+    ev = Evidence("a gift for my mom, she loves baking", said("recommendation"), vocabulary=VOCABULARY | {"gift"})
+    u = understand(ev)
+    assert u.slots.need == "baking" and "gift" not in (u.slots.query or "") and "flour" in u.slots.items
     # a pleasantry leading into a question about the product does not make it small talk
     assert after_peanut_butter("great, thanks! is it crunchy?", said("chitchat")).intent == "product_question"
     # a new product after a search is a new search, not a refinement or a question about the cards

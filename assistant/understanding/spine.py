@@ -150,7 +150,12 @@ def _need(ev: Evidence, d: Draft) -> None:
     else what the curated map or the catalogue's taxonomy gives for it."""
     need = ev.need or ""
     need_words = set(re.findall(r"[a-z]+", " ".join(acts.needs().get(need, {}).get("words", [need])).lower()))
-    own = [w for w in ev.new_words.split() if w not in need_words and w not in need.split() and _names_a_type(ev, w)]
+    purpose = set(acts.words()["purpose"])  # "a gift … she loves baking": the gift is what it is for, not a product
+    own = [
+        w
+        for w in ev.new_words.split()
+        if w not in need_words and w not in need.split() and w not in purpose and _names_a_type(ev, w)
+    ]
     d.intent = "recommendation"
     d.slots.need = need
     if own:
