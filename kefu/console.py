@@ -7,11 +7,21 @@ import sys
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from kefu.errors import KefuError
 from kefu.settings import Settings
 
 console = Console(stderr=True)
+
+
+def build_settings(ctx: typer.Context) -> None:
+    """The root callback of a command group: build the one Settings object for this invocation (``settings_of``)."""
+    try:
+        ctx.obj = Settings()
+    except ValidationError as exc:
+        raise KefuError(f"Invalid settings (KEFU_* environment or kefu.toml): {exc}") from exc
 
 
 def settings_of(ctx: typer.Context) -> Settings:

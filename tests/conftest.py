@@ -129,3 +129,16 @@ def conversation_log(path: Path):
     from kefu.records.db import Records
 
     return ConversationLog(Records(path))
+
+
+@pytest.fixture
+def live(shop_settings, llm_settings, tmp_path, monkeypatch):
+    """`kefu` pointed at the test shop and the session's real vLLM, with a records database of its own."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("store.duckdb", "index"):
+        (data / name).symlink_to(shop_settings.data_dir / name)
+    monkeypatch.setenv("KEFU_DATA_DIR", str(data))
+    monkeypatch.setenv("KEFU_LLM_URL", llm_settings.llm_base_url)
+    monkeypatch.setenv("KEFU_LLM_SERVED_NAME", llm_settings.llm_served_name)
+    return data

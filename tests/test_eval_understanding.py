@@ -77,15 +77,7 @@ def test_each_field_is_scored_for_the_readers_that_read_it():
 
 
 @pytest.mark.llm
-def test_the_command_scores_every_reader_and_writes_the_combined_readings(shop_settings, llm_settings, tmp_path,
-                                                                          monkeypatch):  # fmt: skip
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("store.duckdb", "index"):
-        (data / name).symlink_to(shop_settings.data_dir / name)
-    monkeypatch.setenv("KEFU_DATA_DIR", str(data))
-    monkeypatch.setenv("KEFU_LLM_URL", llm_settings.llm_base_url)
-    monkeypatch.setenv("KEFU_LLM_SERVED_NAME", llm_settings.llm_served_name)
+def test_the_command_scores_every_reader_and_writes_the_combined_readings(live, tmp_path):
     out = tmp_path / "pred.jsonl"
     result = CliRunner().invoke(app, ["eval", "understanding", "--data", str(write(tmp_path / "u.jsonl", LINES)),
                                       "--predictions-out", str(out), "--json"])  # fmt: skip

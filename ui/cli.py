@@ -8,16 +8,14 @@ directly (``serve``, ``chat``, ``token``) live here in ``ui/``.
 from __future__ import annotations
 
 import typer
-from pydantic import ValidationError
 
 from assistant.understanding.cli import app as intents_app
 from eval.cli import app as eval_app
-from kefu.console import console, settings_of
+from kefu.console import build_settings, console, settings_of
 from kefu.errors import KefuError
 from kefu.llm import server as vllm_server
 from kefu.llm.cli import app as llm_app
 from kefu.llm.cli import start_with_progress, wait_with_progress
-from kefu.settings import Settings
 from kefu.store.cli import app as store_app
 from recommend.cli import app as recommend_app
 from retrieval.cli import register as register_retrieval
@@ -30,12 +28,7 @@ from ui.web import run_web
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Kefu: a self-hosted AI shopping assistant.")
 
 
-@app.callback()
-def _root(ctx: typer.Context) -> None:
-    try:
-        ctx.obj = Settings()
-    except ValidationError as exc:
-        raise KefuError(f"Invalid settings (KEFU_* environment or kefu.toml): {exc}") from exc
+app.callback()(build_settings)
 
 
 @app.command()

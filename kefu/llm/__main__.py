@@ -5,23 +5,16 @@ launches vLLM first thing."""
 from __future__ import annotations
 
 import typer
-from pydantic import ValidationError
 
-from kefu.console import console
+from kefu.console import build_settings, console
 from kefu.errors import KefuError
 from kefu.llm.cli import app as llm_app
-from kefu.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Kefu's LLM commands (as `kefu llm`).")
 app.registered_commands.extend(llm_app.registered_commands)
 
 
-@app.callback()
-def _root(ctx: typer.Context) -> None:
-    try:
-        ctx.obj = Settings()
-    except ValidationError as exc:
-        raise KefuError(f"Invalid settings (KEFU_* environment or kefu.toml): {exc}") from exc
+app.callback()(build_settings)
 
 
 def main() -> None:
