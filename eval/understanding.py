@@ -11,8 +11,9 @@ A line: ``{"id", "message", "context"?: {"last_query": str | null, "cards": [{"t
 A field is scored for a reader only where that reader reads it, on the lines whose ``expect`` holds it: intent,
 budgets (min and max together), refinement, card question, card references (``product_refs``), order id, need
 and history by exact match; items by precision / recall / F1 over the lines' item phrases (lower case, each word
-without a plural "s"). With ``--predictions-out`` the combined reading of every line is written out
-(``{"id", "understanding"}``), for an outside scorer; ``expect`` is then optional.
+without a plural "s"): the products the turn itself names (``Understanding.named``), neither the last search's
+words that a refinement carries nor a need's products. With ``--predictions-out`` the combined reading of every
+line is written out (``{"id", "understanding"}``), for an outside scorer; ``expect`` is then optional.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def session_for(line: Line) -> Session:
 
 def _field_values(u: Understanding) -> dict[str, Any]:
     s = u.slots
-    return {"intent": u.intent, "items": s.products(), "budget": (s.budget_min, s.budget_max),
+    return {"intent": u.intent, "items": u.named, "budget": (s.budget_min, s.budget_max),
             "refinement": s.refinement, "card_question": s.card_question, "product_refs": list(s.product_refs),
             "order_id": s.order_id, "need": s.need, "history": s.history}  # fmt: skip
 

@@ -67,4 +67,8 @@ class Understanding(BaseModel):
     purchase_intent: float = Field(0.0, ge=0, le=1, description="How likely this shopper buys soon, 0..1")
     confirm: bool = Field(False, description="The shopper says yes/confirms a pending action")
     goal: Goal | None = Field(None, description="The conversation's goal at this turn (understanding/goal.py)")
+    named: list[str] = Field(
+        default_factory=list, description="The products the shopper named this turn: not carried from the last search "
+        "(a refinement), not a need's products ('stuff for a party')"
+    )  # fmt: skip
     trace: list[str] = Field(default_factory=list, description="The rules that decided this reading, in order")

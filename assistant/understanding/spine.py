@@ -40,6 +40,7 @@ class Draft:
     intent: str = "product_search"
     slots: Slots = field(default_factory=Slots)
     refining: bool = False  # the turn refines the previous search: its query and limits carry over
+    expanded: bool = False  # the items are a need's products ("stuff for a party"), not words the shopper said
     trace: list[str] = field(default_factory=list)
 
 
@@ -164,6 +165,7 @@ def _need(ev: Evidence, d: Draft) -> None:
     else:
         d.slots.query = None
         d.slots.items = acts.need_items(need) or ev.related(need)[:4]
+        d.expanded = True
 
 
 def _names_a_type(ev: Evidence, word: str) -> bool:
@@ -496,4 +498,5 @@ def understand(ev: Evidence, rules: list[Rule] = RULES) -> Understanding:
     return Understanding(
         intent=d.intent, stage=stage, slots=d.slots, purchase_intent=purchase,
         confirm=bool(ev.parsed.get("confirm")), goal=goal, trace=[*d.trace, goal_rule],
+        named=[] if d.refining or d.expanded else d.slots.products(),
     )  # fmt: skip
