@@ -63,6 +63,7 @@ def loop_config(settings: Settings) -> LoopConfig:
         tool_choice=settings.native_tool_choice,
         native_max_steps=settings.native_max_steps,
         reads_slots=settings.llm_reads_slots,
+        tuned_fields=frozenset(settings.reader_fields) if settings.reads_tuned else None,
         lead_in=settings.reply_lead_in,
         thresholds=settings.understanding,
         languages=tuple(settings.languages),

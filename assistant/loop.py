@@ -42,6 +42,7 @@ from assistant.session import Deps, Session
 from assistant.shop_tools import TOOLS
 from assistant.tools import ToolResult, run_tool
 from assistant.understanding import SHOPPING, Evidence, Slots, Understanding, understand, understand_with_llm
+from assistant.understanding.reading import TurnContext, read_turn
 from assistant.understanding.rules import parse_rules
 from assistant.understanding.spine import needs_model
 from kefu.errors import KefuError, LLMError
@@ -64,6 +65,7 @@ class LoopConfig:
     tool_choice: str = "auto"  # native mode's first round
     native_max_steps: int = 3
     reads_slots: bool = False  # a capable model also fills product words, brand and budget
+    tuned_fields: frozenset[str] | None = None  # the served model is the tuned reader; the fields it decides
     lead_in: str = "template"  # or "model": the served model writes the reply's first sentence (gated)
     thresholds: Thresholds = field(default_factory=Thresholds)  # the understanding step's (kefu.settings)
     languages: tuple[str, ...] = ("en",)  # what the served model reads; other messages get an honest answer
@@ -261,7 +263,12 @@ class Assistant:
         # the small model reads the intent only: it is not asked when a sure classifier or the turn's own words
         # (a list, a question about the cards, a refinement …) decide anyway (one request less); a capable model
         # still reads the slots
-        if self.config.reads_slots or needs_model(evidence):
+        if self.config.tuned_fields is not None:  # the tuned reader reads every field; the rules check each
+            with contextlib.suppress(LLMError):
+                context = TurnContext(session.slots.query if session.slots else None, len(session.candidates))
+                tuned = read_turn(self.llm, message, context, usage)
+                evidence = evidence.with_tuned(tuned, self.config.tuned_fields)
+        elif self.config.reads_slots or needs_model(evidence):
             with contextlib.suppress(LLMError):  # the LLM is down: the classifier and the rules carry the turn
                 reading = understand_with_llm(self.llm, message, session.slots, self.config.reads_slots, usage)
                 evidence = evidence.with_reading(reading)

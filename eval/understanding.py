@@ -5,7 +5,8 @@ A line: ``{"id", "message", "context"?: {"last_query": str | null, "cards": [{"t
 
 - ``rules``: the rule table over the parsers and catalogue words alone (no classifier, no model);
 - ``classifier``: the fast intent classifier's best intent (it reads nothing else);
-- ``model``: the served model's structured reading, slots included (intent, items, budget, need);
+- ``model``: the served model's structured reading: the tuned reader's every field (``kefu llm tune``), or the
+  base model's intent, items, budget and need;
 - ``combined``: the reading the assistant uses (``Assistant.read``: classifier, model when asked, rule table).
 
 A field is scored for a reader only where that reader reads it, on the lines whose ``expect`` holds it: intent,
@@ -34,15 +35,17 @@ from assistant.factory import build_assistant
 from assistant.loop import Assistant
 from assistant.session import Session
 from assistant.understanding import Slots, Understanding, understand, understand_with_llm
+from assistant.understanding.reading import TurnContext, read_turn
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError, LLMError
+from kefu.llm import tune
 
 READERS = ("rules", "classifier", "model", "combined")
 EXACT = ("intent", "budget", "refinement", "card_question", "product_refs", "order_id", "need", "history")
 READS: dict[str, frozenset[str]] = {  # what each reader reads at all
     "rules": frozenset(EXACT) | {"items"},
     "classifier": frozenset({"intent"}),
-    "model": frozenset({"intent", "items", "budget", "need"}),
+    "model": frozenset(EXACT) | {"items"},  # the tuned model reads them all; the base: intent, items, budget, need
     "combined": frozenset(EXACT) | {"items"},
 }
 
@@ -160,6 +163,13 @@ class Readers:
 
     def model(self, line: Line) -> dict[str, Any]:
         session = session_for(line)
+        if self.assistant.config.tuned_fields is not None:  # the tuned reader: every field, as it answers
+            context = TurnContext(line.context.last_query if line.context else None, len(session.candidates))
+            t = read_turn(self.assistant.llm, line.message, context)
+            return {"intent": t.intent, "items": [i.strip().lower() for i in t.items if i.strip()],
+                    "budget": (t.budget_min, t.budget_max), "refinement": t.refinement,
+                    "card_question": t.card_question, "product_refs": list(t.product_refs), "order_id": t.order_id,
+                    "need": t.need, "history": t.history}  # fmt: skip
         r = understand_with_llm(self.assistant.llm, line.message, session.slots, slots=True)
         items = [i.strip().lower() for i in r.items if i.strip()] or ([r.product.strip().lower()] if r.product else [])
         return {"intent": r.intent, "items": items, "budget": (None, r.max_price), "need": r.need.strip() or None}
@@ -239,6 +249,9 @@ def understanding_command(
     predictions_out: Path = typer.Option(None, "--predictions-out", help="Write the combined reading per line."),
     readers: str = typer.Option(",".join(READERS), "--readers", help="Comma-separated: " + ", ".join(READERS)),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    record: bool = typer.Option(
+        False, "--record", help="Write the figures into the served tuned model's manifest (`kefu llm tune`)."
+    ),
 ) -> None:
     """Score each field of the reading (intent, items, budgets, refinement, card references, order id …) for the
     rules, the classifier, the served model and the combined reading."""
@@ -248,8 +261,15 @@ def understanding_command(
     if predictions_out is not None and "combined" not in which:
         which += ("combined",)
     lines = load_lines(data)
-    report = run(Readers(build_assistant(settings_of(ctx))), lines, which, progress=True,
+    settings = settings_of(ctx)
+    if record and not settings.reads_tuned:
+        raise KefuError("--record writes into the tuned model's manifest, but the tuned model is not the one served "
+                        "(run `kefu llm tune`, then `kefu llm serve`; or set KEFU_READER=tuned).")  # fmt: skip
+    report = run(Readers(build_assistant(settings)), lines, which, progress=True,
                  predictions=predictions_out) | {"data": str(data)}  # fmt: skip
+    report["reader"] = "tuned" if settings.reads_tuned else "base"
+    if record:
+        tune.record(settings.tuned_model_dir, dev={"data": str(data), "readers": report["readers"]})
     if as_json:
         print_json(report)
         return

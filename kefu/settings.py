@@ -23,6 +23,9 @@ from pydantic_settings import (
 )
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+TUNED_MODEL_NAME = "smollm2-135m-kefu-reader"
+# the fields where the tuned model beat the rules on the development set (README, "The served model, tuned")
+TUNED_READER_FIELDS = ("intent", "items")
 # An origin as the CSP frame-ancestors directive takes it: scheme://host[:port], the host's first label may be "*".
 ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
 
@@ -56,6 +59,20 @@ class Settings(BaseSettings):
         None, description="HF model folder to serve (default: the prepared SmolLM2 under data_dir/models)."
     )
     llm_served_name: str = Field(DEFAULT_MODEL_NAME, description="Model name the server exposes.")
+    llm_tuned_name: str = Field(
+        TUNED_MODEL_NAME, description="The model `kefu llm tune` writes under data_dir/models, and its served name."
+    )
+    reader: Literal["auto", "base", "tuned"] = Field(
+        "auto",
+        description="Which model reads each turn. tuned: the served model is the one `kefu llm tune` wrote "
+        "(every field of the reading); base: the packaged model (the intent only); auto: tuned when it exists and "
+        "Kefu serves it (no KEFU_LLM_URL / KEFU_LLM_MODEL).",
+    )
+    reader_fields: list[str] = Field(
+        default_factory=lambda: list(TUNED_READER_FIELDS),
+        description="The fields of the reading the tuned model decides (each validated by the rules); the rules "
+        "and the classifier decide the rest. Chosen field by field from `kefu eval understanding` (README).",
+    )
     llm_api_key: str = "EMPTY"
     llm_host: str = "127.0.0.1"
     llm_port: int = 8011
@@ -243,8 +260,26 @@ class Settings(BaseSettings):
         return self.models_dir / DEFAULT_MODEL_NAME
 
     @property
+    def tuned_model_dir(self) -> Path:
+        return self.models_dir / self.llm_tuned_name
+
+    @property
+    def reads_tuned(self) -> bool:
+        """The served model is the tuned reader."""
+        if self.reader != "auto":
+            return self.reader == "tuned"
+        return not self.llm_url and not self.llm_model and (self.tuned_model_dir / "kefu-manifest.json").is_file()
+
+    @property
     def model_dir(self) -> Path:
-        return Path(self.llm_model) if self.llm_model else self.default_model_dir
+        if self.llm_model:
+            return Path(self.llm_model)
+        return self.tuned_model_dir if self.reads_tuned else self.default_model_dir
+
+    @property
+    def served_name(self) -> str:
+        """The name the served model goes by: the tuned reader's, or ``llm_served_name``."""
+        return self.llm_tuned_name if self.reads_tuned and not self.llm_model else self.llm_served_name
 
     @property
     def run_dir(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from assistant.understanding.cli import app as intents_app
+from assistant.understanding.cli import tune as tune_command
 from eval.cli import app as eval_app
 from kefu.console import build_settings, console, settings_of
 from kefu.errors import KefuError
@@ -62,7 +63,8 @@ def serve(
             vllm_server.stop(settings)
 
 
-app.add_typer(llm_app, name="llm", help="Prepare, serve and check the LLM.")
+llm_app.command("tune")(tune_command)
+app.add_typer(llm_app, name="llm", help="Prepare, tune, serve and check the LLM.")
 store_app.command("from-transactions")(from_transactions)  # a store built by segmentation code: registered here
 app.add_typer(store_app, name="store", help="Build, import and inspect the shop store.")
 app.add_typer(intents_app, name="intents", help="Train and try the fast intent classifier.")

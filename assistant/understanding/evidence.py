@@ -5,13 +5,16 @@ reading and cards, and the session's context. The rule table (``spine.py``) read
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rapidfuzz import fuzz
+
 from assistant.understanding import acts
 from assistant.understanding.catalogue import catalogue_terms
-from assistant.understanding.reading import LLMReading
+from assistant.understanding.reading import LLMReading, TurnReading
 from assistant.understanding.rules import new_product_words, parse_rules, product_words
 from assistant.understanding.schema import CardQuestion, History, Slots
 from kefu.settings import Thresholds
@@ -39,6 +42,8 @@ def _nothing(_: str) -> list[str]:
 class Evidence:
     message: str
     reading: LLMReading | None = None  # the served model's reading; None when it was not asked or is down
+    tuned: TurnReading | None = None  # the tuned model's whole reading (``with_tuned``)
+    tuned_fields: frozenset[str] = frozenset()  # the fields it decides, each where the rules accept it
     intents: Sequence[tuple[str, float]] = ()  # the classifier's top intents, best first
     previous: Slots | None = None  # the previous turn's reading
     cards: Sequence[ShownCard] = ()  # the cards shown last, in order ("the second one")
@@ -84,7 +89,83 @@ class Evidence:
         object.__setattr__(new, "reading", reading)
         return new
 
+    def with_tuned(self, reading: TurnReading, fields: frozenset[str]) -> Evidence:
+        """The evidence with the tuned model's reading in place of the parsers' for ``fields``, each only where the
+        rules accept it (see ``accepted``); the model's intent is kept as its reading."""
+        new = copy.copy(self)
+        taken = frozenset(f for f in fields if accepted(self, reading, f))
+        object.__setattr__(new, "reading", LLMReading(intent=reading.intent))
+        object.__setattr__(new, "tuned", reading)
+        object.__setattr__(new, "tuned_fields", taken)
+        parsed = dict(self.parsed)
+        if "items" in taken:
+            items = [i.strip().lower() for i in reading.items if i.strip()]
+            object.__setattr__(new, "items", items if len(items) > 1 else [])
+            object.__setattr__(new, "words", items[0] if len(items) == 1 else "")
+            object.__setattr__(new, "new_words", items[0] if len(items) == 1 else "")
+        if "budget" in taken:
+            for key in ("budget_min", "budget_max"):
+                parsed.pop(key, None)
+                if (value := getattr(reading, key)) is not None:
+                    parsed[key] = value
+        for key in ("refinement", "product_refs", "order_id"):
+            if key in taken:
+                parsed.pop(key, None)
+                if (value := getattr(reading, key)) not in (None, "none", []):
+                    parsed[key] = value
+        object.__setattr__(new, "parsed", parsed)
+        for key in ("card_question", "need", "history"):
+            if key in taken:
+                object.__setattr__(new, key, getattr(reading, key))
+        return new
+
     @property
     def prior(self) -> tuple[str, float] | None:
         """The classifier's best intent and its probability."""
         return self.intents[0] if self.intents else None
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d{1,2})?")
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
+                 "fifty": 50}  # fmt: skip
+
+
+def _said_numbers(text: str) -> set[float]:
+    low = text.lower()
+    found = {float(n.replace(",", ".")) for n in _NUMBER.findall(low)}
+    return found | {float(v) for w, v in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", low)}
+
+
+def _said(item: str, text: str, vocabulary: frozenset[str]) -> bool:
+    """Each word of the item is in the message, or is a catalogue word close to one there (a corrected typo)."""
+    said = re.findall(r"[a-z0-9%]+", text.lower())
+    for word in item.lower().split():
+        if any(w == word or w.rstrip("s") == word.rstrip("s") for w in said):
+            continue
+        if word in vocabulary and any(len(w) > 3 and fuzz.ratio(w, word) >= 80 for w in said):
+            continue
+        return False
+    return True
+
+
+def accepted(ev: Evidence, r: TurnReading, field: str) -> bool:
+    """The rules' check of one field of the tuned model's reading: what it says must be in the message (items,
+    budgets, an order id), on the cards shown (references, card questions), follow a search (a refinement), or be
+    a known need."""
+    if field == "items":
+        return all(_said(i, ev.message, ev.vocabulary) for i in r.items)
+    if field == "budget":
+        said = _said_numbers(ev.message)
+        return all(v is None or v in said for v in (r.budget_min, r.budget_max))
+    if field == "order_id":
+        return r.order_id is None or r.order_id in ev.message
+    if field == "product_refs":
+        return all(n == -1 or 1 <= n <= len(ev.cards) for n in r.product_refs)
+    if field == "card_question":
+        return r.card_question == "none" or bool(ev.cards)
+    if field == "refinement":
+        return r.refinement == "none" or ev.previous is not None
+    if field == "need":
+        return r.need is None or r.need in acts.needs()
+    return field in ("intent", "history")

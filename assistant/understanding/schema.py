@@ -71,4 +71,7 @@ class Understanding(BaseModel):
         default_factory=list, description="The products the shopper named this turn: not carried from the last search "
         "(a refinement), not a need's products ('stuff for a party')"
     )  # fmt: skip
+    readers: dict[str, str] = Field(
+        default_factory=dict, description="Which reader filled each field: model, classifier or rules"
+    )
     trace: list[str] = Field(default_factory=list, description="The rules that decided this reading, in order")

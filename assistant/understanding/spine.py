@@ -371,6 +371,14 @@ def _no_card_question(d: Draft) -> bool:
     return d.slots.card_question == "none"
 
 
+def _tuned_intent(ev: Evidence, d: Draft) -> None:
+    assert ev.tuned is not None
+    d.intent = ev.tuned.intent
+    if d.intent not in SHOPPING:  # an after-sales or small-talk turn searches nothing
+        d.slots = Slots(order_id=d.slots.order_id, history=d.slots.history) if d.intent in AFTER_SALES else Slots()
+        d.refining = False
+
+
 def _to(intent: str) -> Callable[[Evidence, Draft], None]:
     return _set(intent=intent)
 
@@ -454,6 +462,9 @@ RULES: list[Rule] = [
     Rule("parsed-slots",
          lambda ev, d: bool(ev.parsed),
          _parsed_slots),
+    Rule("tuned-model-intent",  # the tuned model's intent, where the settings give it that field
+         lambda ev, d: ev.tuned is not None and "intent" in ev.tuned_fields and d.intent != ev.tuned.intent,
+         _tuned_intent),
     Rule("other-brand-excludes-previous",
          _other_brand_after_a_brand,
          _exclude_previous_brand),
@@ -486,6 +497,20 @@ def needs_model(ev: Evidence) -> bool:
     return not decisive
 
 
+FIELDS = ("intent", "items", "budget", "refinement", "card_question", "product_refs", "need", "history", "order_id")
+
+
+def readers_of(ev: Evidence, intent: str) -> dict[str, str]:
+    """Which reader filled each field: the tuned model where it was given and passed the rules' check, the model
+    or the classifier for an intent they read and the rules kept, else the rules."""
+    out = {f: "model" if f in ev.tuned_fields else "rules" for f in FIELDS}
+    if ev.reading is not None and intent == ev.reading.intent and (ev.tuned is None or "intent" in ev.tuned_fields):
+        out["intent"] = "model"
+    elif ev.prior is not None and intent == ev.prior[0]:
+        out["intent"] = "classifier"
+    return out
+
+
 def understand(ev: Evidence, rules: list[Rule] = RULES) -> Understanding:
     """Run the rule table over the evidence: the validated reading, with the names of the rules that fired."""
     d = Draft()
@@ -498,5 +523,5 @@ def understand(ev: Evidence, rules: list[Rule] = RULES) -> Understanding:
     return Understanding(
         intent=d.intent, stage=stage, slots=d.slots, purchase_intent=purchase,
         confirm=bool(ev.parsed.get("confirm")), goal=goal, trace=[*d.trace, goal_rule],
-        named=[] if d.refining or d.expanded else d.slots.products(),
+        named=[] if d.refining or d.expanded else d.slots.products(), readers=readers_of(ev, d.intent),
     )  # fmt: skip

@@ -73,7 +73,7 @@ class LLM:
     def from_settings(cls, settings: Settings) -> LLM:
         return cls(
             settings.llm_base_url,
-            settings.llm_served_name,
+            settings.served_name,
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
             retries=settings.llm_retries,

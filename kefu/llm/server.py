@@ -56,7 +56,7 @@ def command(settings: Settings) -> list[str]:
     return [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(settings.model_dir),
-        "--served-model-name", settings.llm_served_name,
+        "--served-model-name", settings.served_name,
         "--host", settings.llm_host,
         "--port", str(settings.llm_port),
         "--dtype", settings.llm_dtype,
@@ -122,7 +122,7 @@ def start(
             start_new_session=True,
             preexec_fn=None if detach else _die_with_parent,
         )
-    info = ServerInfo(proc.pid, settings.llm_base_url, settings.llm_served_name, str(log_path), time.time())
+    info = ServerInfo(proc.pid, settings.llm_base_url, settings.served_name, str(log_path), time.time())
     _write_info(settings, info)
     if not wait:
         return info
