@@ -29,6 +29,10 @@ def require_driver() -> None:
     try:
         import psycopg  # noqa: F401
     except ImportError:
+        missing = True
+    else:
+        missing = False
+    if missing:  # failed outside the except, so the message stands alone
         pytest.fail(f"psycopg (the PostgreSQL driver, the scale extra) is not installed: {SETUP}.", pytrace=False)
 
 

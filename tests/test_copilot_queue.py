@@ -147,14 +147,18 @@ def test_the_desk_reads_the_copilots_controls(book, records):
 def test_the_migration_keeps_an_older_databases_conversations_and_cases(records_location):
     old = Records(records_location, upto=5)  # a database from before the copilot's queue
     with old.transaction() as tx:
-        for turn, (when, message) in enumerate([("2026-11-30T10:00:00.000Z", "hi"), ("2026-11-30T10:05:00.000Z", "bye")]):
+        for turn, (when, message) in enumerate(
+            [("2026-11-30T10:00:00.000Z", "hi"), ("2026-11-30T10:05:00.000Z", "bye")]
+        ):
             tx.execute(
                 "INSERT INTO turns (conversation_id, turn, customer_id, created_at, message, reply, product_ids, "
                 "timings, outcome) VALUES ('old', ?, '7', ?, ?, 'ok', '[]', '{}', 'handoff')",
                 (turn + 1, when, message),
             )
-        tx.execute("INSERT INTO cases (case_id, conversation_id, customer_id, priority, reason, summary, status) "
-                   "VALUES ('CASE-OLD', 'old', '7', 'normal', 'help', '{}', 'open')")  # fmt: skip
+        tx.execute(
+            "INSERT INTO cases (case_id, conversation_id, customer_id, priority, reason, summary, status) "
+            "VALUES ('CASE-OLD', 'old', '7', 'normal', 'help', '{}', 'open')"
+        )
     assert old.version() == 5
     old.close()
     records = Records(records_location)

@@ -49,7 +49,7 @@ MIGRATIONS = [
         return_id TEXT PRIMARY KEY, created_at TEXT NOT NULL DEFAULT ({now_text}), customer_id TEXT NOT NULL,
         order_id TEXT NOT NULL, product_id TEXT, reason TEXT NOT NULL, status TEXT NOT NULL
     );
-    """,
+    """,  # noqa: E501 ({rowid}: PostgreSQL's stand-in for SQLite's implicit rowid; the SQLite text is as shipped)
     """
     ALTER TABLE turns ADD COLUMN outcome TEXT;
     ALTER TABLE turns ADD COLUMN card_prices TEXT;  -- JSON list, aligned with product_ids
