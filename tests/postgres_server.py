@@ -44,8 +44,8 @@ def server_bin() -> Path:
     for folder in filter(None, candidates):
         if (Path(folder) / "initdb").is_file() and (Path(folder) / "postgres").is_file():
             return Path(folder)
-    pytest.fail(f"PostgreSQL's server (initdb, postgres) is not installed: {SETUP}, or apt-get install postgresql; "
-                "KEFU_TEST_PG_BIN names another bin folder.", pytrace=False)  # fmt: skip
+    pytest.fail("PostgreSQL's server (initdb, postgres) is not installed: run `bash scripts/postgres.sh` (`make test` "
+                "does), or KEFU_TEST_PG_BIN names its bin folder.", pytrace=False)  # fmt: skip
 
 
 def free_port() -> int:
