@@ -29,6 +29,7 @@ demo:             ## install, start vLLM, build store/index/classifier/segments 
 
 test: model       ## the layer contract (lint-imports), then the whole test suite, real components included
 	@bash scripts/chromium.sh
+	@bash scripts/postgres.sh
 	@.venv/bin/lint-imports --no-logo
 	@$(PY) -m pytest -q -rs
 

@@ -133,10 +133,14 @@ class Desk:
         else:
             reason = unavailable or "it has not been built"
             notes = [f"The assistant is unavailable ({reason}): live conversations and suggestions need it."]
-            records = Records(settings.records_path) if settings.records_path.is_file() else None
+            records, trouble = None, None
+            try:
+                records = Records.open_existing(settings)
+            except KefuError as exc:  # the records server is down or misconfigured: the page says what to do
+                trouble = str(exc)
             desk = cls(None, None, None, load_profiles(settings), notes)
             if records is None:
-                desk.notes.append(NO_RECORDS)
+                desk.notes.append(trouble or NO_RECORDS)
             else:
                 desk.log, desk.cases = ConversationLog(records), CaseBook(records)
         if desk.profiles is None:

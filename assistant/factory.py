@@ -72,7 +72,7 @@ def loop_config(settings: Settings) -> LoopConfig:
 
 
 def build_assistant(settings: Settings) -> Assistant:
-    records = Records(settings.records_path)
+    records = Records.open(settings)
     return Assistant(
         build_services(settings, records),
         LLM.from_settings(settings),

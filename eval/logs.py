@@ -1,5 +1,5 @@
 """``kefu eval logs``: the health of the assistant as shoppers met it, read from its own records database
-(``settings.records_path``: the conversation log and the page's thumbs up/down).
+(``settings.records_location``: the conversation log and the page's thumbs up/down, in SQLite or PostgreSQL).
 
 Turns, intent mix, outcomes (answered / no_match / declined / handoff / refused), tool success and error rates
 per tool, grounding repairs, thumbs, reply hygiene (the same checks as every eval command, on the logged
@@ -10,7 +10,6 @@ percentiles and tokens. Text in the log is PII-redacted; ids (order, product, ca
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
@@ -30,10 +29,13 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)), "max": max(values)}
 
 
-def summarize(path: Path, since: date | None = None) -> dict:
-    if not path.is_file():
-        raise KefuError(f"No conversation log at {path}; chat with the assistant first (`kefu serve`, `kefu chat`).")
-    records = Records(path)  # applies any migration the file lacks
+def summarize(location: Path | str, since: date | None = None) -> dict:
+    """The report over the records at ``location``: a SQLite file or a PostgreSQL URL (``kefu.records.db``)."""
+    if isinstance(location, Path) and not location.is_file():
+        raise KefuError(
+            f"No conversation log at {location}; chat with the assistant first (`kefu serve`, `kefu chat`)."
+        )
+    records = Records(location)  # applies any migration the database lacks
     try:
         where, params = ("WHERE created_at >= ?", (since.isoformat(),)) if since else ("", ())
         turns = records.rows(f"SELECT * FROM turns {where} ORDER BY id", params)
@@ -41,8 +43,6 @@ def summarize(path: Path, since: date | None = None) -> dict:
         for row in records.rows("SELECT * FROM tool_calls ORDER BY id"):
             calls[row["turn_id"]].append(row)
         feedback = records.rows(f"SELECT rating FROM feedback {where}", params)
-    except sqlite3.DatabaseError as exc:
-        raise KefuError(f"{path} is not a readable Kefu records database ({exc}).") from None
     finally:
         records.close()
 
@@ -80,7 +80,7 @@ def summarize(path: Path, since: date | None = None) -> dict:
 
     return {
         "kind": "logs",
-        "log": str(path),
+        "log": records.where,
         "since": since.isoformat() if since else None,
         "turns": n,
         "conversations": len({t["conversation_id"] for t in turns}),
@@ -115,7 +115,9 @@ def summarize(path: Path, since: date | None = None) -> dict:
 def logs_command(
     ctx: typer.Context,
     since: str = typer.Option(None, "--since", help="Only turns on or after this date (YYYY-MM-DD)."),
-    log: Path = typer.Option(None, "--log", help="Records database (default: the settings' records_path)."),
+    log: Path = typer.Option(
+        None, "--log", help="A SQLite records file (default: the settings' records, KEFU_RECORDS_URL or the file)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Health of the assistant from its own conversation log: outcomes, tools, repairs, thumbs, hygiene, latency."""
@@ -123,7 +125,7 @@ def logs_command(
         day = date.fromisoformat(since) if since else None
     except ValueError:
         raise KefuError(f"--since takes a date as YYYY-MM-DD, not {since!r}.") from None
-    report = summarize(log or settings_of(ctx).records_path, day)
+    report = summarize(log or settings_of(ctx).records_location, day)
     if as_json:
         print_json(report)
         return

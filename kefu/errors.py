@@ -39,3 +39,7 @@ class IntentError(KefuError):
 
 class CaseError(KefuError):
     """A support case is unknown, or cannot do what was asked (closed already, no closing note)."""
+
+
+class RecordsError(KefuError):
+    """The records database (conversation log, cases, returns, feedback) cannot be opened, migrated or reached."""

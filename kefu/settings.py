@@ -211,6 +211,13 @@ class Settings(BaseSettings):
         "frame-ancestors. Empty: only Kefu's own origin may frame it.",
     )  # fmt: skip
 
+    # Records (conversation log, cases, returns, feedback).
+    records_url: str | None = Field(
+        None, description="PostgreSQL URL for the records, postgresql://USER:PASSWORD@HOST:5432/DB, shared by "
+        "several workers (needs the scale extra: pip install -r requirements/scale.txt); unset: one SQLite file "
+        "under data_dir/logs.",
+    )  # fmt: skip
+
     # Other services.
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
@@ -233,6 +240,18 @@ class Settings(BaseSettings):
                 )
             origins.append(origin)
         return origins
+
+    @field_validator("records_url")
+    @classmethod
+    def _records_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.match(r"postgres(ql)?://", value.strip()):
+            raise ValueError(
+                "KEFU_RECORDS_URL takes a PostgreSQL URL, postgresql://USER:PASSWORD@HOST:5432/DB; leave it unset "
+                "to keep the records in SQLite under data_dir/logs"
+            )
+        return value.strip()
 
     @classmethod
     def settings_customise_sources(
@@ -291,8 +310,13 @@ class Settings(BaseSettings):
 
     @property
     def records_path(self) -> Path:
-        """The SQLite side: conversation log, support cases, return requests (one database)."""
+        """The SQLite records file: conversation log, support cases, return requests (one database)."""
         return self.logs_dir / "records.sqlite"
+
+    @property
+    def records_location(self) -> Path | str:
+        """Where the records live: the PostgreSQL URL when set, else the SQLite file (``kefu.records.db``)."""
+        return self.records_url or self.records_path
 
     @property
     def index_dir(self) -> Path:

@@ -42,6 +42,31 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL cluster for the session (tests/postgres_server.py), removed at the end."""
+    from tests.postgres_server import PostgresServer, require_driver
+
+    require_driver()
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def records_location(request, tmp_path) -> Path | str:
+    """Where a test's records live, once per backend: a SQLite file, or a fresh database on the session's
+    PostgreSQL cluster (the driver missing fails the test with what to run)."""
+    if request.param == "sqlite":
+        return tmp_path / "records.sqlite"
+    from tests.postgres_server import require_driver
+
+    require_driver()
+    return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
     """The demo store built from data/completejourney (read-only for tests: copy it before writing)."""
     path = tmp_path_factory.mktemp("store") / "store.duckdb"

@@ -6,7 +6,6 @@ database; the page itself is tested in test_ui_copilot.py."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import datetime
 
 import pytest
@@ -20,7 +19,7 @@ from assistant.timeline import TurnView, case_view
 from kefu.errors import CaseError
 from kefu.records.cases import CaseBook
 from kefu.records.conversations import ConversationLog
-from kefu.records.db import MIGRATIONS, Records
+from kefu.records.db import Records
 from tests.fake_llm import ScriptedLLM, reading
 from tests.fake_services import PRODUCTS, fake_services
 from ui.copilot import turn_html
@@ -28,8 +27,9 @@ from ui.hub import Hub
 
 
 @pytest.fixture
-def records(tmp_path):
-    return Records(tmp_path / "records.sqlite")
+def records(records_location):
+    """A real records database, on SQLite and on PostgreSQL."""
+    return Records(records_location)
 
 
 @pytest.fixture
@@ -147,16 +147,12 @@ def test_the_customer_card_says_what_is_missing(shop):
     assert "guest" in desk.customer(None).notes[0].lower()
 
 
-def test_an_older_records_database_migrates_and_keeps_its_cases(tmp_path):
-    path = tmp_path / "old.sqlite"
-    con = sqlite3.connect(path)
-    for number, step in enumerate(MIGRATIONS[:4], start=1):
-        con.executescript(step)
-        con.execute(f"PRAGMA user_version = {number}")
-    con.execute("INSERT INTO cases VALUES ('CASE-OLD', '2026-01-01', 'conv', 'c1', 'high', 'help', '{}', 'open')")
-    con.commit()
-    con.close()
-    book = CaseBook(Records(path))
+def test_an_older_records_database_migrates_and_keeps_its_cases(records_location):
+    old = Records(records_location, upto=4)
+    with old.transaction() as tx:
+        tx.execute("INSERT INTO cases VALUES ('CASE-OLD', '2026-01-01', 'conv', 'c1', 'high', 'help', '{}', 'open')")
+    old.close()
+    book = CaseBook(Records(records_location))
     assert case_view(book.rows("cases")[0]).taken_by is None
     assert book.take("CASE-OLD", "Dana")["status"] == "taken"
 

@@ -1,12 +1,12 @@
 """The copilot's queue at the records level: the conversation list paged and filtered in SQL (customer, outcome,
 thumbs-down, words, unread, waiting, "mine"), the handoff queue's order (priority, then the longest-waiting
 shopper), assigning and closing a case with a note, and the migration that adds all this to a records database
-that already holds conversations. A real SQLite records database; the conversations are synthetic turns written
-through the real ConversationLog and CaseBook (no assistant runs here)."""
+that already holds conversations. A real records database, each test on SQLite and on PostgreSQL; the
+conversations are synthetic turns written through the real ConversationLog and CaseBook (no assistant runs
+here)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
@@ -15,7 +15,7 @@ from assistant.desk import Desk, list_query
 from kefu.errors import CaseError, KefuError
 from kefu.records.cases import CaseBook
 from kefu.records.conversations import ConversationLog, TurnRecord
-from kefu.records.db import MIGRATIONS, Records
+from kefu.records.db import Records
 from kefu.records.listing import ConversationList, ConversationQuery
 
 
@@ -24,8 +24,8 @@ def say(log: ConversationLog, conversation_id: str, turn: int, customer: str | N
 
 
 @pytest.fixture
-def records(tmp_path):
-    return Records(tmp_path / "records.sqlite")
+def records(records_location):
+    return Records(records_location)
 
 
 @pytest.fixture
@@ -144,23 +144,24 @@ def test_the_desk_reads_the_copilots_controls(book, records):
         list_query("nope")
 
 
-def test_the_migration_keeps_an_older_databases_conversations_and_cases(tmp_path):
-    path = tmp_path / "old.sqlite"
-    con = sqlite3.connect(path)
-    for number, step in enumerate(MIGRATIONS[:5], start=1):
-        con.executescript(step)
-        con.execute(f"PRAGMA user_version = {number}")
-    for turn, (when, message) in enumerate([("2026-11-30T10:00:00.000Z", "hi"), ("2026-11-30T10:05:00.000Z", "bye")]):
-        con.execute(
-            "INSERT INTO turns (conversation_id, turn, customer_id, created_at, message, reply, product_ids, timings, "
-            "outcome) VALUES ('old', ?, '7', ?, ?, 'ok', '[]', '{}', 'handoff')",
-            (turn + 1, when, message),
+def test_the_migration_keeps_an_older_databases_conversations_and_cases(records_location):
+    old = Records(records_location, upto=5)  # a database from before the copilot's queue
+    with old.transaction() as tx:
+        for turn, (when, message) in enumerate(
+            [("2026-11-30T10:00:00.000Z", "hi"), ("2026-11-30T10:05:00.000Z", "bye")]
+        ):
+            tx.execute(
+                "INSERT INTO turns (conversation_id, turn, customer_id, created_at, message, reply, product_ids, "
+                "timings, outcome) VALUES ('old', ?, '7', ?, ?, 'ok', '[]', '{}', 'handoff')",
+                (turn + 1, when, message),
+            )
+        tx.execute(
+            "INSERT INTO cases (case_id, conversation_id, customer_id, priority, reason, summary, status) "
+            "VALUES ('CASE-OLD', 'old', '7', 'normal', 'help', '{}', 'open')"
         )
-    con.execute("INSERT INTO cases (case_id, conversation_id, customer_id, priority, reason, summary, status) "
-                "VALUES ('CASE-OLD', 'old', '7', 'normal', 'help', '{}', 'open')")  # fmt: skip
-    con.commit()
-    con.close()
-    records = Records(path)
+    assert old.version() == 5
+    old.close()
+    records = Records(records_location)
     (row,) = ConversationList(records).page(ConversationQuery()).rows
     assert (row.conversation_id, row.customer_id, row.turns) == ("old", "7", 2)
     assert (row.started_at, row.last_at, row.last_message) == (

@@ -317,12 +317,12 @@ def test_cases_dialogues_and_logs_end_to_end(live, tmp_path):
     assert kefu_json("eval", "logs", "--since", "2999-01-01")["turns"] == 0
 
 
-def test_log_health_on_a_hand_made_log(tmp_path):
+def test_log_health_on_a_hand_made_log(records_location, tmp_path):
     from eval.logs import summarize
     from kefu.records.conversations import ConversationLog, ToolCallRecord, TurnRecord
     from kefu.records.db import Records
 
-    records = Records(tmp_path / "records.sqlite")
+    records = Records(records_location)
     log = ConversationLog(records)
     search = ToolCallRecord("search_products", {"query": "pasta"}, True, ["p1"], 5.0, "1. PASTA — $1.29")
     failed = ToolCallRecord("order_status", {"order_id": "x"}, False, [], 1.0, "order_status failed: no order x")
@@ -342,7 +342,7 @@ def test_log_health_on_a_hand_made_log(tmp_path):
     log.feedback("c1", 1, 1)
     log.feedback("c1", 2, -1, "wrong")
     records.close()
-    out = summarize(tmp_path / "records.sqlite")
+    out = summarize(records_location)
     assert out["turns"] == 5 and out["conversations"] == 1
     assert out["outcomes"] == {"answered": 2, "no_match": 1, "declined": 1, "handoff": 1}
     assert (out["no_match_rate"], out["decline_rate"], out["handoff_rate"]) == (0.2, 0.2, 0.2)

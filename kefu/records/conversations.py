@@ -47,12 +47,12 @@ class ConversationLog:
         self.records = records
 
     def record(self, turn: TurnRecord) -> int:
-        con = self.records.con
-        with self.records.lock, con:
-            cur = con.execute(
+        with self.records.transaction() as tx:
+            (row,) = tx.execute(
                 """INSERT INTO turns (conversation_id, turn, customer_id, message, understanding,
                    understanding_source, reply, product_ids, repairs, refused, prompt_tokens, completion_tokens,
-                   timings, handoff_case, outcome, card_prices) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   timings, handoff_case, outcome, card_prices) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   RETURNING id""",
                 (
                     turn.conversation_id,
                     turn.turn,
@@ -72,8 +72,8 @@ class ConversationLog:
                     json.dumps(turn.card_prices),
                 ),
             )
-            turn_id = cur.lastrowid
-            con.execute(
+            turn_id = row["id"]
+            tx.execute(
                 """INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, last_turn_id, turns,
                                              last_message)
                    SELECT conversation_id, customer_id, created_at, created_at, id, 1, message FROM turns WHERE id = ?
@@ -84,7 +84,7 @@ class ConversationLog:
                        last_message = excluded.last_message""",
                 (turn_id,),
             )
-            con.executemany(
+            tx.executemany(
                 "INSERT INTO tool_calls (turn_id, name, arguments, ok, product_ids, latency_ms, summary) "
                 "VALUES (?,?,?,?,?,?,?)",
                 [
@@ -110,8 +110,8 @@ class ConversationLog:
         """A shopper's thumbs up (+1) or down (-1) on one turn's reply."""
         if rating not in (-1, 1):
             raise ValueError("rating is +1 (thumbs up) or -1 (thumbs down)")
-        with self.records.lock, self.records.con as con:
-            con.execute(
+        with self.records.transaction() as tx:
+            tx.execute(
                 "INSERT INTO feedback (conversation_id, turn, rating, comment) VALUES (?,?,?,?)",
                 (conversation_id, turn, rating, redact(comment[:1000])),
             )
@@ -125,9 +125,9 @@ class ConversationLog:
         self._stamp("replied_at", conversation_id)
 
     def _stamp(self, column: str, conversation_id: str) -> None:
-        with self.records.lock, self.records.con as con:
-            con.execute(
-                f"UPDATE conversations SET {column} = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE conversation_id = ?",
+        with self.records.transaction() as tx:
+            tx.execute(
+                f"UPDATE conversations SET {column} = {self.records.dialect.now_ms} WHERE conversation_id = ?",
                 (conversation_id,),
             )
 

@@ -1,127 +1,101 @@
-"""The records database: one SQLite file, one list of migrations applied in order (``PRAGMA user_version``
-records how many ran). Add a migration by appending a step; never edit one that has shipped."""
+"""The records database, one interface over two backends: SQLite (one file, the default) and PostgreSQL
+(``KEFU_RECORDS_URL=postgresql://…``, shared by workers on several hosts). Both take the same statements
+(``?`` placeholders, ``Dialect`` pieces where the SQL differs) and the same migration list
+(``kefu/records/migrations.py``). Everything that reads or writes the records opens them here:
+``Records.open(settings)``."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol
 
-MIGRATIONS = [
-    """
-    CREATE TABLE turns (
-        id INTEGER PRIMARY KEY,
-        conversation_id TEXT NOT NULL,
-        turn INTEGER NOT NULL,
-        customer_id TEXT,
-        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        message TEXT NOT NULL,
-        understanding TEXT,          -- JSON of Understanding
-        understanding_source TEXT,
-        reply TEXT NOT NULL,
-        product_ids TEXT NOT NULL,   -- JSON list shown to the shopper
-        repairs INTEGER NOT NULL DEFAULT 0,
-        refused TEXT,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        timings TEXT NOT NULL        -- JSON {stage: ms}
-    );
-    CREATE INDEX turns_conversation ON turns (conversation_id, turn);
-    CREATE TABLE tool_calls (
-        id INTEGER PRIMARY KEY,
-        turn_id INTEGER NOT NULL REFERENCES turns (id),
-        name TEXT NOT NULL,
-        arguments TEXT NOT NULL,
-        ok INTEGER NOT NULL,
-        product_ids TEXT NOT NULL,
-        latency_ms REAL NOT NULL,
-        summary TEXT
-    );
-    """,
-    "ALTER TABLE turns ADD COLUMN handoff_case TEXT;",
-    """
-    CREATE TABLE cases (
-        case_id TEXT PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), conversation_id TEXT,
-        customer_id TEXT, priority TEXT NOT NULL, reason TEXT NOT NULL, summary TEXT NOT NULL, status TEXT NOT NULL
-    );
-    CREATE TABLE returns (
-        return_id TEXT PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), customer_id TEXT NOT NULL,
-        order_id TEXT NOT NULL, product_id TEXT, reason TEXT NOT NULL, status TEXT NOT NULL
-    );
-    """,
-    """
-    ALTER TABLE turns ADD COLUMN outcome TEXT;
-    ALTER TABLE turns ADD COLUMN card_prices TEXT;  -- JSON list, aligned with product_ids
-    CREATE TABLE feedback (
-        id INTEGER PRIMARY KEY,
-        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        conversation_id TEXT NOT NULL,
-        turn INTEGER NOT NULL,
-        rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
-        comment TEXT
-    );
-    """,
-    """
-    ALTER TABLE cases ADD COLUMN taken_by TEXT;  -- the support agent who took the case (status 'taken')
-    ALTER TABLE cases ADD COLUMN taken_at TEXT;
-    """,
-    # The copilot's queue: closing a case with a note, and one summary row per conversation (kept by
-    # ConversationLog.record) so the conversation list pages in SQL; backfilled from the turns already logged.
-    """
-    ALTER TABLE cases ADD COLUMN closed_by TEXT;
-    ALTER TABLE cases ADD COLUMN closed_at TEXT;
-    ALTER TABLE cases ADD COLUMN close_note TEXT;
-    CREATE INDEX cases_conversation ON cases (conversation_id, created_at);
-    CREATE INDEX cases_status ON cases (status, taken_by);
-    CREATE INDEX turns_outcome ON turns (conversation_id, outcome);
-    CREATE INDEX feedback_conversation ON feedback (conversation_id, rating);
-    CREATE TABLE conversations (
-        conversation_id TEXT PRIMARY KEY,
-        customer_id TEXT,
-        started_at TEXT NOT NULL,
-        last_at TEXT NOT NULL,        -- the shopper's last message (its turn's created_at)
-        last_turn_id INTEGER NOT NULL, -- turns.id of that message: orders conversations within one millisecond
-        turns INTEGER NOT NULL,
-        last_message TEXT NOT NULL,   -- redacted, as in turns
-        read_at TEXT,                 -- an agent last opened it in the copilot
-        replied_at TEXT               -- an agent last sent a reply into it
-    );
-    INSERT INTO conversations (conversation_id, customer_id, started_at, last_at, last_turn_id, turns, last_message)
-        SELECT t.conversation_id, max(t.customer_id), min(t.created_at), max(t.created_at), max(t.id), count(*),
-               (SELECT l.message FROM turns l WHERE l.conversation_id = t.conversation_id ORDER BY l.id DESC LIMIT 1)
-        FROM turns t GROUP BY t.conversation_id;
-    CREATE INDEX conversations_last ON conversations (last_turn_id);
-    CREATE INDEX conversations_customer ON conversations (customer_id, last_turn_id);
-    """,
-]
+from kefu.errors import RecordsError
+from kefu.records.dialect import Dialect
+from kefu.records.migrations import MIGRATIONS, steps
+from kefu.settings import Settings
+
+
+class Backend(Protocol):
+    dialect: Dialect
+    where: str  # the file, or the URL without its password
+
+    def query(self, sql: str, params: tuple = ()) -> list[dict]: ...
+    def query_many(self, sql: str, rows: Iterable[tuple]) -> None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def version(self) -> int: ...
+    def migrate(self, steps: list[str]) -> int: ...
+    def close(self) -> None: ...
+
+
+class Transaction:
+    """Statements inside ``Records.transaction()``: all commit together, or none."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def execute(self, sql: str, params: tuple = ()) -> list[dict]:
+        return self._backend.query(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[tuple]) -> None:
+        self._backend.query_many(sql, rows)
 
 
 class Records:
-    """One connection to the records database, shared by the log and the case book; writes are serialised."""
+    """One connection to the records database, shared by the log, the case book and the copilot's list; the
+    threads of a process take turns on it. ``location`` is the SQLite file (a Path) or a PostgreSQL URL;
+    ``upto`` stops the migrations after that many steps (to build an older database in a test)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    def __init__(self, location: Path | str, *, upto: int | None = None) -> None:
         self.lock = threading.Lock()
-        self.con = sqlite3.connect(str(path), check_same_thread=False)
-        self.con.execute("PRAGMA journal_mode=WAL")
-        migrate(self.con)
+        self.backend = _backend(location)
+        self.dialect = self.backend.dialect
+        self.where = self.backend.where
+        version = self.backend.migrate(steps(self.dialect)[:upto])
+        if version > len(MIGRATIONS):
+            self.backend.close()
+            raise RecordsError(
+                f"The records database {self.where} is at schema version {version}, newer than this Kefu knows "
+                f"({len(MIGRATIONS)}): upgrade Kefu, or point KEFU_RECORDS_URL / KEFU_DATA_DIR elsewhere."
+            )
+
+    @classmethod
+    def open(cls, settings: Settings) -> Records:
+        """The records the settings name: ``records_url`` (PostgreSQL) when set, else SQLite at ``records_path``."""
+        return cls(settings.records_location)
+
+    @classmethod
+    def open_existing(cls, settings: Settings) -> Records | None:
+        """As ``open``, but None where nothing was recorded yet (no SQLite file; never creates one)."""
+        location = settings.records_location
+        if isinstance(location, Path) and not location.is_file():
+            return None
+        return cls(location)
 
     def rows(self, sql: str, params: tuple = ()) -> list[dict]:
         with self.lock:
-            cur = self.con.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            return self.backend.query(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self.lock, self.backend.transaction():
+            yield Transaction(self.backend)
+
+    def version(self) -> int:
+        with self.lock:
+            return self.backend.version()
 
     def close(self) -> None:
-        self.con.close()
+        self.backend.close()
 
 
-def migrate(con: sqlite3.Connection) -> int:
-    """Apply the migrations not yet applied; returns the schema version."""
-    version = con.execute("PRAGMA user_version").fetchone()[0]
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        with con:
-            con.executescript(step)
-            con.execute(f"PRAGMA user_version = {number}")
-    return len(MIGRATIONS)
+def _backend(location: Path | str) -> Backend:
+    if isinstance(location, Path):
+        from kefu.records.sqlite import SqliteBackend
+
+        return SqliteBackend(location)
+    from kefu.records.postgres import PostgresBackend
+
+    return PostgresBackend(location)

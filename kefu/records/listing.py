@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kefu.records.db import Records
+from kefu.records.dialect import Dialect
 
 PER_PAGE = 20
 MAX_PER_PAGE = 100
-SECONDS_SINCE = "(julianday('now') - julianday({})) * 86400.0"
 UNCLOSED_CASE = "SELECT 1 FROM cases k WHERE k.conversation_id = c.conversation_id AND k.status != 'closed'"
 THUMBS_DOWN = "EXISTS (SELECT 1 FROM feedback f WHERE f.conversation_id = c.conversation_id AND f.rating = -1)"
 WAITING = f"(EXISTS ({UNCLOSED_CASE}) AND (c.replied_at IS NULL OR c.replied_at < c.last_at))"
@@ -70,7 +70,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(q: ConversationQuery) -> tuple[str, list]:
+def _where(q: ConversationQuery, dialect: Dialect) -> tuple[str, list]:
     clauses, params = [], []
     if q.customer_id:
         clauses.append("c.customer_id = ?")
@@ -78,7 +78,7 @@ def _where(q: ConversationQuery) -> tuple[str, list]:
     if q.text and q.text.strip():
         clauses.append(
             "EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.conversation_id "
-            "AND (t.message LIKE ? ESCAPE '\\' OR t.reply LIKE ? ESCAPE '\\'))"
+            f"AND (t.message {dialect.like} ? ESCAPE '\\' OR t.reply {dialect.like} ? ESCAPE '\\'))"
         )
         params += [_like(q.text.strip())] * 2
     if q.outcome:
@@ -103,15 +103,16 @@ class ConversationList:
     def page(self, query: ConversationQuery) -> ConversationPage:
         """One page of the conversations matching ``query``, the most recent shopper message first."""
         per_page = min(max(1, query.per_page), MAX_PER_PAGE)
-        where, params = _where(query)
+        dialect = self.records.dialect
+        where, params = _where(query, dialect)
         total = self.records.rows(f"SELECT count(*) AS n FROM conversations c{where}", tuple(params))[0]["n"]
         pages = max(1, -(-total // per_page))
         page = min(max(1, query.page), pages)
         rows = self.records.rows(
             f"""SELECT c.conversation_id, c.customer_id, c.turns, c.started_at, c.last_at, c.last_message,
-                       {SECONDS_SINCE.format("c.last_at")} AS waiting_s,
-                       (SELECT group_concat(o, ',') FROM (SELECT DISTINCT coalesce(t.outcome, '') AS o FROM turns t
-                        WHERE t.conversation_id = c.conversation_id)) AS outcomes,
+                       {dialect.seconds_since("c.last_at")} AS waiting_s,
+                       (SELECT {dialect.group_concat("o")} FROM (SELECT DISTINCT coalesce(t.outcome, '') AS o
+                        FROM turns t WHERE t.conversation_id = c.conversation_id) AS d) AS outcomes,
                        {THUMBS_DOWN} AS thumbs_down,
                        (c.read_at IS NULL OR c.read_at < c.last_at) AS unread,
                        {WAITING} AS waiting,
