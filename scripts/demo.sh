@@ -57,17 +57,31 @@ mkdir -p .kefu/logs
 side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
 side_step store "$KEFU" store build --if-missing
 
-# vLLM first: it loads for a minute or two and needs only the prepared model.
+# vLLM first: it loads for a minute or two and needs only the prepared model (and the tuned reader, when
+# `kefu llm tune` has written it: on a fresh clone it is tuned from the store first, then served).
 step model "${LLM[@]}" prepare
+serve_llm=0
 if [ -z "${KEFU_LLM_URL:-}" ] && ! "${LLM[@]}" status >/dev/null 2>&1; then
-  manage_llm=1
+  manage_llm=1 serve_llm=1
+fi
+tuned=0
+{ [ -n "${KEFU_LLM_MODEL:-}" ] || [ "${KEFU_READER:-auto}" = base ] || [ -f .kefu/models/smollm2-135m-kefu-reader/model.safetensors ]; } && tuned=1
+if [ "$serve_llm" = 1 ] && [ "$tuned" = 1 ]; then
   step "vLLM launch" "${LLM[@]}" serve --background
+  serve_llm=0
 fi
 
 # The product index and the segments read the store: they start when it is built, side by side.
 wait_for store
+if [ "$tuned" = 0 ] && [ -z "${KEFU_LLM_URL:-}" ]; then
+  side_step tune "$KEFU" llm tune --if-missing
+fi
 side_step index "$KEFU" index
 side_step segments "$KEFU" segment fit --no-transformer --if-stale
+if [ "$serve_llm" = 1 ]; then
+  [ "$tuned" = 0 ] && wait_for tune
+  step "vLLM launch" "${LLM[@]}" serve --background
+fi
 wait_for intents index segments
 
 if [ "$manage_llm" = 1 ]; then
