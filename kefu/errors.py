@@ -39,3 +39,11 @@ class IntentError(KefuError):
 
 class CaseError(KefuError):
     """A support case is unknown, or cannot do what was asked (closed already, no closing note)."""
+
+
+class StateError(KefuError):
+    """The shared state store (Redis, ``KEFU_STATE_URL``) is not answering, or the redis client is missing."""
+
+
+class ConversationBusy(KefuError):
+    """Another turn of this conversation is running (on this worker or another): retry when it has finished."""
