@@ -30,6 +30,8 @@ demo:             ## install, start vLLM, build store/index/classifier/segments 
 test: model       ## the layer contract (lint-imports), then the whole test suite, real components included
 	@bash scripts/chromium.sh
 	@bash scripts/postgres.sh
+	@bash scripts/redis.sh
+	@.venv/bin/python -m pip install -q --no-deps -r requirements/scale.txt
 	@.venv/bin/lint-imports --no-logo
 	@$(PY) -m pytest -q -rs
 

@@ -17,6 +17,7 @@ from kefu.records.cases import CaseBook
 from kefu.records.conversations import ConversationLog
 from kefu.records.db import Records
 from kefu.settings import Settings
+from kefu.state_store import limits_storage
 from kefu.store import StoreReader
 from recommend import store as recommender_store
 from retrieval.hybrid import ProductSearch
@@ -79,5 +80,5 @@ def build_assistant(settings: Settings) -> Assistant:
         loop_config(settings),
         classifier=load_classifier(settings),
         log=ConversationLog(records),
-        rate=RateLimiter(settings.rate_limit_per_minute, 60.0),
+        rate=RateLimiter(settings.rate_limit_per_minute, 60.0, limits_storage(settings.state_url), "conversation"),
     )

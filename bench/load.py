@@ -1,4 +1,8 @@
-"""Load: N concurrent shopper sessions for a while against one `kefu serve` on loopback, over the HTTP API.
+"""Load: N concurrent shopper sessions for a while against `kefu serve` on loopback, over the HTTP API: one
+worker (in-process state), or several workers sharing state in Redis (``--workers 1,2`` runs both, one after the
+other, in the same run; Redis is started here on a free port with Debian's redis-server, and stopped).
+With several workers each session sends its turns to the workers in turn (no stickiness at all: turn k of a
+session goes to worker (session + k) mod N), so every conversation moves between workers all the time.
 
 Starts `kefu serve` itself (its own secret, the configured data dir and LLM: set KEFU_LLM_URL to reuse a running
 vLLM), signs one token per session for a distinct real customer, and has each session loop through a script of
@@ -11,6 +15,7 @@ All shoppers come from one loopback address here, so the per-address limit is ra
 (KEFU_RATE_LIMIT_PER_ADDRESS_PER_MINUTE); the per-customer and per-conversation limits stay as configured.
 
     python bench/load.py --sessions 50 --seconds 300
+    python bench/load.py --sessions 8 --seconds 60 --workers 1,2    # one worker beside two (KEFU_LLM_URL: one vLLM)
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def events_of(text: str) -> list[tuple[str, dict]]:
     return out
 
 
-async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, store: dict,
+async def session(i: int, clients: list[httpx.AsyncClient], token: str, customer: str, store: dict,
                   stop_at: float, stats: dict) -> None:  # fmt: skip
     orders, all_orders, campaigns = store["orders"], store["all_orders"], store["campaigns"]
     conversation, shown, n = None, set(), 0
@@ -82,6 +87,7 @@ async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, 
         message = SCRIPT[n % len(SCRIPT)]
         n += 1
         t0 = time.perf_counter()
+        client = clients[(i + n) % len(clients)]
         try:
             r = await client.post("/v1/chat", json={"message": message, "conversation_id": conversation},
                                   headers={"Authorization": f"Bearer {token}"}, timeout=180)  # fmt: skip
@@ -89,7 +95,7 @@ async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, 
             stats["errors"].append(f"{type(exc).__name__}: {exc}")
             continue
         stats["status"][r.status_code] = stats["status"].get(r.status_code, 0) + 1
-        if r.status_code == 429:
+        if r.status_code in (409, 429):  # 409: this session's previous turn still runs (cannot happen here)
             await asyncio.sleep(float(r.headers.get("retry-after", "5")) / 6)
             continue
         if r.status_code != 200:
@@ -121,7 +127,7 @@ async def session(i: int, client: httpx.AsyncClient, token: str, customer: str, 
         shown |= {p["product_id"] for p in done["products"]}
 
 
-async def run(args: argparse.Namespace, base: str, customers: list[str], store: dict, pid: int) -> dict:
+async def run(args: argparse.Namespace, bases: list[str], customers: list[str], store: dict, pids: list[int]) -> dict:
     tokens = Tokens(SECRET, 3600)
     stats: dict = {"status": {}, "errors": [], "latency_ms": [], "cross_talk": []}
     memory: list[tuple[float, float]] = []
@@ -130,20 +136,23 @@ async def run(args: argparse.Namespace, base: str, customers: list[str], store: 
 
     async def sample() -> None:
         while time.monotonic() < stop_at + 5:
-            memory.append((round(time.monotonic() - start), rss_mb(pid)))
+            memory.append((round(time.monotonic() - start), sum(rss_mb(p) for p in pids)))
             await asyncio.sleep(10)
 
     limits = httpx.Limits(max_connections=args.sessions + 5)
-    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
-        sampler = asyncio.create_task(sample())
-        await asyncio.gather(*(session(i, client, tokens.issue(c), c, store, stop_at, stats)
-                               for i, c in enumerate(customers)))  # fmt: skip
-        await sampler
+    clients = [httpx.AsyncClient(base_url=base, limits=limits) for base in bases]
+    sampler = asyncio.create_task(sample())
+    await asyncio.gather(*(session(i, clients, tokens.issue(c), c, store, stop_at, stats)
+                           for i, c in enumerate(customers)))  # fmt: skip
+    await sampler
+    for client in clients:
+        await client.aclose()
     elapsed = time.monotonic() - start
     lat = sorted(stats["latency_ms"])
     first = statistics.median(m for t, m in memory if t <= 60) if memory else None
     last = statistics.median(m for t, m in memory if t >= memory[-1][0] - 60) if memory else None
     return {
+        "workers": len(bases),
         "sessions": args.sessions,
         "seconds": round(elapsed, 1),
         "turns": len(lat),
@@ -156,6 +165,7 @@ async def run(args: argparse.Namespace, base: str, customers: list[str], store: 
         "error_samples": stats["errors"][:5],
         "cross_talk": len(stats["cross_talk"]),
         "cross_talk_samples": stats["cross_talk"][:5],
+        "busy_409": stats["status"].get(409, 0),
         "server_rss_mb": {"first_minute_median": first, "last_minute_median": last, "samples": memory},
         "load_average_end": os.getloadavg(),
     }
@@ -166,6 +176,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--port", type=int, default=7870)
+    parser.add_argument("--workers", default="1", help="Worker counts to run, one after the other, e.g. 1,2")
     args = parser.parse_args()
     settings = Settings()
     customers = StoreOrders(settings.store_path).busiest_customers(args.sessions)
@@ -180,27 +191,54 @@ def main() -> None:
         campaigns.setdefault(c, set()).add(k)
     store = {"orders": orders, "all_orders": all_orders, "campaigns": campaigns}
     con.close()
-    env = {**os.environ, "KEFU_AUTH_SECRET": SECRET, "KEFU_UI_PORT": str(args.port),
-           "KEFU_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "1000000"}  # fmt: skip
-    kefu = Path(sys.executable).parent / "kefu"
-    server = subprocess.Popen([str(kefu), "serve", "--no-start-llm"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
+    results = [phase(args, int(n), customers, store) for n in args.workers.split(",")]
+    print(json.dumps(results[0] if len(results) == 1 else {"runs": results}, indent=1))
+
+
+def start_redis(port: int) -> None:
+    subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "yes", "--pidfile", f"/tmp/kefu-load-redis-{port}.pid"], check=True)  # fmt: skip
+
+
+def stop_redis(port: int) -> None:
+    pidfile = Path(f"/tmp/kefu-load-redis-{port}.pid")
+    if pidfile.exists():
+        subprocess.run(["kill", pidfile.read_text().strip()], check=False)
+        pidfile.unlink()
+
+
+def phase(args: argparse.Namespace, workers: int, customers: list[str], store: dict) -> dict:
+    """``workers`` fresh `kefu serve` processes (sharing a fresh Redis when more than one), loaded for the run."""
+    env = {**os.environ, "KEFU_AUTH_SECRET": SECRET, "KEFU_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "1000000"}
+    redis_port = args.port + 100
+    if workers > 1:
+        start_redis(redis_port)
+        env["KEFU_STATE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    ports = [args.port + w for w in range(workers)]
+    serve = [sys.executable, "-c", "from ui.cli import main; main()", "serve", "--no-start-llm"]  # this checkout
+    servers = [subprocess.Popen(serve, env={**env, "KEFU_UI_PORT": str(port)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for port in ports]  # fmt: skip
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/health", timeout=2).json().get("assistant"):
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            raise SystemExit("kefu serve did not come up with an assistant in 120 s")
-        print(json.dumps(asyncio.run(run(args, base, customers, store, server.pid)), indent=1))
+        for base in bases:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(base + "/health", timeout=2).json().get("assistant"):
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            else:
+                raise SystemExit(f"kefu serve at {base} did not come up with an assistant in 240 s")
+        return asyncio.run(run(args, bases, customers, store, [s.pid for s in servers]))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=30)
+        if workers > 1:
+            stop_redis(redis_port)
 
 
 if __name__ == "__main__":

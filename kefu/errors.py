@@ -43,3 +43,11 @@ class CaseError(KefuError):
 
 class RecordsError(KefuError):
     """The records database (conversation log, cases, returns, feedback) cannot be opened, migrated or reached."""
+
+
+class StateError(KefuError):
+    """The shared state store (Redis, ``KEFU_STATE_URL``) is not answering, or the redis client is missing."""
+
+
+class ConversationBusy(KefuError):
+    """Another turn of this conversation is running (on this worker or another): retry when it has finished."""

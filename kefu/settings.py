@@ -221,6 +221,14 @@ class Settings(BaseSettings):
     # Other services.
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
+    state_url: str | None = Field(
+        None, description="Shared state for several `kefu serve` workers: redis://[:password@]host:port[/db] "
+        "(conversations, their leases, agents' messages, rate-limit counters). Unset: in this process only.",
+    )  # fmt: skip
+    state_lease_s: float = Field(
+        30.0, ge=1, description="A turn holds its conversation's lease this long, renewed while it runs; a worker "
+        "that dies mid-turn frees the conversation after at most this many seconds.",
+    )  # fmt: skip
 
     @field_validator("embed_origins", mode="before")
     @classmethod
@@ -252,6 +260,16 @@ class Settings(BaseSettings):
                 "to keep the records in SQLite under data_dir/logs"
             )
         return value.strip()
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"(redis|rediss|unix)://", value):
+            raise ValueError(
+                f"{value!r} is not a Redis URL: write redis://host:port (rediss:// for TLS, unix:///path.sock), "
+                "e.g. KEFU_STATE_URL=redis://127.0.0.1:6379/0, or leave it unset for one process"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(

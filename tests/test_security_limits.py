@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from assistant.events import TurnDone
 from assistant.guardrails import RateLimiter
 from assistant.loop import Assistant
 from assistant.session import PendingReturn
+from kefu.errors import ConversationBusy
 from tests.fake_llm import ScriptedLLM, reading
 from tests.fake_services import fake_services
 from ui.api import create_app
@@ -97,7 +99,7 @@ class SlowLLM(ScriptedLLM):
         return super().structured(messages, schema, **kw)
 
 
-def test_a_concurrent_message_waits_for_the_pending_returns_turn():
+def test_a_concurrent_message_is_refused_while_the_pending_returns_turn_runs():
     services = fake_services()
     llm = SlowLLM([reading(intent="return_refund"), reading(intent="chitchat"), reading(product="pasta")])
     assistant, hub = Assistant(services, llm), Hub()
@@ -105,22 +107,15 @@ def test_a_concurrent_message_waits_for_the_pending_returns_turn():
     list(hub.turn(assistant, conversation, "I want to return order 40000000001"))
     assert conversation.session.pending_return is not None
 
-    spans: dict[str, tuple[float, float, TurnDone]] = {}
-
-    def run(name: str, text: str) -> None:
-        start = time.monotonic()
-        events = list(hub.turn(assistant, conversation, text))
-        spans[name] = (start, time.monotonic(), events[-1])
-
-    confirm = threading.Thread(target=run, args=("confirm", "yes, go ahead"))
+    done: list[TurnDone] = []
+    confirm = threading.Thread(target=lambda: done.append(list(hub.turn(assistant, conversation, "yes, go ahead"))[-1]))
     confirm.start()
-    time.sleep(0.2)  # the confirmation turn holds the conversation now
-    other = threading.Thread(target=run, args=("other", "pasta"))
-    other.start()
+    time.sleep(0.2)  # the confirmation turn holds the conversation's lease now
+    started = time.monotonic()
+    with pytest.raises(ConversationBusy, match="still answering its previous message"):
+        hub.turn(assistant, conversation, "pasta")
+    assert time.monotonic() - started < 0.1  # refused at once, no thread waits for the turn
     confirm.join(10)
-    other.join(10)
-    confirm_done, other_done = spans["confirm"][2], spans["other"][2]
-    assert confirm_done.return_id is not None  # the return went through, not cancelled by the other message
-    assert (confirm_done.turn, other_done.turn) == (2, 3)  # one at a time, in arrival order
-    assert spans["other"][1] - spans["confirm"][1] > 0.5  # the second turn ran after the first had finished
+    assert done[0].return_id is not None and done[0].turn == 2  # the return went through, not cancelled
+    assert list(hub.turn(assistant, conversation, "pasta"))[-1].turn == 3  # free again once it finished
     assert [len(t) and isinstance(t[-1], TurnDone) for t in conversation.turns] == [True, True, True]

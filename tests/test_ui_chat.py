@@ -84,7 +84,12 @@ def wait_turn(page, server, before: dict[str, int], timeout_s: float = 180) -> T
     while time.monotonic() < deadline:
         for c in server.hub.live():
             last = c.turns[-1] if c.turns else []
-            if len(c.turns) > before.get(c.id, 0) and last and isinstance(last[-1], TurnDone) and not c.lock.locked():
+            if (
+                len(c.turns) > before.get(c.id, 0)
+                and last
+                and isinstance(last[-1], TurnDone)
+                and not server.hub.busy(c.id)
+            ):
                 done = last[-1]
                 page.wait_for_function(
                     "t => { const b = document.querySelectorAll('#kefu-chat .bot');"

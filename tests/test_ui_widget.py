@@ -175,7 +175,7 @@ def finished_turn(server, timeout_s: float = 180) -> TurnDone:
     while time.monotonic() < deadline:
         for c in server.hub.live():
             last = c.turns[-1] if c.turns else []
-            if last and isinstance(last[-1], TurnDone) and not c.lock.locked():
+            if last and isinstance(last[-1], TurnDone) and not server.hub.busy(c.id):
                 return last[-1]
         time.sleep(0.3)
     raise AssertionError(f"no turn finished in {timeout_s} s")

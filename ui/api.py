@@ -6,8 +6,10 @@ and ``POST /v1/events`` for the shop's backend (orders, views, carts -> live pro
 understanding step; the message, when given, is then only the label the conversation's history shows.
 
 The customer comes from the ``Authorization: Bearer <token>`` header (a signed, expiring token: ``ui/auth.py``;
-``kefu token CUSTOMER`` makes one); without one the shopper is a guest. Conversations live in the process's hub
-(``ui/hub.py``), bound to their customer, shared with the chat page and the copilot.
+``kefu token CUSTOMER`` makes one); without one the shopper is a guest. Conversations live in the hub
+(``ui/hub.py``: this process, or Redis shared by every worker), bound to their customer, shared with the chat page
+and the copilot. A message for a conversation whose previous turn is still running gets a 409 (retry after it);
+with the shared store down, a 503 until it is back.
 ``/v1/events`` takes the shop's key instead (``KEFU_EVENTS_KEY``; the endpoint is off without one).
 """
 
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Iterator
 from typing import get_args
 
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
@@ -29,7 +32,7 @@ from assistant.loop import Assistant
 from assistant.session import Deps, Session
 from assistant.shop_tools import get_my_profile
 from assistant.tools import run_tool
-from kefu.errors import StoreError
+from kefu.errors import ConversationBusy, StateError, StoreError
 from kefu.settings import Settings
 from segmentation.profiles import ProfileEvent, RecordResult
 from ui.auth import AuthError, Tokens, bearer
@@ -48,11 +51,14 @@ ERRORS = {
     401: "The session token (or the events key) is missing, malformed, forged or expired.",
     403: "Signed in as someone else.",
     404: "Nothing to show for this customer.",
-    409: "The event does not fit the store (e.g. an unknown customer or product data).",
+    409: "Chat: the conversation's previous turn is still running (retry after it). Events: the event does not "
+    "fit the store (e.g. an unknown customer or product data).",
     413: "The request body is over KEFU_MAX_REQUEST_BYTES.",
     429: "Too many messages from this address or customer; retry after the Retry-After seconds.",
-    503: "The feature is off or not built yet; the detail says what to run.",
+    503: "The feature is off or not built yet, or the shared state store (KEFU_STATE_URL) is not answering; the "
+    "detail says what to do.",
 }
+log = logging.getLogger(__name__)
 EVENT_TYPES = get_args(Event)  # the turn's typed events, in the order of the union
 REF = "#/components/schemas/{model}"
 
@@ -115,9 +121,17 @@ def create_app(
         app = FastAPI(title="Kefu", version="0.1.0")
         app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     _document_events(app)
-    hub = hub or Hub(idle_s=settings.conversation_idle_s)
+    hub = hub or Hub.from_settings(settings)
     limits = limits or ShopperLimits(settings)
     tokens = Tokens.from_settings(settings)
+
+    @app.exception_handler(ConversationBusy)
+    async def busy(_: Request, exc: ConversationBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 409, headers={"Retry-After": "2"})
+
+    @app.exception_handler(StateError)
+    async def state_down(_: Request, exc: StateError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "5"})
 
     def customer_of(authorization: str | None) -> str | None:
         try:
@@ -128,17 +142,24 @@ def create_app(
     @app.post(
         "/v1/chat",
         response_class=StreamingResponse,
-        responses={200: {"content": SSE, "description": "The turn's events, streamed"}, **errors(400, 401, 413, 429)},
+        responses={
+            200: {"content": SSE, "description": "The turn's events, streamed"},
+            **errors(400, 401, 409, 413, 429, 503),
+        },
     )
     def chat(body: ChatRequest, request: Request, authorization: str | None = Header(None)) -> StreamingResponse:
         customer_id = customer_of(authorization)
         if not limits.allow(request.client.host if request.client else None, customer_id):
             raise HTTPException(429, TOO_MANY, headers={"Retry-After": "60"})
         conversation = hub.open(body.conversation_id, customer_id)
+        events = hub.turn(assistant, conversation, body.message, body.action)  # 409 / 503 before the stream
 
         def stream() -> Iterator[str]:
-            for event in hub.turn(assistant, conversation, body.message, body.action):
-                yield f"event: {event.kind}\ndata: {shopper_json(event)}\n\n"
+            try:
+                for event in events:
+                    yield f"event: {event.kind}\ndata: {shopper_json(event)}\n\n"
+            except StateError as exc:  # the store went down mid-turn: the stream ends, this turn is not kept
+                log.warning("conversation %s: %s", conversation.id, exc)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 

@@ -21,6 +21,7 @@ import gradio as gr
 from assistant.actions import Action, Compare, Similar, label
 from assistant.events import CardGroup, ProductCard, Products, Refused, TextChunk, TurnDone, Understood, card_price_text
 from assistant.follow_ups import FollowUp, follow_ups
+from kefu.errors import ConversationBusy, StateError
 from kefu.llm.server import is_healthy
 from ui.auth import SESSION_COOKIE, AuthError
 from ui.limits import TOO_MANY
@@ -181,16 +182,24 @@ def build_chat(server: Server) -> gr.Blocks:
             history.append({"role": "assistant", "content": html.escape(text)})
             yield views(state, history)
             return
-        if not server.limits.allow(request.client.host if request.client else None, state.customer_id):
+        try:
+            allowed = server.limits.allow(request.client.host if request.client else None, state.customer_id)
+            if allowed:
+                conversation = hub.open(state.conversation_id, state.customer_id)
+                turn = hub.turn(assistant, conversation, message, action)
+        except (ConversationBusy, StateError) as exc:  # a turn of it runs (another tab, worker), or Redis is down
+            history.append({"role": "assistant", "content": html.escape(str(exc))})
+            yield views(state, history)
+            return
+        if not allowed:
             history.append({"role": "assistant", "content": html.escape(TOO_MANY)})
             state.outcome = "refused"
             yield views(state, history)
             return
-        conversation = hub.open(state.conversation_id, state.customer_id)
         state.conversation_id, state.compare = conversation.id, []
         history.append({"role": "assistant", "content": ""})
         reply, intent = "", None
-        for event in hub.turn(assistant, conversation, message, action):
+        for event in turn:
             if isinstance(event, Understood):
                 intent = event.understanding.intent
             elif isinstance(event, Products):
@@ -217,7 +226,10 @@ def build_chat(server: Server) -> gr.Blocks:
         """Messages support agents sent into this conversation since the last poll."""
         if not state.conversation_id:
             return gr.skip(), gr.skip()
-        new = hub.agent_messages_since(state.conversation_id, state.agent_seen)
+        try:
+            new = hub.agent_messages_since(state.conversation_id, state.agent_seen)
+        except StateError:  # the shared store is down: the next poll tries again
+            return gr.skip(), gr.skip()
         if not new:
             return gr.skip(), gr.skip()
         state.agent_seen += len(new)

@@ -147,9 +147,9 @@ def build_copilot(server: Server) -> gr.Blocks:
         value = case_id if any(v == case_id for _, v in choices) else (choices[0][1] if choices else None)
         case_box = gr.Dropdown(choices=choices, value=value, info=None if choices else "No open cases.")
         try:
-            items, listed = desk.conversations({c.id for c in hub.live()},
+            items, listed = desk.conversations(set(hub.live_ids()),
                                                list_query(show, customer, text, name, int(page or 1)))  # fmt: skip
-        except KefuError as exc:
+        except KefuError as exc:  # StateError included: the shared store is down
             return queue_html(cases, name if mine else None), case_box, _notes([str(exc)]), "", 1
         return (queue_html(cases, name if mine else None), case_box, conversations_html(items, selected),
                 pager_text(listed), listed.page)  # fmt: skip
@@ -167,8 +167,8 @@ def build_copilot(server: Server) -> gr.Blocks:
         """(customer html, timeline html, turns) of the selected conversation."""
         if not conversation_id:
             return '<div class="k-muted">Select a conversation.</div>', "", []
-        live = hub.get(conversation_id)
         try:
+            live = hub.get(conversation_id)
             turns = desk.timeline(conversation_id, live)
             card = desk.customer(desk.customer_of(conversation_id, live))
         except KefuError as exc:
@@ -191,7 +191,10 @@ def build_copilot(server: Server) -> gr.Blocks:
         products = gr.Dropdown(choices=[], value=None)
         if conversation_id and turns:
             desk.opened(conversation_id)
-            live = hub.get(conversation_id)
+            try:
+                live = hub.get(conversation_id)
+            except KefuError:  # the shared store went down since the views were drawn
+                live = None
             suggestions, cards = desk.suggestions(conversation_id, turns, desk.customer_of(conversation_id, live),
                                                   agent.strip())  # fmt: skip
             for i, s in enumerate(suggestions[:MAX_SUGGESTIONS]):
@@ -209,8 +212,10 @@ def build_copilot(server: Server) -> gr.Blocks:
         note = f"Conversation {esc(conversation_id)} is no longer live (only in the log): nothing was sent."
         try:
             hub.say(conversation_id, text, agent.strip() or "agent")
-        except KeyError:  # not live on this server (logged only, or it expired)
+        except KeyError:  # not live (logged only, or it expired)
             return f'<span class="k-bad">{note}</span>', gr.skip()
+        except KefuError as exc:  # the shared store is down
+            return f'<span class="k-bad">{esc(exc)}</span>', gr.skip()
         desk.replied(conversation_id)
         _, timeline, _ = views(conversation_id)
         return f'<span class="k-ok">Sent to the shopper as {esc(agent.strip() or "agent")}.</span>', timeline

@@ -12,17 +12,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.guardrails import RateLimiter
 from kefu.settings import Settings
+from kefu.state_store import limits_storage
 
 TOO_MANY = "You're sending messages faster than we can answer. Please wait a minute and try again."
 
 
 class ShopperLimits:
     def __init__(self, settings: Settings) -> None:
-        self.address = RateLimiter(settings.rate_limit_per_address_per_minute, 60)
-        self.customer = RateLimiter(settings.rate_limit_per_customer_per_minute, 60)
+        storage = limits_storage(settings.state_url)  # Redis when set: every worker counts in the same windows
+        self.address = RateLimiter(settings.rate_limit_per_address_per_minute, 60, storage, "address")
+        self.customer = RateLimiter(settings.rate_limit_per_customer_per_minute, 60, storage, "customer")
 
     def allow(self, address: str | None, customer_id: str | None) -> bool:
-        """Count one message; False when the address or the customer is over its limit."""
+        """Count one message; False when the address or the customer is over its limit (guests count against
+        their address only, signed-in customers against both: separate keys and caps). ``StateError`` when the
+        shared counters' store is down."""
         ok = self.address.allow(f"ip:{address or 'unknown'}")
         return (self.customer.allow(f"customer:{customer_id}") if customer_id else True) and ok
 

@@ -47,7 +47,7 @@ def build_server(settings: Settings, assistant: Assistant | None = None) -> Serv
             assistant = build_assistant(settings)
         except KefuError as exc:
             unavailable = str(exc)
-    hub = Hub(idle_s=settings.conversation_idle_s)
+    hub = Hub.from_settings(settings)  # this process's memory, or Redis shared by every worker
     return Server(settings, assistant, unavailable, hub, tokens, ShopperLimits(settings))
 
 
