@@ -44,6 +44,7 @@ class TurnView(BaseModel):
     source: str = ""
     slots: dict[str, Any] = Field(default_factory=dict)  # the slots that differ from their defaults
     trace: list[str] = Field(default_factory=list)  # the understanding rules that fired, in order
+    readers: dict[str, str] = Field(default_factory=dict)  # which reader filled each field: model, classifier, rules
     tools: list[ToolStep] = Field(default_factory=list)
     outcome: str = "answered"
     repairs: list[str] = Field(default_factory=list)  # live turns: what was repaired
@@ -86,6 +87,7 @@ def from_events(turn: int, message: str, events: list[Event]) -> TurnView:
             view.goal = event.understanding.goal
             view.slots = _slots(event.understanding.slots)
             view.trace = list(event.understanding.trace)
+            view.readers = dict(event.understanding.readers)
         elif isinstance(event, ToolCalled):
             view.tools.append(ToolStep(name=event.name, arguments=dict(event.arguments), ok=event.ok,
                                        summary=event.summary, product_ids=list(event.product_ids),
@@ -136,6 +138,7 @@ def from_log(row: dict, tool_rows: list[dict]) -> TurnView:
         source=row.get("understanding_source") or "",
         slots=_slots(understanding.get("slots")),
         trace=[str(r) for r in understanding.get("trace", [])],
+        readers={str(k): str(v) for k, v in (understanding.get("readers") or {}).items()},
         tools=tools,
         outcome=row.get("outcome") or ("refused" if row.get("refused") else "answered"),
         repair_count=row.get("repairs") or 0,

@@ -88,6 +88,7 @@ def test_an_agent_reads_the_conversation_and_answers_in_the_shoppers_chat(site, 
         text = timeline.inner_text()
         assert "product_search" in text and "search_products(" in text and "handoff_to_human(" in text
         assert "Rules:" in text and "product-words" in text  # each turn's understanding trace
+        assert "Read by" in text and "rules: " in text  # which reader filled each field of the reading
         assert "goal search" in text or "goal recommendation" in text  # the conversation's goal, each turn
         # a Markdown link in the shopper's message is text, not a link; the <img> is text too
         assert "[this one](http://evil.example/x)" in text

@@ -80,6 +80,14 @@ def turn_html(t: TurnView) -> str:
     parts = [head, f'<div class="k-msg"><b>Shopper:</b> {esc(t.message)}</div>']
     if t.slots:
         parts.append(f"<div><b>Slots:</b> {esc(_args(t.slots))}</div>")
+    if t.readers:
+        by: dict[str, list[str]] = {}
+        for field, reader in t.readers.items():
+            by.setdefault(reader, []).append(field.replace("_", " "))
+        read = " · ".join(
+            f"{esc(r)}: {esc(', '.join(f))}" for r, f in sorted(by.items(), key=lambda x: x[0] != "model")
+        )
+        parts.append(f'<div class="k-readers"><b>Read by</b> {read}</div>')
     if t.trace:
         rules = " → ".join(f"<code>{esc(r)}</code>" for r in t.trace)
         parts.append(f'<div class="k-trace"><b>Rules:</b> {rules}</div>')
