@@ -76,8 +76,8 @@ DEV_SET = Path(__file__).resolve().parents[2] / "eval" / "cases" / "understandin
 def tune(
     ctx: typer.Context,
     examples: int = typer.Option(2400, min=8, help="Training examples to generate."),
-    steps: int = typer.Option(150, min=1, help="Optimizer steps (the cap on the run's time)."),
-    batch: int = typer.Option(16, min=1),
+    steps: int = typer.Option(120, min=1, help="Optimizer steps (the cap on the run's time)."),
+    batch: int = typer.Option(12, min=1),
     exclude: list[Path] = typer.Option(
         [DEV_SET], "--exclude", help="Development sets (JSON Lines with a message) whose turns are never trained on."
     ),
@@ -131,7 +131,8 @@ def tune(
             task = bar.add_task("tuning", total=steps)
             manifest = tuner.train(
                 base, chats, out, config,
-                on_step=lambda s, loss: bar.update(task, completed=s, description=f"tuning (loss {loss:.3f})"),
+                on_step=lambda s, loss: (bar.update(task, completed=s, description=f"tuning (loss {loss:.3f})"),
+                                         s % 25 or console.log(f"step {s}/{steps}: loss {loss:.3f}")),
                 extra={"kinds": kinds, "excluded_messages": len(held), "catalogue_phrases": len(products)},
             )  # fmt: skip
         console.print(

@@ -23,13 +23,14 @@ from typing import Any
 from kefu.errors import ModelPrepError
 from kefu.llm.prepare import MANIFEST, sha256
 
+WIDTH_STEP = 32  # batches are padded to a multiple of this: on the CPU each new shape costs kernel set-up
 Chat = Sequence[dict[str, str]]  # system?, user, assistant: the last message is the answer to learn
 
 
 @dataclass(frozen=True)
 class TuneConfig:
-    steps: int = 160
-    batch: int = 16
+    steps: int = 120
+    batch: int = 12
     lr: float = 1e-3
     rank: int = 16
     alpha: int = 32
@@ -128,7 +129,7 @@ def train(
         if len(order) < config.batch:
             order += rng.sample(range(len(encoded)), len(encoded))
         batch, order = [encoded[i] for i in order[: config.batch]], order[config.batch :]
-        width = max(len(ids) for ids, _ in batch)
+        width = -(-max(len(ids) for ids, _ in batch) // WIDTH_STEP) * WIDTH_STEP  # few shapes: kernels are reused
         ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch])
         labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
         mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
