@@ -142,7 +142,7 @@ def blocks(s: Signals, users: np.ndarray, cfg: CandidateConfig) -> Iterator[Bloc
         u = users[start : start + BLOCK]
         dec, w = p.decayed[u], s.weights[u]
         co, fo = (w @ s.co).tocsr(), (w @ s.follow).tocsr()
-        co.sort_indices()
+        co.sort_indices()  # (the top-n below breaks ties by position: sorted, as before)
         fo.sort_indices()
         found = [_row_top(dec, cfg.history), _row_top(co, cfg.co), _row_top(fo, cfg.follow),
                  _fixed(popular, len(u))]  # fmt: skip
@@ -158,7 +158,8 @@ def blocks(s: Signals, users: np.ndarray, cfg: CandidateConfig) -> Iterator[Bloc
             found.append((np.repeat(np.arange(len(u)), cfg.content), content_items.ravel()))
         keys = np.unique(np.concatenate([r.astype(np.int64) * n_items + c for r, c in found if len(r)]))
         r, c = keys // n_items, keys % n_items
-        cnt, age, gap, decayed = (_gather(m, r, c) for m in (p.count[u], p.age[u], p.gap[u], dec))
+        cnt, age, gap, decayed, co_at, fo_at = (_gather(m, keys, n_items) for m in (p.count[u], p.age[u], p.gap[u],
+                                                                                   dec, co, fo))  # fmt: skip
         bought = cnt > 0
         nb = p.n_baskets[u][r]
         cycle = it.cycle[c]
@@ -169,7 +170,7 @@ def blocks(s: Signals, users: np.ndarray, cfg: CandidateConfig) -> Iterator[Bloc
             bought, cnt, cnt / np.maximum(nb, 1), decayed, np.where(bought, age - 1, -1),
             np.where(gap > 1, gap - 1, -1), np.where(gap > 1, (age - 1) / np.maximum(gap - 1, 1e-9), -1),
             cycle, np.where(bought & (cycle > 0), (age - 1) / np.maximum(cycle, 1e-9), -1),
-            log_buyers[c], it.repeat_share[c], _gather(co, r, c), _gather(fo, r, c), als, np.log1p(pop_rank[c]),
+            log_buyers[c], it.repeat_share[c], co_at, fo_at, als, np.log1p(pop_rank[c]),
             cos, nb, p.basket_size[u][r], p.explore_rate[u][r], p.span[u][r],
         ]  # fmt: skip
         for kind in sorted(s.segments):
@@ -178,9 +179,16 @@ def blocks(s: Signals, users: np.ndarray, cfg: CandidateConfig) -> Iterator[Bloc
         yield Block(u[r], c, np.column_stack(cols).astype(np.float32))
 
 
-def _gather(m: sparse.csr_matrix, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """m[r, c] for index arrays (0 where m has no entry)."""
-    return np.asarray(m[r, c], dtype=np.float64).ravel()
+def _gather(m: sparse.csr_matrix, keys: np.ndarray, n_items: int) -> np.ndarray:
+    """m[r, c] for sorted candidate ``keys`` (r * n_items + c), 0 where m has no entry: one binary search of the
+    keys among m's own entries (sorted the same way), far faster than scipy's element-wise indexing."""
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    if m.nnz == 0:
+        return np.zeros(len(keys))
+    own = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * n_items + m.indices
+    pos = np.minimum(np.searchsorted(own, keys), len(own) - 1)
+    return np.where(own[pos] == keys, m.data[pos], 0).astype(np.float64)
 
 
 def co_source(s: Signals, user: int, item: int) -> int | None:

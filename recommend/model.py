@@ -148,12 +148,13 @@ def labelled(s: Signals, users: list[str], targets: Targets, cfg: CandidateConfi
     (many) negative rows only a random ``negatives`` share is kept."""
     index, items = s.baskets.user_index(), s.baskets.item_index()
     ids = np.array([index[u] for u in users if u in index], dtype=np.int64)
-    target = {(index[u], items[i]) for u in users if u in index for i in targets[u] if i in items}
+    n_items = s.baskets.n_items
+    target = np.unique(np.array([index[u] * n_items + items[i] for u in users if u in index for i in targets[u]
+                                 if i in items], dtype=np.int64))  # fmt: skip
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for block in blocks(s, ids, cfg):
-        y = np.fromiter(((u, i) in target for u, i in zip(block.users, block.items, strict=True)), bool,
-                        count=len(block.users))  # fmt: skip
+        y = np.isin(block.users.astype(np.int64) * n_items + block.items, target)
         kept = y | (rng.random(len(y)) < negatives)  # a uniform share of negatives: the ranking is unchanged
         xs.append(block.x[kept])
         ys.append(y[kept])
