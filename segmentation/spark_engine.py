@@ -52,23 +52,17 @@ class SparkEngine:
             spark.sql(statement)
 
     def sql(self, query: str, params: Mapping[str, Any] | None) -> DataFrame:
-        """``query`` with its ``$name`` parameters bound as Spark's ``:name`` markers."""
-        from pyspark.errors import PySparkException
-
+        """``query`` with its ``$name`` parameters bound as Spark's ``:name`` markers (Spark analyses it now)."""
         args = used_parameters(query, params)
-        try:
-            return self.spark.sql(PARAMETER.sub(r":\1", query), args=args or None)
-        except PySparkException as exc:
-            raise StoreError(f"A segmentation query failed on Spark: {spark_error(exc)}") from exc
+        return self.spark.sql(PARAMETER.sub(r":\1", query), args=args or None)
 
     def create(
         self, table: str, query: str, params: Mapping[str, Any] | None = None, *, temporary: bool = True
     ) -> None:
         from pyspark.errors import PySparkException
 
-        frame = self.sql(query, params)
         try:
-            frame = frame.cache()
+            frame = self.sql(query, params).cache()
             frame.count()  # compute it now, once: later steps and the Parquet writer read the cache
         except PySparkException as exc:
             raise StoreError(f"Computing {table} failed on Spark: {spark_error(exc)}") from exc
@@ -136,6 +130,7 @@ def spark_session(settings: Settings) -> Iterator[SparkSession]:
             .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
             .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
     except (PySparkException, OSError) as exc:
