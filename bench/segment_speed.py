@@ -18,7 +18,8 @@ Each measured step runs in its own process so its peak memory (max RSS) is its o
   spark_tables   `kefu segment features --engine spark`: the same SQL through pyspark (KEFU_SPARK_MASTER, default
               local[2]; KEFU_SPARK_DRIVER_MEMORY), phases timed apart (session start, export of the store to
               Parquet, features, RFM, Parquet write); its tables are compared with duckdb_tables' (integers and
-              strings exact, floats within 1e-6). Wall time only: the work runs in the JVM, not this process.
+              strings exact, floats within 1e-6). CPU seconds of the JVM (local mode) are sampled apart: on the
+              shared host, wall time also counts the moments its processes are held.
   clusters    segmentation.clusters.cluster_store on the features the first step wrote: taste vectors (sparse
               customers x products matrix times the product title embeddings), scaler + taste PCA + k-means with
               k by silhouette and bootstrap ARI on a seeded sample, every customer assigned to its nearest centroid
@@ -42,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -50,6 +52,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import psutil
 
 from kefu.embedder import Embedder
 from kefu.settings import Settings
@@ -313,11 +316,22 @@ def step_clusters(db: Path) -> dict:
     }
 
 
+def jvm_cpu_seconds() -> float:
+    """User + system CPU time of this process's child processes still running (Spark's JVM in local mode)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def step_duckdb_tables(db: Path) -> dict:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     report = write_feature_tables(Settings(data_dir=db.parent), "duckdb", db.with_name("tables_duckdb"), store_path=db)
     return {
         "seconds": round(time.perf_counter() - start, 2),
+        "cpu_seconds": round(cpu_seconds() - cpu, 2),
         "phases": report["seconds"],
         "customers": report["customers"],
         "peak_rss_mb": peak_rss_mb(),
@@ -326,10 +340,25 @@ def step_duckdb_tables(db: Path) -> dict:
 
 def step_spark_tables(db: Path) -> dict:
     settings = Settings(data_dir=db.parent)
-    start = time.perf_counter()
-    report = write_feature_tables(settings, "spark", db.with_name("tables_spark"), store_path=db)
+    start, cpu = time.perf_counter(), cpu_seconds()
+    jvm_cpu: list[float] = []
+
+    def sample_jvm() -> None:  # the JVM's CPU time just before the session stops (and the JVM exits)
+        while not done.wait(0.5):
+            jvm_cpu.append(jvm_cpu_seconds())
+
+    done = threading.Event()
+    sampler = threading.Thread(target=sample_jvm, daemon=True)
+    sampler.start()
+    try:
+        report = write_feature_tables(settings, "spark", db.with_name("tables_spark"), store_path=db)
+    finally:
+        done.set()
+        sampler.join()
     result = {
         "seconds": round(time.perf_counter() - start, 2),
+        "cpu_seconds_python": round(cpu_seconds() - cpu, 2),
+        "cpu_seconds_jvm": round(max(jvm_cpu, default=0.0), 2),
         "phases": report["seconds"],
         "customers": report["customers"],
         "spark": {

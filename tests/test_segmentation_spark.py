@@ -28,7 +28,10 @@ from segmentation.spark_engine import SparkEngine, spark_session, stage_store  #
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    with spark_session(Settings(data_dir=tmp_path_factory.mktemp("spark"))) as session:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("spark"), spark_master="local[2]", spark_shuffle_partitions=3)
+    with spark_session(settings) as session:
+        # The settings reach the session (later sessions in this process reuse it: only SQL confs change).
+        assert session.sparkContext.master == "local[2]" and session.conf.get("spark.sql.shuffle.partitions") == "3"
         yield session
 
 

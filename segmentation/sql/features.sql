@@ -3,7 +3,8 @@
 -- Parameters
 --   $as_of  TIMESTAMP, exclusive: only orders, events and coupon redemptions strictly before it count.
 --           Default (segmentation/features.py): midnight of the day after the store's last order.
---   dept columns  the two placeholders (dept spend, dept share) are filled in by segmentation/features.py:
+--   dept columns  the three placeholders (dept spend, its pass-through, dept share) are filled in by
+--           segmentation/features.py:
 --           one `dept_<name>` column per department among the top departments by gross spend in the store before as-of (8 by default; demo store: grocery,
 --           drug_gm, produce, fuel, meat, meat_pckgd, deli, miscellaneous). <name> is the department lower-cased
 --           with every run of non-alphanumerics turned into "_". Each is that department's share of the
@@ -42,7 +43,9 @@
 --                   1 = steady, > 1 speeding up, 0 = nothing in the last 90 days. Customers with tenure <= 90 get 1.
 --   n_views, n_carts, n_purchases  events of type view / cart / purchase before as-of (demo store: purchase
 --                   events only, one per order line, so n_views = n_carts = 0 there).
---   top_department  the department with the largest gross spend (ties: name order).
+--   top_department  the department with the largest gross spend (ties: name order). Spends are compared rounded to
+--                   6 decimals, so that floating-point summation order (which differs between runs and engines)
+--                   cannot break or make a tie; the same for top_category and the top departments.
 --   top_category    the category of the (department, category) pair with the largest gross spend (ties: name
 --                   order); a category name found under two departments counts separately under each.
 --                   Both NULL when no purchase line names a known product.
@@ -86,7 +89,7 @@ LEFT JOIN (SELECT DISTINCT group_key, department, category FROM product_groups) 
 -- The departments by gross spend (ties: name order); segmentation/features.py keeps the first 8 for dept_<name>.
 SELECT department, sum(gross_spend) AS spend
 FROM customer_category_lines WHERE department IS NOT NULL
-GROUP BY department ORDER BY spend DESC, department;
+GROUP BY department ORDER BY round(spend, 6) DESC, department;
 
 -- query: customer_features
 -- Step 2: the features.
@@ -118,14 +121,15 @@ department_spend AS (
 top_department AS (
     SELECT customer_id, department AS top_department
     FROM (SELECT customer_id, department,
-                 row_number() OVER (PARTITION BY customer_id ORDER BY spend DESC, department) AS place
+                 row_number() OVER (PARTITION BY customer_id ORDER BY round(spend, 6) DESC, department) AS place
           FROM department_spend) ranked
     WHERE place = 1
 ),
 top_category AS (
     SELECT customer_id, category AS top_category
     FROM (SELECT customer_id, category,
-                 row_number() OVER (PARTITION BY customer_id ORDER BY gross_spend DESC, category, department) AS place
+                 row_number() OVER (PARTITION BY customer_id
+                                    ORDER BY round(gross_spend, 6) DESC, category, department) AS place
           FROM customer_category_lines
           WHERE category IS NOT NULL AND n_purchase_lines > 0) ranked
     WHERE place = 1
