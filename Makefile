@@ -3,10 +3,13 @@ SHELL := /bin/bash
 KEFU := .venv/bin/kefu
 PY := .venv/bin/python
 
-.PHONY: setup model store index intents segments demo test lint lock bench clean
+.PHONY: setup scale model store index intents segments demo test lint lock bench clean
 
 setup:            ## create .venv from the pinned lock (idempotent)
 	@bash scripts/setup.sh
+
+scale: setup      ## the optional extra `scale` (requirements/scale.txt: pyspark); the tests need it, the demo does not
+	@bash scripts/setup-scale.sh
 
 model: setup      ## convert the packaged SmolLM2 GGUF into a HF folder (idempotent)
 	@$(KEFU) llm prepare
@@ -27,11 +30,10 @@ segments: store   ## fit customer segments, personas, CLV and propensity, and th
 demo:             ## install, start vLLM, build store/index/classifier/segments while it loads, then the pages (timed)
 	@bash scripts/demo.sh
 
-test: model       ## the layer contract (lint-imports), then the whole test suite, real components included
+test: model scale ## the layer contract (lint-imports), then the whole test suite, real components included
 	@bash scripts/chromium.sh
 	@bash scripts/postgres.sh
 	@bash scripts/redis.sh
-	@.venv/bin/python -m pip install -q --no-deps -r requirements/scale.txt
 	@.venv/bin/lint-imports --no-logo
 	@$(PY) -m pytest -q -rs
 

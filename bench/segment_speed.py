@@ -13,20 +13,29 @@ Each measured step runs in its own process so its peak memory (max RSS) is its o
   pandas_rfm  the same RFM (same definitions, same tie-break, same algorithm) in plain pandas, timed after loading
               the two tables (the load is timed separately); its output is checked against the DuckDB result.
               Also timed: the straightforward pandas version that totals every order first (per_order_variant).
+  duckdb_tables  `kefu segment features --engine duckdb` (segmentation.feature_tables): features + RFM written as
+              Parquet, the same steps as spark_tables on DuckDB.
+  spark_tables   `kefu segment features --engine spark`: the same SQL through pyspark (KEFU_SPARK_MASTER, default
+              local[2]; KEFU_SPARK_DRIVER_MEMORY), phases timed apart (session start, export of the store to
+              Parquet, features, RFM, Parquet write); its tables are compared with duckdb_tables' (integers and
+              strings exact, floats within 1e-6). CPU seconds of the JVM (local mode) are sampled apart: on the
+              shared host, wall time also counts the moments its processes are held.
   clusters    segmentation.clusters.cluster_store on the features the first step wrote: taste vectors (sparse
               customers x products matrix times the product title embeddings), scaler + taste PCA + k-means with
               k by silhouette and bootstrap ARI on a seeded sample, every customer assigned to its nearest centroid
               and written to customer_clusters. Title embeddings are cached per product (as `kefu segment fit`
               does); embedding titles missing from the cache is timed apart (title_embedding) - it is a one-off
               per product, not per customer. The cache starts from the demo fit's when there is one.
-Prints one JSON object.
+Prints one JSON object, with the machine's load average before and after each size (the host is shared).
 
     .venv/bin/python bench/segment_speed.py --customers 100000,1000000
+    .venv/bin/python bench/segment_speed.py --customers 100000 --steps duckdb_tables,spark_tables
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -34,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -42,12 +52,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import psutil
 
 from kefu.embedder import Embedder
 from kefu.settings import Settings
 from kefu.store import demo as store_demo
 from kefu.store import schema_sql
 from segmentation import clusters
+from segmentation.feature_tables import TABLES, write_feature_tables
 from segmentation.features import build_features, default_as_of
 from segmentation.rfm import load_rules, rfm_from_store
 from segmentation.workspace import segments_dir
@@ -304,10 +316,85 @@ def step_clusters(db: Path) -> dict:
     }
 
 
+def jvm_cpu_seconds() -> float:
+    """User + system CPU time of this process's child processes still running (Spark's JVM in local mode)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def step_duckdb_tables(db: Path) -> dict:
+    start, cpu = time.perf_counter(), cpu_seconds()
+    report = write_feature_tables(Settings(data_dir=db.parent), "duckdb", db.with_name("tables_duckdb"), store_path=db)
+    return {
+        "seconds": round(time.perf_counter() - start, 2),
+        "cpu_seconds": round(cpu_seconds() - cpu, 2),
+        "phases": report["seconds"],
+        "customers": report["customers"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def step_spark_tables(db: Path) -> dict:
+    settings = Settings(data_dir=db.parent)
+    start, cpu = time.perf_counter(), cpu_seconds()
+    jvm_cpu: list[float] = []
+
+    def sample_jvm() -> None:  # the JVM's CPU time just before the session stops (and the JVM exits)
+        while not done.wait(0.5):
+            jvm_cpu.append(jvm_cpu_seconds())
+
+    done = threading.Event()
+    sampler = threading.Thread(target=sample_jvm, daemon=True)
+    sampler.start()
+    try:
+        report = write_feature_tables(settings, "spark", db.with_name("tables_spark"), store_path=db)
+    finally:
+        done.set()
+        sampler.join()
+    result = {
+        "seconds": round(time.perf_counter() - start, 2),
+        "cpu_seconds_python": round(cpu_seconds() - cpu, 2),
+        "cpu_seconds_jvm": round(max(jvm_cpu, default=0.0), 2),
+        "phases": report["seconds"],
+        "customers": report["customers"],
+        "spark": {
+            "master": settings.spark_master,
+            "shuffle_partitions": settings.spark_shuffle_partitions,
+            "driver_memory": settings.spark_driver_memory,
+        },
+    }
+    if db.with_name("tables_duckdb").is_dir():
+        result["same_tables_as_duckdb"] = same_tables(db.with_name("tables_duckdb"), db.with_name("tables_spark"))
+    return result
+
+
+def same_tables(a: Path, b: Path) -> dict[str, bool]:
+    """Per table: same columns, types and rows (integers and strings exact, floats within 1e-6)."""
+    verdicts = {}
+    for table in TABLES:
+        x = pd.read_parquet(a / table).sort_values("customer_id").reset_index(drop=True)
+        y = pd.read_parquet(b / table).sort_values("customer_id").reset_index(drop=True)
+        same = list(x.columns) == list(y.columns) and len(x) == len(y) and (x.dtypes == y.dtypes).all()
+        for column in x.columns if same else []:
+            if x[column].dtype.kind == "f":
+                same &= bool((x[column].isna() == y[column].isna()).all())
+                same &= bool(((x[column] - y[column]).abs().fillna(0) <= 1e-6).all())
+            else:
+                same &= bool(x[column].equals(y[column]))
+        verdicts[table] = bool(same)
+    return verdicts
+
+
 STEPS: dict[str, Callable[[Path], dict]] = {
     "features": step_features,
     "rfm": step_rfm,
     "pandas_rfm": step_pandas_rfm,
+    "duckdb_tables": step_duckdb_tables,
+    "spark_tables": step_spark_tables,
     "clusters": step_clusters,
 }
 
@@ -321,7 +408,7 @@ def run_step(name: str, db: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict:
+def bench_size(customers: int, lines_per_customer: float, workdir: Path, steps: list[str]) -> dict:
     db = workdir / f"synthetic_{customers}.duckdb"
     db.unlink(missing_ok=True)
     done = subprocess.run(
@@ -344,8 +431,10 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
     if done.returncode != 0:
         return {"customers": customers, "error": done.stderr.strip().splitlines()[-3:]}
     result = {"customers": customers, "generate": json.loads(done.stdout.strip().splitlines()[-1])}
-    for name in STEPS:
+    result["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+    for name in steps:
         result[name] = run_step(name, db)
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     try:
         features, rfm, pandas = result["features"], result["rfm"], result["pandas_rfm"]
         duck = features["seconds"] + rfm["seconds"]
@@ -360,8 +449,14 @@ def bench_size(customers: int, lines_per_customer: float, workdir: Path) -> dict
         )
     except (KeyError, ZeroDivisionError):
         pass
+    with contextlib.suppress(KeyError, ZeroDivisionError):
+        result["ratio_spark_over_duckdb_tables"] = round(
+            result["spark_tables"]["seconds"] / result["duckdb_tables"]["seconds"], 2
+        )
     for path in (db, db.with_name("rfm_duckdb.parquet"), Path(str(db) + ".wal")):  # the title cache is kept
         path.unlink(missing_ok=True)
+    for folder in (db.with_name("tables_duckdb"), db.with_name("tables_spark")):
+        shutil.rmtree(folder, ignore_errors=True)
     return result
 
 
@@ -370,6 +465,7 @@ def main() -> None:
     parser.add_argument("--customers", default="100000,1000000", help="comma-separated synthetic customer counts")
     parser.add_argument("--lines-per-customer", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, of: {', '.join(STEPS)}")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -380,7 +476,11 @@ def main() -> None:
         print(json.dumps(STEPS[args.step](args.db), default=str))
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        sizes = [bench_size(int(n), args.lines_per_customer, Path(tmp)) for n in args.customers.split(",")]
+        steps = [s for s in args.steps.split(",") if s]
+        unknown = [s for s in steps if s not in STEPS]
+        if unknown:
+            parser.error(f"unknown step(s) {unknown}; pick from {list(STEPS)}")
+        sizes = [bench_size(int(n), args.lines_per_customer, Path(tmp), steps) for n in args.customers.split(",")]
     print(
         json.dumps(
             {

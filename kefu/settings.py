@@ -136,6 +136,20 @@ class Settings(BaseSettings):
         description="Clusters are fitted on at most this many customers, then every customer is assigned.",
     )
 
+    # Segmentation on Spark (`kefu segment features --engine spark`; pyspark is the optional extra `scale`).
+    spark_master: str = Field(
+        "local[2]", description="Spark master URL: local[N] runs in this process's JVM; spark://host:7077 a cluster."
+    )
+    spark_shuffle_partitions: int = Field(
+        4, ge=1, description="spark.sql.shuffle.partitions (small for local mode; a cluster wants more)."
+    )
+    spark_driver_memory: str = Field("2g", description="spark.driver.memory (local mode: all of Spark's memory).")
+    spark_staging_dir: Path | None = Field(
+        None,
+        description="Where the store's tables are exported as Parquet for Spark (default: a temporary folder). "
+        "On a cluster, a path every executor can read.",
+    )
+
     # The assistant.
     planner: Literal["structured", "native"] = Field(
         "structured",

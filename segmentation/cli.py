@@ -17,6 +17,7 @@ from rich.table import Table
 from kefu.console import console, print_json, settings_of
 from kefu.errors import KefuError
 from kefu.llm.client import LLM
+from segmentation.feature_tables import EngineName, write_feature_tables
 from segmentation.pipeline import fit_all, fit_is_current, rename_personas
 from segmentation.profiles import ProfileStore
 from segmentation.report import write_html
@@ -75,6 +76,40 @@ def rfm_command(
     console.print(f"{report.customers_scored} customers scored -> {out}")
     for name, count in report.segments.items():
         console.print(f"  {name:<20} {count:>8}")
+
+
+@app.command("features")
+def features_command(
+    ctx: typer.Context,
+    out: Path = typer.Option(
+        ..., help="Folder for the tables: OUT/customer_features/ and OUT/customer_rfm/ (Parquet)."
+    ),
+    engine: str = typer.Option("duckdb", help="duckdb (in process) or spark (pyspark; KEFU_SPARK_MASTER)."),
+    as_of: str | None = typer.Option(
+        None, help="As-of date YYYY-MM-DD (exclusive); default: the day after the store's last order."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Behaviour features and RFM of the store as Parquet, computed on DuckDB or Spark with the same SQL."""
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"--engine must be duckdb or spark, not {engine!r}")
+    as_of_day = None
+    if as_of is not None:
+        try:
+            as_of_day = datetime.strptime(as_of, "%Y-%m-%d")
+        except ValueError:
+            raise KefuError(f"--as-of must be a date like 2017-06-01, got {as_of!r}.") from None
+    engine_name: EngineName = "spark" if engine == "spark" else "duckdb"
+    report = write_feature_tables(settings_of(ctx), engine_name, out, as_of_day)
+    if json_out:
+        print_json(report)
+        return
+    console.print(
+        f"{report['customers']} customers as of {report['as_of']} on {report['engine']} "
+        f"({report['rfm']['customers_scored']} RFM-scored) -> {out}"
+    )
+    for name, seconds in report["seconds"].items():
+        console.print(f"  {name:<12} {seconds:>8.2f} s")
 
 
 @app.command("fit")

@@ -1,19 +1,20 @@
 """Behaviour features per customer, computed in SQL over the store (``segmentation/sql/features.sql``).
 
 ``build_features(con, as_of)`` writes the table ``customer_features`` into the database ``con`` is connected to:
-one row per customer with at least one counted order before ``as_of``. Every definition is documented in the SQL
-file; this module only picks the as-of moment and the departments that get a ``dept_<name>`` share column.
+one row per customer with at least one counted order before ``as_of``; ``compute_features(engine, as_of)`` does the
+same on any ``segmentation.engine.SqlEngine`` (DuckDB, Spark). Every definition is documented in the SQL file; this
+module only picks the as-of moment and the departments that get a ``dept_<name>`` share column.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from importlib import resources
 
 import duckdb
 
 from kefu.errors import StoreError
+from segmentation.engine import DuckDBEngine, SqlEngine, named_queries, sql_file
 
 TOP_DEPARTMENTS = 8
 
@@ -26,7 +27,7 @@ FEATURE_COLUMNS = (
 
 
 def features_sql() -> str:
-    return resources.files("segmentation").joinpath("sql/features.sql").read_text()
+    return sql_file("features.sql")
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
@@ -45,58 +46,42 @@ def column_name(department: str) -> str:
     return "dept_" + (re.sub(r"[^0-9a-z]+", "_", department.lower()).strip("_") or "unnamed")
 
 
-def statements(sql: str) -> list[str]:
-    """The SQL file's statements (it holds no ";" at a line end inside a statement or comment)."""
-    return [
-        part
-        for part in sql.split(";\n")
-        if any(line.strip() and not line.strip().startswith("--") for line in part.splitlines())
-    ]
-
-
-def top_departments(con: duckdb.DuckDBPyConnection, n: int = TOP_DEPARTMENTS) -> list[str]:
-    """The ``n`` departments with the largest gross spend in ``customer_category_lines`` (step 1); ties by name."""
-    rows = con.execute(
-        """
-        SELECT department FROM customer_category_lines WHERE department IS NOT NULL
-        GROUP BY department ORDER BY sum(gross_spend) DESC, department LIMIT $n
-        """,
-        {"n": n},
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def render_sql(sql: str, departments: list[str]) -> str:
-    """Fill the department placeholders: one spend column and one share column per department."""
+    """Fill the department placeholders: one spend column (and its pass-through) and one share column each."""
     names = [column_name(d) for d in departments]
     if len(set(names)) != len(names):
         raise StoreError(f"Departments {departments} map to clashing column names {names}; rename one.")
-    spend, share = [], []
+    spend, refs, share = [], [], []
     for department, name in zip(departments, names, strict=True):
         literal = "'" + department.replace("'", "''") + "'"
         spend.append(
             f",\n           coalesce(sum(gross_spend) FILTER (WHERE department = {literal}), 0) AS spend_{name}"
         )
-        share.append(f",\n       coalesce(b.spend_{name} / nullif(b.gross_spend, 0), 0.0) AS {name}")
-    return sql.replace("{dept_spend_columns}", "".join(spend)).replace("{dept_share_columns}", "".join(share))
+        refs.append(f",\n           l.spend_{name}")
+        share.append(f",\n       coalesce(b.spend_{name} / nullif(b.gross_spend, 0), 0) AS {name}")
+    return (
+        sql.replace("{dept_spend_columns}", "".join(spend))
+        .replace("{dept_spend_refs}", "".join(refs))
+        .replace("{dept_share_columns}", "".join(share))
+    )
+
+
+def compute_features(engine: SqlEngine, as_of: datetime, n_departments: int = TOP_DEPARTMENTS) -> int:
+    """Create or replace ``customer_features`` as of ``as_of`` on ``engine``; returns the number of rows."""
+    queries = named_queries(features_sql())
+    params = {"as_of": as_of}
+    engine.create("customer_category_lines", queries["customer_category_lines"], params)
+    departments = [row[0] for row in engine.rows(queries["department_spend"])][:n_departments]
+    engine.create("customer_features", render_sql(queries["customer_features"], departments), params, temporary=False)
+    engine.drop("customer_category_lines")
+    count = engine.rows("SELECT count(*) FROM customer_features")[0][0]
+    if count == 0:
+        raise StoreError(f"No customer has an order before {as_of:%Y-%m-%d %H:%M}; pick a later --as-of.")
+    return count
 
 
 def build_features(
     con: duckdb.DuckDBPyConnection, as_of: datetime | None = None, n_departments: int = TOP_DEPARTMENTS
 ) -> int:
-    """Create or replace ``customer_features`` as of ``as_of`` (default: day after the last order); returns rows."""
-    if as_of is None:
-        as_of = default_as_of(con)
-    lines_step, *feature_steps = statements(features_sql())
-    try:
-        con.execute(lines_step, {"as_of": as_of})
-        departments = top_departments(con, n_departments)
-        for statement in feature_steps:
-            rendered = render_sql(statement, departments)
-            con.execute(rendered, {"as_of": as_of} if "$as_of" in rendered else None)
-    except duckdb.Error as exc:
-        raise StoreError(f"Computing customer features failed: {exc}") from exc
-    count = con.execute("SELECT count(*) FROM customer_features").fetchall()[0][0]
-    if count == 0:
-        raise StoreError(f"No customer has an order before {as_of:%Y-%m-%d %H:%M}; pick a later --as-of.")
-    return count
+    """Create or replace ``customer_features`` in ``con`` as of ``as_of`` (default: day after the last order)."""
+    return compute_features(DuckDBEngine(con), as_of or default_as_of(con), n_departments)

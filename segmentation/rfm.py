@@ -3,8 +3,9 @@ editable rule table (``segmentation/rules/rfm_segments.csv``; pass your own CSV 
 
 Two entry points fill ``rfm_customers`` (one row per customer) and score it:
 - ``rfm_from_transactions``: an analyst's file loaded by ``segmentation.transactions`` (a row is an order unless
-  an order column groups rows); rows dated on or after the as-of date are counted and left out.
-- ``rfm_from_store``: the shop store's orders (not cancelled) with their lines' net amounts.
+  an order column groups rows); rows dated on or after the as-of date are counted and left out. DuckDB only.
+- ``rfm_from_store``: the shop store's orders (not cancelled) with their lines' net amounts
+  (``sql/rfm_store_customers.sql``); ``store_rfm`` runs the same on any ``segmentation.engine.SqlEngine``.
 The as-of date is exclusive: a purchase the day before it has recency 1.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from kefu.errors import StoreError
+from segmentation.engine import DuckDBEngine, SqlEngine, named_queries, sql_file
 from segmentation.features import default_as_of
 
 RULE_COLUMNS = ("segment", "r_min", "r_max", "f_min", "f_max")
@@ -90,8 +92,9 @@ def segment_of(r: int, f: int, rules: list[SegmentRule]) -> str:
     return next(rule.segment for rule in rules if rule.covers(r, f))
 
 
-def rfm_sql(output: str) -> str:
-    return resources.files("segmentation").joinpath("sql/rfm.sql").read_text().replace("{output}", output)
+def rfm_query() -> str:
+    """The scoring query of ``sql/rfm.sql`` (reads ``rfm_customers`` and ``rfm_rules``)."""
+    return named_queries(sql_file("rfm.sql"))["customer_rfm"]
 
 
 # Per customer from an analyst's transactions: rows grouped into orders first (order value = net amount).
@@ -110,57 +113,34 @@ SELECT customer_id,
 FROM per_order GROUP BY customer_id
 """
 
-# Per customer from the store, with the same definitions: orders not cancelled, value = sum of the order's line
-# amounts. Only an order holding a negative line can have a negative value, so only those orders are summed one by
-# one; spend is summed per customer straight from the lines (no per-order aggregation of every order).
-STORE_CUSTOMERS_SQL = """
-CREATE OR REPLACE TEMP TABLE rfm_customers AS
-WITH counted AS (
-    SELECT order_id, customer_id, ordered_at FROM orders WHERE ordered_at < $as_of AND status <> 'cancelled'
-),
-return_orders AS (
-    SELECT order_id FROM order_items
-    WHERE order_id IN (SELECT order_id FROM order_items WHERE amount < 0)
-    GROUP BY order_id HAVING sum(amount) < 0
-),
-order_stats AS (
-    SELECT c.customer_id,
-           max(c.ordered_at) FILTER (WHERE r.order_id IS NULL) AS last_purchase,
-           count(*) FILTER (WHERE r.order_id IS NULL) AS frequency,
-           count(r.order_id) AS returns
-    FROM counted c LEFT JOIN return_orders r USING (order_id)
-    GROUP BY c.customer_id
-),
-spend AS (
-    SELECT c.customer_id, sum(i.amount) AS monetary
-    FROM order_items i JOIN counted c USING (order_id)
-    GROUP BY c.customer_id
-)
-SELECT o.customer_id, date_diff('day', o.last_purchase::DATE, $as_of::DATE) AS recency_days, o.frequency,
-       round(coalesce(s.monetary, 0.0), 6) AS monetary, o.returns
-FROM order_stats o LEFT JOIN spend s USING (customer_id)
-"""
-
 
 def score(
     con: duckdb.DuckDBPyConnection, as_of: datetime, rules: list[SegmentRule], output: str = "customer_rfm"
 ) -> RFMReport:
     """Score ``rfm_customers`` (already in ``con``) into table ``output``."""
-    con.execute("CREATE OR REPLACE TEMP TABLE rfm_rules (segment VARCHAR, r_min INT, r_max INT, f_min INT, f_max INT)")
-    con.executemany(
-        "INSERT INTO rfm_rules VALUES (?, ?, ?, ?, ?)", [(x.segment, x.r_min, x.r_max, x.f_min, x.f_max) for x in rules]
+    return score_on(DuckDBEngine(con), as_of, rules, output)
+
+
+def score_on(engine: SqlEngine, as_of: datetime, rules: list[SegmentRule], output: str = "customer_rfm") -> RFMReport:
+    """Score ``rfm_customers`` (already on ``engine``) into table ``output`` with ``sql/rfm.sql``."""
+    engine.register_rows(
+        "rfm_rules",
+        [("segment", "STRING"), ("r_min", "INT"), ("r_max", "INT"), ("f_min", "INT"), ("f_max", "INT")],
+        [(x.segment, x.r_min, x.r_max, x.f_min, x.f_max) for x in rules],
     )
-    buyers, return_orders, only_returns = con.execute("""
+    buyers, return_orders, only_returns = engine.rows("""
         SELECT count(*) FILTER (WHERE frequency > 0), coalesce(sum(returns), 0), count(*) FILTER (WHERE frequency = 0)
         FROM rfm_customers
-    """).fetchall()[0]
+    """)[0]
     if buyers < MIN_CUSTOMERS:
         raise StoreError(
             f"RFM quintiles need at least {MIN_CUSTOMERS} customers with a purchase before "
             f"{as_of:%Y-%m-%d}; found {buyers}. Check --as-of and the input."
         )
-    con.execute(rfm_sql(output))
-    segments = dict(con.execute(f"SELECT segment, count(*) FROM {output} GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    engine.create(output, rfm_query(), temporary=False)
+    segments = dict(
+        engine.rows(f"SELECT segment, count(*) AS n FROM {output} GROUP BY segment ORDER BY n DESC, segment")
+    )
     return RFMReport(
         customers_scored=buyers,
         future_rows_excluded=0,
@@ -188,12 +168,19 @@ def rfm_from_store(
     output: str = "customer_rfm",
 ) -> RFMReport:
     """Score the store's customers (orders not cancelled; value = the sum of the order's line amounts)."""
-    as_of = as_of or default_as_of(con)
-    future = con.execute(
-        "SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'", {"as_of": as_of}
-    ).fetchall()[0][0]
-    con.execute(STORE_CUSTOMERS_SQL, {"as_of": as_of})
-    report = score(con, as_of, rules or load_rules(), output)
+    return store_rfm(DuckDBEngine(con), as_of or default_as_of(con), rules, output)
+
+
+def store_rfm(
+    engine: SqlEngine, as_of: datetime, rules: list[SegmentRule] | None = None, output: str = "customer_rfm"
+) -> RFMReport:
+    """``rfm_from_store`` on any engine: ``sql/rfm_store_customers.sql`` then ``sql/rfm.sql``."""
+    params = {"as_of": as_of}
+    future = engine.rows("SELECT count(*) FROM orders WHERE ordered_at >= $as_of AND status <> 'cancelled'", params)[0][
+        0
+    ]
+    engine.create("rfm_customers", named_queries(sql_file("rfm_store_customers.sql"))["rfm_customers"], params)
+    report = score_on(engine, as_of, rules or load_rules(), output)
     report.future_rows_excluded = future
     return report
 

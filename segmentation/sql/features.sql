@@ -3,13 +3,22 @@
 -- Parameters
 --   $as_of  TIMESTAMP, exclusive: only orders, events and coupon redemptions strictly before it count.
 --           Default (segmentation/features.py): midnight of the day after the store's last order.
---   dept columns  the two placeholders (dept spend, dept share) are filled in by segmentation/features.py:
+--   dept columns  the three placeholders (dept spend, its pass-through, dept share) are filled in by
+--           segmentation/features.py:
 --           one `dept_<name>` column per department among the top departments by gross spend in the store before as-of (8 by default; demo store: grocery,
 --           drug_gm, produce, fuel, meat, meat_pckgd, deli, miscellaneous). <name> is the department lower-cased
 --           with every run of non-alphanumerics turned into "_". Each is that department's share of the
 --           customer's gross spend (see "gross spend" below), 0 when the customer spent nothing there.
 --
--- Definitions (plain SQL on purpose, so the same text can later run on a distributed engine)
+-- Portable SQL: the same text runs on DuckDB and on Spark (segmentation/engine.py, segmentation/spark_engine.py;
+-- tests/test_segmentation_portable_sql.py checks it with sqlglot). So: row_number() instead of ordered first(),
+-- explicit column lists (no EXCLUDE), integer literals (a fractional literal is a DECIMAL, and Spark's decimal
+-- arithmetic keeps few digits), and the engine-specific parts as functions each engine defines
+-- (sql/duckdb_functions.sql, sql/spark_functions.sql): days_between, seconds_between, is_weekend.
+-- Each statement is a query named by its `-- query:` line; the engine materialises it as a table of that name.
+-- $as_of is a bound parameter (DuckDB writes it $as_of, the Spark engine binds it as :as_of).
+--
+-- Definitions
 --   counted order   an order with status other than 'cancelled', ordered_at < as_of.
 --   purchase line   an order line of a counted order that is not a return (is_return false and amount >= 0).
 --   gross spend     sum of amount over purchase lines (returns are not subtracted; used as share denominator).
@@ -34,12 +43,14 @@
 --                   1 = steady, > 1 speeding up, 0 = nothing in the last 90 days. Customers with tenure <= 90 get 1.
 --   n_views, n_carts, n_purchases  events of type view / cart / purchase before as-of (demo store: purchase
 --                   events only, one per order line, so n_views = n_carts = 0 there).
---   top_department  the department with the largest gross spend (ties: name order).
+--   top_department  the department with the largest gross spend (ties: name order). Spends are compared rounded to
+--                   6 decimals, so that floating-point summation order (which differs between runs and engines)
+--                   cannot break or make a tie; the same for top_category and the top departments.
 --   top_category    the category of the (department, category) pair with the largest gross spend (ties: name
 --                   order); a category name found under two departments counts separately under each.
 --                   Both NULL when no purchase line names a known product.
 --   as_of           the as-of moment the row was computed for (the same value on every row).
-CREATE OR REPLACE TEMP TABLE customer_category_lines AS
+-- query: customer_category_lines
 -- Step 1: one pass over the order lines of counted orders, summed per customer and (department, category) group
 -- (NULL department/category = a product missing from `products`). Everything line-based below derives from it,
 -- and segmentation/features.py picks the top departments from it. The lines are grouped on a small integer key
@@ -49,7 +60,7 @@ WITH counted_orders AS (
 ),
 product_groups AS (
     SELECT product_id, department, category, coalesce(brand = 'Private', false) AS private_label,
-           dense_rank() OVER (ORDER BY department, category) AS group_key
+           dense_rank() OVER (ORDER BY department NULLS LAST, category NULLS LAST) AS group_key
     FROM products
 ),
 grouped AS (
@@ -65,16 +76,23 @@ grouped AS (
            coalesce(sum(i.amount) FILTER (WHERE NOT i.is_return AND i.amount >= 0 AND p.private_label), 0)
                AS private_spend
     FROM order_items i
-    JOIN counted_orders o USING (order_id)
-    LEFT JOIN product_groups p USING (product_id)
+    JOIN counted_orders o ON o.order_id = i.order_id
+    LEFT JOIN product_groups p ON p.product_id = i.product_id
     GROUP BY o.customer_id, p.group_key
 )
-SELECT g.customer_id, d.department, d.category, g.* EXCLUDE (customer_id, group_key)
+SELECT g.customer_id, d.department, d.category, g.n_lines, g.net_spend, g.gross_spend, g.discount_total,
+       g.n_purchase_lines, g.n_coupon_lines, g.private_spend
 FROM grouped g
-LEFT JOIN (SELECT DISTINCT group_key, department, category FROM product_groups) d USING (group_key);
+LEFT JOIN (SELECT DISTINCT group_key, department, category FROM product_groups) d ON d.group_key = g.group_key;
 
+-- query: department_spend
+-- The departments by gross spend (ties: name order); segmentation/features.py keeps the first 8 for dept_<name>.
+SELECT department, sum(gross_spend) AS spend
+FROM customer_category_lines WHERE department IS NOT NULL
+GROUP BY department ORDER BY round(spend, 6) DESC, department;
+
+-- query: customer_features
 -- Step 2: the features.
-CREATE OR REPLACE TABLE customer_features AS
 WITH
 counted_orders AS (
     SELECT order_id, customer_id, ordered_at
@@ -94,26 +112,36 @@ line_stats AS (
     FROM customer_category_lines
     GROUP BY customer_id
 ),
+department_spend AS (
+    SELECT customer_id, department, sum(gross_spend) AS spend
+    FROM customer_category_lines
+    WHERE department IS NOT NULL AND n_purchase_lines > 0
+    GROUP BY customer_id, department
+),
 top_department AS (
-    SELECT customer_id, first(department ORDER BY spend DESC, department) AS top_department
-    FROM (SELECT customer_id, department, sum(gross_spend) AS spend FROM customer_category_lines
-          WHERE department IS NOT NULL AND n_purchase_lines > 0 GROUP BY ALL)
-    GROUP BY customer_id
+    SELECT customer_id, department AS top_department
+    FROM (SELECT customer_id, department,
+                 row_number() OVER (PARTITION BY customer_id ORDER BY round(spend, 6) DESC, department) AS place
+          FROM department_spend) ranked
+    WHERE place = 1
 ),
 top_category AS (
-    SELECT customer_id, first(category ORDER BY gross_spend DESC, category, department) AS top_category
-    FROM customer_category_lines
-    WHERE category IS NOT NULL AND n_purchase_lines > 0
-    GROUP BY customer_id
+    SELECT customer_id, category AS top_category
+    FROM (SELECT customer_id, category,
+                 row_number() OVER (PARTITION BY customer_id
+                                    ORDER BY round(gross_spend, 6) DESC, category, department) AS place
+          FROM customer_category_lines
+          WHERE category IS NOT NULL AND n_purchase_lines > 0) ranked
+    WHERE place = 1
 ),
 order_stats AS (
     SELECT customer_id,
            count(*) AS frequency,
            min(ordered_at) AS first_order,
            max(ordered_at) AS last_order,
-           avg(CASE WHEN dayofweek(ordered_at) IN (0, 6) THEN 1.0 ELSE 0.0 END) AS weekend_share,
-           avg(CASE WHEN hour(ordered_at) >= 17 THEN 1.0 ELSE 0.0 END) AS evening_share,
-           avg(hour(ordered_at) + minute(ordered_at) / 60.0) AS hour_mean,
+           avg(CASE WHEN is_weekend(ordered_at) THEN 1 ELSE 0 END) AS weekend_share,
+           avg(CASE WHEN hour(ordered_at) >= 17 THEN 1 ELSE 0 END) AS evening_share,
+           avg(hour(ordered_at) + minute(ordered_at) / 60) AS hour_mean,
            count(*) FILTER (WHERE ordered_at >= $as_of - INTERVAL 90 DAY) AS n_last_90d
     FROM counted_orders
     GROUP BY customer_id
@@ -132,28 +160,30 @@ coupon_counts AS (
     GROUP BY customer_id
 ),
 base AS (
-    SELECT o.*,
-           greatest(date_diff('day', o.first_order::DATE, $as_of::DATE), 1) AS tenure,
+    SELECT o.customer_id, o.frequency, o.first_order, o.last_order, o.weekend_share, o.evening_share,
+           o.hour_mean, o.n_last_90d,
+           greatest(days_between(o.first_order, $as_of), 1) AS tenure,
            coalesce(l.n_lines, 0) AS n_lines,
-           coalesce(l.net_spend, 0.0) AS net_spend,
-           l.* EXCLUDE (customer_id, n_lines, net_spend)
-    FROM order_stats o LEFT JOIN line_stats l USING (customer_id)
+           coalesce(l.net_spend, 0) AS net_spend,
+           l.gross_spend, l.discount_total, l.n_purchase_lines, l.n_coupon_lines, l.private_spend
+           {dept_spend_refs}
+    FROM order_stats o LEFT JOIN line_stats l ON l.customer_id = o.customer_id
 )
 SELECT b.customer_id,
-       $as_of::TIMESTAMP AS as_of,
-       date_diff('day', b.last_order::DATE, $as_of::DATE) AS recency_days,
+       CAST($as_of AS TIMESTAMP) AS as_of,
+       days_between(b.last_order, $as_of) AS recency_days,
        b.frequency,
        b.net_spend AS monetary,
-       date_diff('day', b.first_order::DATE, $as_of::DATE) AS tenure_days,
+       days_between(b.first_order, $as_of) AS tenure_days,
        b.net_spend / b.frequency AS avg_basket_value,
        b.n_lines / b.frequency AS avg_basket_size,
        CASE WHEN b.frequency > 1
-            THEN date_diff('second', b.first_order, b.last_order) / 86400.0 / (b.frequency - 1) END
+            THEN seconds_between(b.first_order, b.last_order) / 86400 / (b.frequency - 1) END
            AS interpurchase_days,
-       coalesce(b.discount_total / nullif(b.gross_spend + b.discount_total, 0), 0.0) AS discount_share,
-       coalesce(b.n_coupon_lines / nullif(b.n_purchase_lines, 0), 0.0) AS coupon_share,
+       coalesce(b.discount_total / nullif(b.gross_spend + b.discount_total, 0), 0) AS discount_share,
+       coalesce(b.n_coupon_lines / nullif(b.n_purchase_lines, 0), 0) AS coupon_share,
        coalesce(c.n_coupon_redemptions, 0) AS n_coupon_redemptions,
-       coalesce(b.private_spend / nullif(b.gross_spend, 0), 0.0) AS private_label_share,
+       coalesce(b.private_spend / nullif(b.gross_spend, 0), 0) AS private_label_share,
        b.weekend_share,
        b.evening_share,
        b.hour_mean,
@@ -165,10 +195,8 @@ SELECT b.customer_id,
        tc.top_category
        {dept_share_columns}
 FROM base b
-LEFT JOIN event_counts e USING (customer_id)
-LEFT JOIN coupon_counts c USING (customer_id)
-LEFT JOIN top_department td USING (customer_id)
-LEFT JOIN top_category tc USING (customer_id)
-ORDER BY b.customer_id;
-
-DROP TABLE customer_category_lines;
+LEFT JOIN event_counts e ON e.customer_id = b.customer_id
+LEFT JOIN coupon_counts c ON c.customer_id = b.customer_id
+LEFT JOIN top_department td ON td.customer_id = b.customer_id
+LEFT JOIN top_category tc ON tc.customer_id = b.customer_id
+ORDER BY b.customer_id

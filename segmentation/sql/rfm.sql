@@ -1,4 +1,5 @@
--- RFM scores and segments. Input tables (made by segmentation/rfm.py, one row per customer):
+-- RFM scores and segments, in the portable SQL of features.sql (the same text runs on DuckDB and Spark).
+-- Input tables (one row per customer; rfm_store_customers.sql or segmentation/rfm.py make the first):
 --   rfm_customers(customer_id, recency_days, frequency, monetary, returns), built from the orders strictly
 --       before the as-of date, where an order's value is its net amount: value >= 0 is a purchase (zero-amount
 --       orders count), value < 0 is a return.
@@ -14,17 +15,18 @@
 --                 group sizes differ by at most one (the first n mod 5 groups get the extra customer), so ties
 --                 never collapse bins. Tied customers may therefore get neighbouring scores, in customer_id order.
 --   segment       the rule whose R and F ranges contain (r, f).
+-- r, f, m are cast to BIGINT so both engines write the same Parquet types.
 -- Customers whose every order is a return (frequency 0) have no purchase and are not scored (counted by rfm.py).
-CREATE OR REPLACE TABLE {output} AS
+-- query: customer_rfm
 WITH scored AS (
     SELECT customer_id, recency_days, frequency, monetary, returns,
-           ntile(5) OVER (ORDER BY recency_days DESC, customer_id) AS r,
-           ntile(5) OVER (ORDER BY frequency, customer_id) AS f,
-           ntile(5) OVER (ORDER BY monetary, customer_id) AS m
+           CAST(ntile(5) OVER (ORDER BY recency_days DESC, customer_id) AS BIGINT) AS r,
+           CAST(ntile(5) OVER (ORDER BY frequency, customer_id) AS BIGINT) AS f,
+           CAST(ntile(5) OVER (ORDER BY monetary, customer_id) AS BIGINT) AS m
     FROM rfm_customers
     WHERE frequency > 0
 )
 SELECT s.customer_id, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, rl.segment, s.returns
 FROM scored s
 JOIN rfm_rules rl ON s.r BETWEEN rl.r_min AND rl.r_max AND s.f BETWEEN rl.f_min AND rl.f_max
-ORDER BY s.customer_id;
+ORDER BY s.customer_id
