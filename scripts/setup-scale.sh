@@ -16,7 +16,7 @@ echo "setup-scale: installing $REQS (pyspark is a 456 MB download the first time
 # pip, not uv: it reads this machine's pip configuration (find-links, indexes) itself, and caches the wheel it
 # builds from pyspark's sdist, so a later .venv installs it in seconds.
 .venv/bin/python -m pip install -q --no-deps -r "$REQS" 2>&1 | { grep -v "is ignored" || true; }
-.venv/bin/python -c "import pyspark, py4j" \
+.venv/bin/python -c "import pyspark, py4j, psycopg, redis" \
   || { echo "setup-scale: the scale extra does not import; see the errors above" >&2; exit 1; }
 command -v java >/dev/null \
   || echo "setup-scale: warning: no java on PATH; pyspark needs a Java 17+ runtime (apt-get install openjdk-17-jre-headless)" >&2
