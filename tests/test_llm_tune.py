@@ -35,6 +35,7 @@ def _tune(settings: Settings, *extra: str):
     return CliRunner().invoke(app, args, env={"KEFU_DATA_DIR": str(settings.data_dir)})
 
 
+@pytest.mark.timeout(1800)  # a tune, then a vLLM start (its own limit: KEFU_LLM_STARTUP_TIMEOUT_S)
 def test_a_tiny_tune_is_saved_cached_served_and_reads(tune_settings):
     settings = tune_settings
     first = _tune(settings)
