@@ -27,6 +27,13 @@ class ShownCard(Protocol):
     category: str | None
 
 
+def _a_list(found: list[str], lex: Lexicon, refining: set[str]) -> list[str]:
+    """The phrases as a shopping list: two or more that name products, the refining ones out ("anything more
+    premium? price isnt an issue" is one refinement, not a list)."""
+    listed = [p for p in found if not all(w in refining or w.rstrip("s") in refining for w in p.split())]
+    return listed if sum(phrases.names_product(p, lex) for p in listed) >= 2 else []
+
+
 def _never(_: str) -> bool:
     return False
 
@@ -76,7 +83,7 @@ class Evidence:
             "words": words,
             "new_words": " ".join(w for w in words.split() if w not in refining and w.rstrip("s") not in refining),
             "terms": catalogue_terms(text, self.vocabulary),
-            "items": found if len(found) >= 2 else [],
+            "items": _a_list(found, lex, refining),
             "need": acts.need_of(text, lambda p: all(phrases.knows(w, lex) for w in p.split())),
             "card_question": question,
             "asked_fact": fact,

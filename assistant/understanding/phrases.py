@@ -62,6 +62,7 @@ _PURPOSE = re.compile(
     r"(?:suggest|recommend|serve|eat)\s+with|in\s+(?:the|a|an|my|our|your|water|oil|brine|syrup|juice))\b.*$",
     re.I,
 )
+_LABEL = re.compile(r"^\W*(?:[a-z']+\s+){0,3}[a-z']+\s*:(?!\d)", re.I)  # "shopping list:", "grocery run:"
 _JOIN = "and-and"  # "mac and cheese": the "and" kept through the word filter
 
 
@@ -103,16 +104,21 @@ def _is_number(token: str) -> bool:
     return token[0].isdigit() and not token.endswith("%")
 
 
+@cache
+def _catalogue_words(lex: Lexicon) -> frozenset[str]:
+    return lex.known | lex.vocabulary
+
+
 def knows(word: str, lex: Lexicon) -> bool:
     """The catalogue has the word (or its singular / plural) in a product's title, category or type."""
-    words = lex.known | lex.vocabulary
-    return bool({word, word + "s", word + "es", word.removesuffix("s"), word.removesuffix("es")} & words)
+    variants = {word, word + "s", word + "es", word.removesuffix("s"), word.removesuffix("es")}
+    return bool(variants & _catalogue_words(lex))
 
 
 @cache
 def _candidates(lex: Lexicon) -> dict[str, list[str]]:
     by_initial: dict[str, list[str]] = {}
-    for word in sorted(lex.known | lex.vocabulary):
+    for word in sorted(_catalogue_words(lex)):
         if len(word) >= 4 and word.isalpha():
             by_initial.setdefault(word[0], []).append(word)
     return by_initial
@@ -191,7 +197,8 @@ def phrase(text: str, lex: Lexicon = Lexicon()) -> str:
 def names_product(text: str, lex: Lexicon) -> bool:
     """The phrase holds a word of the catalogue's products, or a brand."""
     p = phrase(text, lex)
-    return bool(p) and (any(knows(w, lex) for w in p.split()) or bool(_brand_pattern().search(text.lower())))
+    said = [w for w in p.split() if w not in ("and", "in", "of")]
+    return bool(said) and (any(knows(w, lex) for w in said) or bool(_brand_pattern().search(text.lower())))
 
 
 def _compound_pairs(lex: Lexicon) -> set[tuple[str, str]]:
@@ -217,15 +224,17 @@ def is_compound(left: str, right: str, lex: Lexicon) -> bool:
     return bool(a and b) and any(_alike(a, x) and _alike(b, y) for x, y in _pairs(lex))
 
 
-def _split(segment: str, lex: Lexicon, carries: Callable[[str], bool]) -> list[str]:
+def _split(segment: str, lex: Lexicon, carries: Callable[[str], bool], listed: bool = False) -> list[str]:
     """A segment's pieces on "and" / "&" / "n" / "vs": split where both sides name products and the two are no one
-    product; else joined back with "and" kept ("mac and cheese")."""
+    product; else joined back with "and" kept ("mac and cheese"). In a list (``listed``: "milk, eggs and a tv")
+    one side naming a product is enough."""
     pieces = _SOFT.split(segment)
     out = [pieces[0]]
     for piece in pieces[1:]:
         left = out[-1]
         named = [names_product(p, lex) or (bool(phrase(p, lex)) and carries(phrase(p, lex))) for p in (left, piece)]
-        if all(named) and not is_compound(phrase(left, lex), phrase(piece, lex), lex):
+        enough = all(named) or (listed and any(named) and all(phrase(p, lex) for p in (left, piece)))
+        if enough and not is_compound(phrase(left, lex), phrase(piece, lex), lex):
             out.append(piece)
         else:
             out[-1] = f"{left} {_JOIN} {piece}"
@@ -266,16 +275,15 @@ def items(text: str, lex: Lexicon = Lexicon(), carries: Callable[[str], bool] = 
     """The product phrases of a message, in order, each once: one for one product, several for a list; [] when
     it names none. ``carries``: the catalogue has a match for these words (splits a list of products the
     catalogue's words do not name)."""
-    text = strip_prices(after_switch(text))
+    text = _LABEL.sub("", strip_prices(after_switch(text)), count=1)  # "grocery run: …"
     segments = [s for s in _HARD.split(text) if s and s.strip()]
     leads = [_LEAD.sub("", s, count=1).strip() for s in segments]
-    many = len(leads) > 1
-    out: list[str] = []
+    listed = len(leads) > 1
+    found: list[tuple[bool, str]] = []  # (sets the scene, phrase)
     for segment, lead in zip(segments, leads, strict=True):
-        if many and lead == segment.strip() and (_SCENE.search(lead) or acts.CONTEXT.search(lead)):
-            continue  # "my son has a cold, need cough drops": the scene, not a product
-        for piece in _split(_cut_purpose(lead, lex), lex, carries):
-            for p in _plurals(phrase(piece, lex), lex):
-                if p and p not in out:
-                    out.append(p)
-    return out[:8]
+        scene = listed and lead == segment.strip() and bool(_SCENE.search(lead) or acts.CONTEXT.search(lead))
+        for piece in _split(_cut_purpose(lead, lex), lex, carries, listed):
+            found += [(scene, p) for p in _plurals(phrase(piece, lex), lex) if p]
+    if any(not scene for scene, _ in found):  # "my son has a cold, need cough drops": the scene is no product
+        found = [(scene, p) for scene, p in found if not scene]
+    return list(dict.fromkeys(p for _, p in found))[:8]

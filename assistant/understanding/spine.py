@@ -11,7 +11,10 @@ timeline). Rules run in table order, so a later rule overrules an earlier one; e
 3. the dialogue acts of real conversation: a question about the shopper's purchases, about the cards shown, a
    shopping list, a need, a refinement of the last search without product words, an open request;
 4. slots: the parsers' exact values win; the model's product words and brand count only when the shopper said them;
-5. scope: decline what is outside shopping unless the shop's own evidence says it is shopping.
+5. scope: decline what is outside shopping unless the shop's own evidence says it is shopping; read by the rules
+   alone (no classifier, no model), a search whose words name nothing the shop sells is no search.
+
+The product phrases themselves (``Evidence.phrases`` / ``items``) come from ``phrases.py``.
 """
 
 from __future__ import annotations
@@ -158,9 +161,14 @@ def _need(ev: Evidence, d: Draft) -> None:
            and any(knows(w, ev.lexicon) for w in p.split())]  # fmt: skip
     d.intent = "recommendation"
     d.slots.need = need
+    generic = [w for w in ev.new_words.split() if w in acts.words()["generic"]]
     if own:
         d.slots.query = own[0] if len(own) == 1 else None
         d.slots.items = own[:8]
+    elif generic:  # "baby shower snacks": snacks for the need, a kind of what it calls for, not a named product
+        d.slots.query = " ".join(generic)
+        d.slots.items = [d.slots.query]
+        d.expanded = True
     else:
         d.slots.query = None
         d.slots.items = acts.need_items(need) or ev.related(need)[:4]
