@@ -157,8 +157,11 @@ def _need(ev: Evidence, d: Draft) -> None:
     need_words = set(re.findall(r"[a-z]+", " ".join(acts.needs().get(need, {}).get("words", [need])).lower()))
     # the need's own words and what it calls for are no product: "a gift … she loves baking", "road trip snacks"
     left_out = need_words | set(need.split()) | set(acts.words()["purpose"]) | set(acts.words()["generic"])
-    own = [p for p in ev.phrases if {w.removesuffix("s") for w in p.split()} - {w.removesuffix("s") for w in left_out}
-           and any(knows(w, ev.lexicon) for w in p.split())]  # fmt: skip
+    stems = {w.removesuffix("s") for w in left_out}
+    # a phrase's parts joined by "and" that are all the need's words go: "beach and sunscreen" -> "sunscreen"
+    kept = [" and ".join(q for q in p.split(" and ") if {w.removesuffix("s") for w in q.split()} - stems)
+            for p in ev.phrases]  # fmt: skip
+    own = [p for p in kept if p and any(knows(w, ev.lexicon) for w in p.split() if w != "and")]
     d.intent = "recommendation"
     d.slots.need = need
     generic = [w for w in ev.new_words.split() if w in acts.words()["generic"]]
