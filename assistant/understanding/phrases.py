@@ -186,8 +186,8 @@ def phrase(text: str, lex: Lexicon = Lexicon()) -> str:
         kept.append(word)
     while kept and kept[-1] in ("and", "in", "of"):
         kept.pop()
-    if all(w in lists["alone"] for w in kept):
-        kept = []  # "all under $3 each": no product on its own
+    if all(w in lists["alone"] or w.endswith("%") for w in kept):
+        kept = []  # "all under $3 each", "what's 15% of 80?": no product on its own
     words = " ".join(kept)
     if stands_for and (not words or set(words.split()) <= set(stands_for.split())):
         return stands_for  # "any Tide detergent?" -> "laundry detergent"
