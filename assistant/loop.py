@@ -253,7 +253,7 @@ class Assistant:
             message, None, intents, previous=session.slots, cards=session.candidates,
             in_context=bool(session.slots and session.slots.products()) or bool(SHOPPING & set(session.intents[-3:])),
             last_intent=session.intents[-1] if session.intents else None, goals=session.goals[-6:],
-            vocabulary=lexicon.vocabulary, compounds=lexicon.compounds,
+            vocabulary=lexicon.vocabulary, compounds=lexicon.compounds, known=lexicon.known,
             carries=catalogue.carries, related=catalogue.related, thresholds=self.config.thresholds,
         )  # fmt: skip
 

@@ -12,12 +12,12 @@ budget; they count only when the shopper said them.
 from assistant.understanding.catalogue import catalogue_terms, catalogue_vocabulary
 from assistant.understanding.evidence import Evidence
 from assistant.understanding.reading import IntentReading, LLMReading, understand_with_llm
-from assistant.understanding.rules import parse_rules, product_words, stage_and_score
+from assistant.understanding.rules import parse_rules, stage_and_score
 from assistant.understanding.schema import AFTER_SALES, INTENTS, SHOPPING, Intent, Slots, Stage, Understanding
 from assistant.understanding.spine import RULES, Rule, understand
 
 __all__ = [
     "AFTER_SALES", "INTENTS", "RULES", "SHOPPING", "Evidence", "Intent", "IntentReading", "LLMReading", "Rule",
-    "Slots", "Stage", "Understanding", "catalogue_terms", "catalogue_vocabulary", "parse_rules", "product_words",
+    "Slots", "Stage", "Understanding", "catalogue_terms", "catalogue_vocabulary", "parse_rules",
     "stage_and_score", "understand", "understand_with_llm",
 ]  # fmt: skip

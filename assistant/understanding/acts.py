@@ -1,6 +1,5 @@
 """Parsers for the dialogue acts of ordinary shopping conversation, exact where a small model is weak:
 
-- a shopping list ("milk, eggs and bread") -> its items;
 - a need or occasion ("things for a party", "I have a cold") -> the need, and the catalogue items it calls for
   (``needs.toml``, a small curated map; other needs go to the catalogue's own taxonomy, ``Catalogue.related``);
 - a question about the cards shown ("which one is cheapest?", "is the second a store brand?") -> what it asks;
@@ -13,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
@@ -35,64 +35,16 @@ def _any(names: list[str]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(names) + r")\b", re.I)
 
 
-# -- shopping lists ------------------------------------------------------------------------------------
-# "shopping list: …", "grocery run: …", "I need …", "add … to my list"
-_LIST_LEAD = re.compile(
-    r"^\W*(?:(?:hi|hello|hey|ok|okay|so|and|also|please)\W+)*(?:i\s*(?:'d|would)?\s*(?:need|want|like)(?:\s+to\s+"
-    r"(?:buy|get|order))?|(?:can|could)\s+(?:you|i)\s+(?:get|find|have|add)(?:\s+me)?|get\s+me|add|find\s+me|"
-    r"i'?m\s+(?:after|looking\s+for|shopping\s+for)|looking\s+for|my\s+(?:shopping\s+)?list\s+is|"
-    r"do\s+you\s+(?:have|sell|carry))\b|^\W*(?:[a-z']+\s+){0,3}[a-z']+\s*:",
-    re.I,
-)
-_LIST_TAIL = re.compile(r"\b(?:to|on|for)\s+(?:my|the)\s+(?:shopping\s+)?(?:list|cart|basket)\b.*$", re.I)
-_SEPARATOR = re.compile(r"\s*(?:,|;|\n|\+|/|\band also\b|\bplus\b|\bas well as\b|&|\band\b)\s*", re.I)
-
-
-_ITEM = re.compile(r"[a-z0-9][a-z0-9 '%-]{0,40}")  # a short product phrase: words and sizes, not a sentence
-_CONTEXT = re.compile(
+# a part of a message that sets the scene ("I'm making lasagna tonight"): not a product (``phrases.py``)
+CONTEXT = re.compile(
     r"\b(?:making|cooking|baking|preparing|hosting|having|planning|want to make|going to make)\b", re.I
 )
-
-
-def _plurals(part: str, vocabulary: frozenset[str]) -> list[str]:
-    """ "apples bananas" -> ["apples", "bananas"]: plural words side by side, one a catalogue word, are items
-    ("green beans", "dish soap", "peanut butter" stay whole)."""
-    words = part.split()
-    named = [w in vocabulary or w[:-1] in vocabulary for w in words]
-    if len(words) > 1 and all(w.endswith("s") and len(w) > 3 for w in words) and any(named):
-        return words
-    return [part]
-
-
-def shopping_list(
-    text: str, compounds: frozenset[str] = frozenset(), vocabulary: frozenset[str] = frozenset()
-) -> list[str]:
-    """The items of a list message ("I need milk, eggs and bread" -> ["milk", "eggs", "bread"]), or [] when the
-    message names one thing. ``compounds``: catalogue names that hold "and" ("macaroni and cheese"), kept whole;
-    without a comma, "and" splits only where every part names a catalogue word (``vocabulary``: "milk and eggs",
-    not "mac and cheese"). A part that sets the scene ("I'm making lasagna tonight") is not an item."""
-    body = _LIST_TAIL.sub("", _LIST_LEAD.sub("", text.strip().rstrip("?.!")))
-    low = body.lower().replace("&", " and ")
-    for compound in compounds:  # protect "mac and cheese" before splitting on "and"
-        low = re.sub(rf"\b{re.escape(compound)}\b", compound.replace(" and ", "_AND_"), low)
-    if not _SEPARATOR.search(low):
-        return []
-    parts = [p.replace("_AND_", " and ").strip(" .!?-") for p in _SEPARATOR.split(low)]
-    parts = [re.sub(r"^(?:i\s+)?(?:also\s+)?(?:need|want|get)\s+", "", p) for p in parts if p]
-    parts = [re.sub(r"^(?:some|a|an|the|any|more|of|also|then)\s+", "", p) for p in parts if p]
-    items = [q for p in parts if p and not _CONTEXT.search(p) for q in _plurals(p, vocabulary)]
-    if not all(_ITEM.fullmatch(p) for p in items):
-        return []  # a sentence, an address, an email: not a list of products
-    named = [any(w in vocabulary or w.removesuffix("s") in vocabulary for w in re.findall(r"[a-z]+", p)) for p in items]
-    if vocabulary and sum(named) < 2:  # "mac and cheese" is one product; "milk, eggs and a lawn mower" a list
-        return []
-    return items if len(items) >= 2 else []
 
 
 # -- needs and occasions ----------------------------------------------------------------------------------
 _NEED_PHRASE = re.compile(
     r"\b(?:for|hosting|throwing|having|planning|organi[sz]ing|going to|going on|off to|packing for)\s+"
-    r"(?:a|an|my|our|the|this|his|her|their)?\s*((?:[a-z'-]+\s+){0,2}?(?:party|trip|picnic|barbecue|bbq|cookout|"
+    r"(?:(?:a|an|my|our|the|this|his|her|their)\s+)?((?:[a-z'-]+\s+){0,2}?(?:party|trip|picnic|barbecue|bbq|cookout|"
     r"shower|dinner|lunch|lunches|breakfast|brunch|night|weekend|holiday|game|gathering|celebration|birthday|"
     r"wedding|camping|hike|holidays|christmas|thanksgiving|halloween|easter|potluck|sleepover|school|office|"
     r"road trip|movie night|date night|guests?|kids?|baby|toddler|puppy|kitten|dog|cat|diet|workout|gym|"
@@ -105,11 +57,19 @@ _AILMENT = re.compile(r"\b(?:i(?:'ve| have)? (?:got |have )?|i'm |i am |sufferin
                       r"dry skin|stuffy nose|runny nose|sick|diarrh?o?ea|constipat\w*))\b", re.I)  # fmt: skip
 
 
-def need_of(text: str) -> str | None:
-    """The occasion or problem a message is about ("snacks for a party" -> "party"), or None."""
+def need_of(text: str, names_product: Callable[[str], bool] = lambda _: False) -> str | None:
+    """The occasion or problem a message is about ("snacks for a party" -> "party"), or None. A need's word
+    that names a product with the word after it is no need (``names_product``: "bbq sauce", "birthday cards",
+    "cough drops"; not "party snacks", whose second word is generic)."""
     low = text.lower()
-    found = [(len(m.group(0)), name) for name, need in needs().items()
-             if (m := _any([re.escape(w) for w in need["words"]]).search(low))]  # fmt: skip
+    generic = set(words()["generic"]) | {w for need in needs().values() for p in need["words"] for w in p.split()}
+    found = []
+    for name, need in needs().items():
+        if m := _any([re.escape(w) for w in need["words"]]).search(low):
+            after = re.match(r"\s+([a-z]+)", low[m.end() :])
+            if after and after.group(1) not in generic and names_product(f"{m.group(0)} {after.group(1)}"):
+                continue
+            found.append((len(m.group(0)), name))
     if found:
         return max(found)[1]  # the longest phrase named: "hay fever" over "fever"
     if m := _AILMENT.search(low):
@@ -289,7 +249,7 @@ _LAST = re.compile(
     r"\blast time i (?:bought|ordered|shopped|was here|came)\b|\bwhat was in my (?:last )?(?:order|basket|cart)\b|"
     r"\b(?:order|buy) (?:it |that |them )?again\b|\breorder\b|"
     r"\bwhat i (?:got|bought|ordered|purchased) (?:last time|last week|before|the other day)\b|"
-    r"\blast time i (?:got|was in)\b",
+    r"\blast time i (?:got|was in)\b|\bdid i (?:buy|get|order) [\w' -]{1,40}? (?:last time|last week|before)\b",
     re.I,
 )
 _USUAL = re.compile(

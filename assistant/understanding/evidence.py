@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 from rapidfuzz import fuzz
 
-from assistant.understanding import acts
-from assistant.understanding.catalogue import catalogue_terms
+from assistant.understanding import acts, phrases
+from assistant.understanding.catalogue import Lexicon, catalogue_terms
 from assistant.understanding.reading import LLMReading, TurnReading
-from assistant.understanding.rules import new_product_words, parse_rules, product_words
+from assistant.understanding.rules import parse_rules
 from assistant.understanding.schema import CardQuestion, History, Slots
 from kefu.settings import Thresholds
 
@@ -28,6 +28,13 @@ class ShownCard(Protocol):
     brand: str | None
     size: str | None
     category: str | None
+
+
+def _a_list(found: list[str], lex: Lexicon, refining: set[str]) -> list[str]:
+    """The phrases as a shopping list: two or more that name products, the refining ones out ("anything more
+    premium? price isnt an issue" is one refinement, not a list)."""
+    listed = [p for p in found if not all(w in refining or w.rstrip("s") in refining for w in p.split())]
+    return listed if sum(phrases.names_product(p, lex) for p in listed) >= 2 else []
 
 
 def _never(_: str) -> bool:
@@ -52,15 +59,17 @@ class Evidence:
     goals: Sequence[str] = ()  # the conversation's goal at each turn before, oldest first (``goal.py``)
     vocabulary: frozenset[str] = frozenset()  # words naming the catalogue's categories and product types
     compounds: frozenset[str] = frozenset()  # catalogue names holding "and" ("macaroni and cheese")
+    known: frozenset[str] = frozenset()  # every word of the catalogue's priced products (titles, types)
     carries: Callable[[str], bool] = _never  # the catalogue has a match for these product words
     related: Callable[[str], list[str]] = _nothing  # product types closest in meaning to a need
     thresholds: Thresholds = field(default_factory=Thresholds)
     # derived from the message (filled in __post_init__)
     parsed: dict[str, Any] = field(default_factory=dict)
-    words: str = ""  # product words (prices, filler and chatter out)
+    phrases: list[str] = field(default_factory=list)  # the product phrases the turn names (``phrases.py``)
+    words: str = ""  # product words (the phrases' words, each once)
     new_words: str = ""  # ... less the words that only refine ("store brand", "bigger")
     terms: list[str] = field(default_factory=list)  # words naming a catalogue category or product type
-    items: list[str] = field(default_factory=list)  # a shopping list's items, as product words
+    items: list[str] = field(default_factory=list)  # a shopping list's items: the phrases when two or more
     need: str | None = None
     card_question: CardQuestion = "none"
     asked_fact: str | None = None
@@ -69,19 +78,28 @@ class Evidence:
     def __post_init__(self) -> None:
         text = self.message
         question, fact = acts.card_question(text)
+        lex = self.lexicon
+        found = phrases.items(text, lex, self.carries)
+        words = " ".join(dict.fromkeys(w for p in found for w in p.split() if w != "and" or len(found) == 1))
+        refining = set(acts.words()["refining"])
         derived = {
             "parsed": parse_rules(text),
-            "words": product_words(text),
-            "new_words": new_product_words(text),
+            "phrases": found,
+            "words": words,
+            "new_words": " ".join(w for w in words.split() if w not in refining and w.rstrip("s") not in refining),
             "terms": catalogue_terms(text, self.vocabulary),
-            "items": [w for i in acts.shopping_list(text, self.compounds, self.vocabulary) if (w := product_words(i))],
-            "need": acts.need_of(text),
+            "items": _a_list(found, lex, refining),
+            "need": acts.need_of(text, lambda p: all(phrases.knows(w, lex) for w in p.split())),
             "card_question": question,
             "asked_fact": fact,
             "history": acts.history_question(text),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return Lexicon(vocabulary=self.vocabulary, known=self.known or self.vocabulary, compounds=self.compounds)
 
     def with_reading(self, reading: LLMReading) -> Evidence:
         """The same evidence with the model's reading added (the parsers' results are kept, not run again)."""
@@ -100,6 +118,7 @@ class Evidence:
         parsed = dict(self.parsed)
         if "items" in taken:
             items = [i.strip().lower() for i in reading.items if i.strip()]
+            object.__setattr__(new, "phrases", items)
             object.__setattr__(new, "items", items if len(items) > 1 else [])
             object.__setattr__(new, "words", items[0] if len(items) == 1 else "")
             object.__setattr__(new, "new_words", items[0] if len(items) == 1 else "")

@@ -5,21 +5,11 @@ product words, and the purchase stage and score."""
 from __future__ import annotations
 
 import re
-from functools import cache
 
 from assistant.understanding import acts
 from assistant.understanding.schema import AFTER_SALES, Slots, Stage
 
-FILLER = frozenset(
-    """i im i'm i'd want wanted need would like looking look for some any a an the please show me find get
-    buy do you have sell got can could something anything cheap cheaper cheapest good best nice new
-    another different other brand more options option one ones it them this that these those what which
-    is are there of to in on with and or my our under below over above less than most least between
-    dollars dollar usd price priced around about recommend suggest suggestions ideas hi hello hey thanks
-    am now first second third fourth fifth last just also too very really how why when where who your yours
-    wish hoping hope was were will be been tell know think maybe okay ok yes no so if then latest model its it's
-    their his her specs details info information""".split()
-)
+FILLER = frozenset(acts.words()["filler"])  # words.toml
 
 
 _SWITCH = re.compile(r"\b(?:never ?mind|forget (?:it|that|about)|scratch that|wait,? no|no wait|actually)\b", re.I)
@@ -32,31 +22,6 @@ def after_switch(text: str) -> str:
     rest = text[m.end() :]
     cut = re.search(r"[,.;!?]\s*(?=\S)", rest)
     return rest[cut.end() :] if cut else rest
-
-
-def product_words(text: str) -> str:
-    """The product words of a message: without prices, filler and numbers ("cheap pasta under $3" -> "pasta"),
-    and without what came before a topic switch ("forget that, I need dish soap" -> "dish soap")."""
-    text = after_switch(text)
-    for pattern in (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER, _EXCLUDE, _A_DOLLAR):
-        text = pattern.sub(" ", text)
-    words = re.findall(r"\b[a-z][a-z0-9%'&-]*", text.lower())  # not "nd" of "2nd"
-    kept: list[str] = []
-    for w in words:  # "cat litter for my two cats" -> "cat litter": a word once, singular or plural
-        if w not in FILLER and w not in chatter() and w.removesuffix("s") not in {k.removesuffix("s") for k in kept}:
-            kept.append(w)
-    return " ".join(kept)[:200]
-
-
-def new_product_words(text: str) -> str:
-    """Product words that are not refinement words: "" for "only the store brand please" or "other brands?"."""
-    refining = set(acts.words()["refining"])
-    return " ".join(w for w in product_words(text).split() if w not in refining and w.rstrip("s") not in refining)
-
-
-@cache
-def chatter() -> frozenset[str]:
-    return frozenset(acts.words()["chatter"])
 
 
 # -- deterministic parsers ------------------------------------------------------------------------------
@@ -143,6 +108,7 @@ _STORE_BRAND = re.compile(
 )
 _NAME_BRAND = re.compile(r"\b(name[- ]brands?|brand[- ]names?|national brands?|big brands?|real brand)\b", re.I)
 _A_DOLLAR = re.compile(r"\b(?:under|below|less than|at most|up to)\s+(?:a|one)\s+(?:dollar|buck)\b", re.I)
+PRICE_PATTERNS = (_BETWEEN, _UNDER, _OVER, _UNDER_AFTER, _EXCLUDE, _A_DOLLAR)  # what product words leave out
 _YES = re.compile(r"^\s*(yes|yep|yeah|sure|confirm(?:ed)?|ok(?:ay)?|go ahead|please do|do it)\b", re.I)
 
 

@@ -11,7 +11,10 @@ timeline). Rules run in table order, so a later rule overrules an earlier one; e
 3. the dialogue acts of real conversation: a question about the shopper's purchases, about the cards shown, a
    shopping list, a need, a refinement of the last search without product words, an open request;
 4. slots: the parsers' exact values win; the model's product words and brand count only when the shopper said them;
-5. scope: decline what is outside shopping unless the shop's own evidence says it is shopping.
+5. scope: decline what is outside shopping unless the shop's own evidence says it is shopping; read by the rules
+   alone (no classifier, no model), a search whose words name nothing the shop sells is no search.
+
+The product phrases themselves (``Evidence.phrases`` / ``items``) come from ``phrases.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from assistant.understanding import acts
 from assistant.understanding.catalogue import is_catalogue_word
 from assistant.understanding.evidence import Evidence
 from assistant.understanding.goal import goal_of
+from assistant.understanding.phrases import knows
 from assistant.understanding.rules import COMPARE_WORDS, RECOMMEND_WORDS, stage_and_score
 from assistant.understanding.schema import AFTER_SALES, SHOPPING, Slots, Understanding
 from assistant.understanding.scope import SHOPPING_REQUEST, is_shopping_request
@@ -139,7 +143,7 @@ def _a_list(ev: Evidence, d: Draft) -> bool:
 
 def _list(ev: Evidence, d: Draft) -> None:
     d.intent = "product_search"
-    d.slots = Slots(items=ev.items[:8])
+    d.slots = Slots(items=ev.items[:8], need=ev.need)  # "hot dogs and buns for the bbq": the list, for a barbecue
 
 
 def _a_need(ev: Evidence, d: Draft) -> bool:
@@ -151,17 +155,23 @@ def _need(ev: Evidence, d: Draft) -> None:
     else what the curated map or the catalogue's taxonomy gives for it."""
     need = ev.need or ""
     need_words = set(re.findall(r"[a-z]+", " ".join(acts.needs().get(need, {}).get("words", [need])).lower()))
-    purpose = set(acts.words()["purpose"])  # "a gift … she loves baking": the gift is what it is for, not a product
-    own = [
-        w
-        for w in ev.new_words.split()
-        if w not in need_words and w not in need.split() and w not in purpose and _names_a_type(ev, w)
-    ]
+    # the need's own words and what it calls for are no product: "a gift … she loves baking", "road trip snacks"
+    left_out = need_words | set(need.split()) | set(acts.words()["purpose"]) | set(acts.words()["generic"])
+    stems = {w.removesuffix("s") for w in left_out}
+    # a phrase's parts joined by "and" that are all the need's words go: "beach and sunscreen" -> "sunscreen"
+    kept = [" and ".join(q for q in p.split(" and ") if {w.removesuffix("s") for w in q.split()} - stems)
+            for p in ev.phrases]  # fmt: skip
+    own = [p for p in kept if p and any(knows(w, ev.lexicon) for w in p.split() if w != "and")]
     d.intent = "recommendation"
     d.slots.need = need
+    generic = [w for w in ev.new_words.split() if w in acts.words()["generic"]]
     if own:
-        d.slots.query = " ".join(own)
+        d.slots.query = own[0] if len(own) == 1 else None
+        d.slots.items = own[:8]
+    elif generic:  # "baby shower snacks": snacks for the need, a kind of what it calls for, not a named product
+        d.slots.query = " ".join(generic)
         d.slots.items = [d.slots.query]
+        d.expanded = True
     else:
         d.slots.query = None
         d.slots.items = acts.need_items(need) or ev.related(need)[:4]
@@ -355,6 +365,31 @@ def _search_anyway(ev: Evidence, d: Draft) -> None:
         d.slots.items = [d.slots.query] if d.slots.query else []
 
 
+def _names_nothing_sold(ev: Evidence, d: Draft) -> bool:
+    """Read by the rules alone (no classifier, no model): a search whose words name nothing the shop sells (no
+    word of its categories or product types, no catalogue match), with no shopping phrase, budget, list, need or
+    card, is no search ("check my bank balance", "how's your day going")."""
+    if ev.prior is not None or ev.reading is not None or d.intent not in ("product_search", "product_question"):
+        return False
+    s = d.slots
+    if d.refining or d.expanded or s.card_question != "none" or s.history != "none" or s.need or s.order_id:
+        return False
+    if len(s.items) > 1 or CONSTRAINTS & set(ev.parsed) or ev.parsed.get("product_refs") or not s.products():
+        return False
+    if SHOPPING_REQUEST.search(ev.message):
+        return False  # "do you sell lawn mowers?": a no-match, not a decline
+    words = " ".join(s.products())
+    return not any(is_catalogue_word(w, ev.vocabulary) for w in words.split()) and not ev.carries(words)
+
+
+_ADDRESSED = re.compile(r"\b(?:are|were|do|did|would|have) you\b|\byour(?:self)?\b", re.I)
+
+
+def _no_search(ev: Evidence, d: Draft) -> None:
+    talk = acts.SMALL_TALK.search(ev.message) or _ADDRESSED.search(ev.message)
+    d.intent, d.slots = ("chitchat" if talk else "out_of_scope"), Slots()
+
+
 def _explicit(ev: Evidence, d: Draft) -> bool:
     """Explicit words may overrule the intent: not a sure classifier's, not beside an order id."""
     return not _sure(ev, d) and not ev.parsed.get("order_id")
@@ -480,6 +515,9 @@ RULES: list[Rule] = [
     Rule("shopping-not-declined",
          lambda ev, d: d.intent == "out_of_scope" and not _declines(ev, d),
          _search_anyway),
+    Rule("rules-only-names-nothing-sold",
+         _names_nothing_sold,
+         _no_search),
 ]  # fmt: skip
 
 
