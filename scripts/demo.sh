@@ -64,8 +64,8 @@ serve_llm=0
 if [ -z "${KEFU_LLM_URL:-}" ] && ! "${LLM[@]}" status >/dev/null 2>&1; then
   manage_llm=1 serve_llm=1
 fi
-tuned=0
-{ [ -n "${KEFU_LLM_MODEL:-}" ] || [ "${KEFU_READER:-auto}" = base ] || [ -f .kefu/models/smollm2-135m-kefu-reader/model.safetensors ]; } && tuned=1
+tuned=0  # 1: nothing to tune first (the packaged model reads, KEFU_READER=base by default, or it is tuned already)
+{ [ -n "${KEFU_LLM_MODEL:-}" ] || [ "${KEFU_READER:-base}" = base ] || [ -f .kefu/models/smollm2-135m-kefu-reader/model.safetensors ]; } && tuned=1
 if [ "$serve_llm" = 1 ] && [ "$tuned" = 1 ]; then
   step "vLLM launch" "${LLM[@]}" serve --background
   serve_llm=0

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tune_settings(demo_store, tmp_path_factory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("tune"), llm_port=free_port())
+    settings = Settings(data_dir=tmp_path_factory.mktemp("tune"), llm_port=free_port(), reader="auto")
     base, _ = model_prep.prepare(REPO / ".kefu" / "models" / "smollm2-135m-instruct")
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / base.name).symlink_to(base)

@@ -10,6 +10,7 @@ from assistant.events import ProductCard
 from assistant.understanding import RULES, Evidence, LLMReading, Slots, phrases, understand
 from assistant.understanding.acts import card_question, history_question, need_of
 from assistant.understanding.catalogue import Lexicon, catalogue_lexicon
+from assistant.understanding.reading import TurnReading
 from kefu import store
 from kefu.settings import Thresholds
 
@@ -88,6 +89,10 @@ CASES = {
                     lambda u: u.slots.brand == "Horizon" and u.slots.budget_max == 3),
     "parsed-slots": (lambda: read("pasta under $3", said(product="pasta", max_price=30)),
                      lambda u: u.slots.budget_max == 3),
+    "tuned-model-intent": (lambda: understand(Evidence("my parcel never came", intents=[("product_search", 0.95)],
+                                                       vocabulary=VOCABULARY).with_tuned(
+                               TurnReading(intent="delivery"), frozenset({"intent"}))),
+                           lambda u: u.intent == "delivery" and u.readers["intent"] == "model"),
     "other-brand-excludes-previous": (
         lambda: read("other brands?", said(), previous=Slots(query="peanut butter", items=["peanut butter"],
                                                              store_brand=True), cards=CARDS),

@@ -140,12 +140,13 @@ def test_the_tuned_intent_wins_where_given_and_clears_a_search():
     assert u.intent == "delivery" and u.slots.products() == [] and u.readers["intent"] == "model"
 
 
-def test_settings_serve_the_tuned_model_only_when_it_exists(tmp_path):
-    s = Settings(data_dir=tmp_path)
+def test_settings_serve_the_tuned_model_only_when_asked_and_it_exists(tmp_path):
+    assert not Settings(data_dir=tmp_path).reads_tuned  # the packaged model reads by default (README)
+    s = Settings(data_dir=tmp_path, reader="auto")
     assert not s.reads_tuned and s.model_dir == s.default_model_dir and s.served_name == s.llm_served_name
     s.tuned_model_dir.mkdir(parents=True)
     (s.tuned_model_dir / "kefu-manifest.json").write_text("{}")
     assert s.reads_tuned and s.model_dir == s.tuned_model_dir and s.served_name == s.llm_tuned_name
     assert not Settings(data_dir=tmp_path, reader="base").reads_tuned
-    assert not Settings(data_dir=tmp_path, llm_url="http://gpu:8000/v1").reads_tuned  # external: say so
+    assert not Settings(data_dir=tmp_path, llm_url="http://gpu:8000/v1", reader="auto").reads_tuned  # external: say so
     assert Settings(data_dir=tmp_path, llm_url="http://gpu:8000/v1", reader="tuned").reads_tuned

@@ -49,8 +49,6 @@ def _nothing(_: str) -> list[str]:
 class Evidence:
     message: str
     reading: LLMReading | None = None  # the served model's reading; None when it was not asked or is down
-    tuned: TurnReading | None = None  # the tuned model's whole reading (``with_tuned``)
-    tuned_fields: frozenset[str] = frozenset()  # the fields it decides, each where the rules accept it
     intents: Sequence[tuple[str, float]] = ()  # the classifier's top intents, best first
     previous: Slots | None = None  # the previous turn's reading
     cards: Sequence[ShownCard] = ()  # the cards shown last, in order ("the second one")
@@ -63,6 +61,8 @@ class Evidence:
     carries: Callable[[str], bool] = _never  # the catalogue has a match for these product words
     related: Callable[[str], list[str]] = _nothing  # product types closest in meaning to a need
     thresholds: Thresholds = field(default_factory=Thresholds)
+    tuned: TurnReading | None = None  # the tuned model's whole reading (``with_tuned``)
+    tuned_fields: frozenset[str] = frozenset()  # the fields it decides, each where the rules accept it
     # derived from the message (filled in __post_init__)
     parsed: dict[str, Any] = field(default_factory=dict)
     phrases: list[str] = field(default_factory=list)  # the product phrases the turn names (``phrases.py``)
