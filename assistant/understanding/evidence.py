@@ -145,7 +145,8 @@ class Evidence:
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d{1,2})?")
-_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+# numbers shoppers spell out ("no more than ten bucks"); the tuner writes prices with the same words
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                  "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
                  "fifty": 50}  # fmt: skip
 
@@ -153,7 +154,7 @@ _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
 def _said_numbers(text: str) -> set[float]:
     low = text.lower()
     found = {float(n.replace(",", ".")) for n in _NUMBER.findall(low)}
-    return found | {float(v) for w, v in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", low)}
+    return found | {float(v) for w, v in NUMBER_WORDS.items() if re.search(rf"\b{w}\b", low)}
 
 
 def _said(item: str, text: str, vocabulary: frozenset[str]) -> bool:

@@ -23,12 +23,12 @@ from importlib import resources
 from typing import Any
 
 from assistant.understanding import acts
+from assistant.understanding.evidence import NUMBER_WORDS
 from assistant.understanding.intent_data import load_bitext, load_clinc, load_intent_map, normalize
 from assistant.understanding.reading import TurnContext, TurnReading, turn_messages
 from assistant.understanding.schema import AFTER_SALES
 
-NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 10: "ten",
-                12: "twelve", 15: "fifteen", 20: "twenty", 25: "twenty five", 30: "thirty", 50: "fifty"}  # fmt: skip
+SPOKEN = {number: word for word, number in NUMBER_WORDS.items()}  # how a price is spelled out
 # words that mark a catalogue name as the shop's own jargon, not a shopper's phrase
 _JARGON = {"misc", "other", "all", "frzn", "refrig", "bulk", "pkg", "prep", "non", "ex", "net", "oth", "sw", "gds",
            "flvrd", "unswe", "fd", "brd", "frz", "varieties", "value", "add", "ons", "only", "everyday", "seasonal",
@@ -152,7 +152,7 @@ class Generator:
             p = p - 0.01 if p > 2 else p + 0.5
         a = max(1, int(p // 2))
         text = self.pick(self.p["budget"][kind])
-        pw = NUMBER_WORDS.get(int(p), str(p)) if float(p).is_integer() else f"{p:g}"
+        pw = SPOKEN.get(int(p), str(p)) if float(p).is_integer() else f"{p:g}"
         text = text.replace("{pw}", pw).replace("{p}", f"{p:g}").replace("{a}", str(a))
         lo, hi = {"max": (None, p), "min": (p, None), "range": (a, p)}[kind]
         return text, lo, hi
