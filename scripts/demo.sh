@@ -54,7 +54,9 @@ PY=.venv/bin/python
 LLM=("$PY" -m kefu.llm)  # `kefu llm` without loading the other packages: seconds sooner
 mkdir -p .kefu/logs
 # Beside everything below: the intent classifier (it needs only the installed packages) and the store.
-side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
+# The classifier trains on one thread (OMP_NUM_THREADS=1): beside vLLM's load and the index it would otherwise
+# spin two threads on two shared cores, and measured so, all the side steps ran several times slower.
+OMP_NUM_THREADS=1 side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
 side_step store "$KEFU" store build --if-missing
 
 # vLLM first: it loads for a minute or two and needs only the prepared model (and the tuned reader, when
@@ -71,18 +73,19 @@ if [ "$serve_llm" = 1 ] && [ "$tuned" = 1 ]; then
   serve_llm=0
 fi
 
-# The product index and the segments read the store: they start when it is built, side by side.
+# The product index and then the segments read the store: they start when it is built, one after the other in
+# the foreground (each uses both cores' threads; side by side they only contended).
 wait_for store
 if [ "$tuned" = 0 ] && [ -z "${KEFU_LLM_URL:-}" ]; then
   side_step tune "$KEFU" llm tune --if-missing
 fi
-side_step index "$KEFU" index
-side_step segments "$KEFU" segment fit --no-transformer --if-stale
+step index "$KEFU" index
+step segments "$KEFU" segment fit --no-transformer --if-stale
 if [ "$serve_llm" = 1 ]; then
   [ "$tuned" = 0 ] && wait_for tune
   step "vLLM launch" "${LLM[@]}" serve --background
 fi
-wait_for intents index segments
+wait_for intents
 
 if [ "$manage_llm" = 1 ]; then
   step "vLLM ready" "${LLM[@]}" wait

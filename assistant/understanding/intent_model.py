@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from kefu.embedder import bulk_bf16
+
 MAX_CHARS_PER_TOKEN = 16  # texts are cut to max_length * this many characters before tokenizing (huge inputs)
 CENTROID_SCALE = 20.0  # initial logits = this x cosine(utterance, intent centroid)
 
@@ -153,9 +155,11 @@ def fit(
 def probabilities(
     net: IntentNet, tokenizer, texts: Sequence[str], *, max_length: int = 64, batch_size: int = 64
 ) -> np.ndarray:
-    """(len(texts), n_labels) softmax probabilities, float32."""
-    out = [
-        torch.softmax(net(**_batch(tokenizer, texts[i : i + batch_size], max_length)), dim=-1).numpy()
-        for i in range(0, len(texts), batch_size)
-    ]
+    """(len(texts), n_labels) softmax probabilities, float32. Many texts at once (the held-out evaluation) run
+    under bf16 autocast where the CPU has it natively, as kefu.embedder's batches do; one text stays float32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=len(texts) > 1 and bulk_bf16()):
+        out = [
+            torch.softmax(net(**_batch(tokenizer, texts[i : i + batch_size], max_length)).float(), dim=-1).numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, net.head.out_features), np.float32)

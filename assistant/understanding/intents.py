@@ -41,7 +41,7 @@ class TrainConfig:
     max_length: int = 64  # tokens; longer texts are truncated
     seed: int = 0
     holdout: str = "utterance"  # see assistant.understanding.intent_data: "utterance" or "register"
-    threads: int = 2  # torch CPU threads while training
+    threads: int = 2  # torch CPU threads while training (at most the process's own: OMP_NUM_THREADS caps it)
     eval_limit: int | None = None  # held-out rows scored per split (None: all)
 
 
@@ -191,7 +191,7 @@ def train(
     index = {label: i for i, label in enumerate(labels)}
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(min(config.threads, threads))
     try:
         started = time.perf_counter()
         tokenizer, net = intent_model.from_base(base, len(labels), seed=config.seed)
