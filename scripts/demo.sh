@@ -53,14 +53,12 @@ KEFU=.venv/bin/kefu
 PY=.venv/bin/python
 LLM=("$PY" -m kefu.llm)  # `kefu llm` without loading the other packages: seconds sooner
 mkdir -p .kefu/logs
-# Beside everything below: the intent classifier (it needs only the installed packages) and the store.
-# The classifier trains on one thread (OMP_NUM_THREADS=1): beside vLLM's load and the index it would otherwise
-# spin two threads on two shared cores, and measured so, all the side steps ran several times slower.
-OMP_NUM_THREADS=1 side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
-side_step store "$KEFU" store build --if-missing
-
-# vLLM first: it loads for a minute or two and needs only the prepared model (and the tuned reader, when
-# `kefu llm tune` has written it: on a fresh clone it is tuned from the store first, then served).
+# vLLM first, before anything else loads the cores: it loads for a minute or two and needs only the prepared
+# model (preparing it, hash checks, takes 13 s alone and five times that beside the builds), and the tuned reader
+# when KEFU_READER asks for it (on a fresh clone that is tuned from the store first, then served).
+# The demo's vLLM starts without compiling the model (KEFU_LLM_COMPILE=false): a minute sooner on 2 cores, 11%
+# fewer tokens per second in one stream (see kefu/settings.py); set KEFU_LLM_COMPILE=true to compile.
+export KEFU_LLM_COMPILE="${KEFU_LLM_COMPILE:-false}"
 step model "${LLM[@]}" prepare
 serve_llm=0
 if [ -z "${KEFU_LLM_URL:-}" ] && ! "${LLM[@]}" status >/dev/null 2>&1; then
@@ -72,6 +70,12 @@ if [ "$serve_llm" = 1 ] && [ "$tuned" = 1 ]; then
   step "vLLM launch" "${LLM[@]}" serve --background
   serve_llm=0
 fi
+
+# Beside everything below: the intent classifier (it needs only the installed packages) and the store.
+# The classifier trains on one thread (OMP_NUM_THREADS=1): beside vLLM's load and the index it would otherwise
+# spin two threads on two shared cores, and measured so, all the side steps ran several times slower.
+OMP_NUM_THREADS=1 side_step intents "$PY" -c "from assistant.understanding.intents import ensure_trained; from kefu.settings import Settings; ensure_trained(Settings())"
+side_step store "$KEFU" store build --if-missing
 
 # The product index and then the segments read the store: they start when it is built, one after the other in
 # the foreground (each uses both cores' threads; side by side they only contended).

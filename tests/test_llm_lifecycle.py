@@ -12,6 +12,7 @@ import pytest
 
 from kefu.errors import ServerError
 from kefu.llm import server as vllm_server
+from kefu.settings import Settings
 from tests.conftest import free_port
 
 FAKE = str(Path(__file__).with_name("fake_vllm.py"))
@@ -130,3 +131,10 @@ def test_python_m_kefu_llm_runs_the_llm_commands_alone(settings):
            "('assistant', 'retrieval', 'segmentation', 'eval', 'ui', 'gradio', 'torch')))"  # fmt: skip
     loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_server_compiles_unless_told_not_to(tmp_path):
+    """KEFU_LLM_COMPILE=false (what `make demo` sets) starts vLLM with --enforce-eager; the default compiles."""
+    assert "--enforce-eager" not in vllm_server.command(Settings(data_dir=tmp_path))
+    eager = vllm_server.command(Settings(data_dir=tmp_path, llm_compile=False))
+    assert eager.count("--enforce-eager") == 1 and eager[eager.index("--model") + 1].endswith("smollm2-135m-instruct")

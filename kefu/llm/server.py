@@ -63,6 +63,7 @@ def command(settings: Settings) -> list[str]:
         "--max-model-len", str(settings.llm_max_model_len),
         "--enable-auto-tool-choice",
         "--tool-call-parser", settings.llm_tool_parser,
+        *([] if settings.llm_compile else ["--enforce-eager"]),
         *settings.llm_extra_args,
     ]  # fmt: skip
 
