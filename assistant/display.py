@@ -6,7 +6,10 @@ results that would look the same merged into one card with their price range.
     display_title("MAINSTREAM", "PASTA SAUCE", "26 OZ", "National", …) -> "Mainstream (pasta sauce), 26 oz"
 
 Every word comes from the row (the product type, with the category where they share no word; without a product
-type, the shop's own title; the size; the store-brand label); nothing is invented. The raw title stays in the index,
+type, the shop's own title; the size; the store-brand label); nothing is invented. Retail shorthand is spelled
+out (``catalogue_shorthand.toml``: "PNT BTR/JELLY/JAMS" reads "peanut butter/jelly/jams", so "Peanut butter"
+needs no category after it), and what the catalogue's 30-character field cut off is dropped ("… ENTREES/DNRS/N",
+"PREMIUM COOKIES (EX: PEPPERIDG"). The raw title stays in the index,
 so it is still what search matches. Catalogue text is shop data a shop's import may have filled with anything, so
 what a shopper reads of it is ``plain``: no links (nor their text) or images, no chat-template tokens, fences or
 HTML tags, and no price (a card states only its catalogue price).
@@ -15,6 +18,9 @@ HTML tags, and no price (a card states only its catalogue price).
 from __future__ import annotations
 
 import re
+import tomllib
+from functools import cache
+from pathlib import Path
 
 from assistant.events import ProductCard
 
@@ -60,6 +66,32 @@ def plain(text: str) -> str:
     return _SPACE.sub(" ", text).strip(" -,.:;")
 
 
+@cache
+def _shorthand() -> dict[str, str]:
+    data = tomllib.loads((Path(__file__).with_name("catalogue_shorthand.toml")).read_text(encoding="utf-8"))
+    return {word.lower(): spelled for word, spelled in data["shorthand"].items()}
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+_CUT_OFF = re.compile(r"\s*\([^)]*$|/[A-Za-z]{1,2}$")  # an unclosed "(EX: PEPPERIDG", a last "/N" or "/T"
+
+
+def spelled_out(text: str) -> str:
+    """``text`` with its catalogue shorthand spelled out in the same case ("FRZN" -> "FROZEN"), "BREAD:LOAF"
+    spaced as "BREAD: LOAF", and the tail the catalogue's field length cut off dropped."""
+    text = re.sub(r":(?=\S)", ": ", _CUT_OFF.sub("", text))
+
+    def spell(match: re.Match) -> str:
+        word = match.group(0)
+        spelled = _shorthand().get(word.lower())
+        if spelled is None:
+            return word
+        spelled = spelled.upper() if word.isupper() else spelled
+        return f" {spelled}" if match.start() and text[match.start() - 1].isdigit() else spelled  # "15 PACK"
+
+    return _WORD.sub(spell, text).strip()
+
+
 def _readable(text: str) -> str:
     """Retail capitals as a sentence ("FROZEN PIZZA" -> "Frozen pizza"); mixed-case text is left as written."""
     text = _SPACE.sub(" ", text).strip(" -,")
@@ -76,7 +108,8 @@ def is_store_brand(brand: str | None) -> bool:
 def display_title(product_type: str | None, category: str | None, size: str | None, brand: str | None,
                   title: str) -> str:  # fmt: skip
     """The shopper-facing name of one catalogue row."""
-    ptype, category, title = plain(product_type or ""), plain(category or ""), plain(title)
+    ptype, category = spelled_out(plain(product_type or "")), spelled_out(plain(category or ""))
+    title = plain(title)
     name = _readable(ptype or title)  # no product type: the shop's own title, never just its category
     if ptype and category and not _stems(ptype) & _stems(category):
         name += f" ({_readable(category).lower() if category.isupper() else category})"  # "Mainstream (pasta sauce)"

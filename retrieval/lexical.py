@@ -6,6 +6,8 @@ that is not in the index vocabulary is expanded before scoring:
   (7+ letters), found with ``rapidfuzz``;
 - failing that, a shorthand match (``is_shorthand``) either way: "pwdr" for "powder", "drnk" for "drink",
   "choc" for "chocolate".
+Before both, ``shopper_words.toml`` (package data) says what shoppers type for things catalogues write another
+way: "cola" stands for "soft drink", and "mac" counts as "macaroni" too.
 At most ``MAX_EXPANSIONS`` per word, most frequent first. Tokens: lowercase alphanumeric runs, a trailing plural
 "s" stripped, a short English stopword list removed. Doc rows are catalogue rows.
 """
@@ -15,8 +17,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import bm25s
@@ -40,6 +44,16 @@ def stem(token: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     return [stem(t) for t in TOKEN.findall(text.lower()) if t not in STOPWORDS and (len(t) > 1 or t.isdigit())]
+
+
+@cache
+def shopper_words() -> dict[str, dict[str, list[str]]]:
+    """``shopper_words.toml`` as {table: {query token: catalogue tokens}}, keys and values tokenized as queries are."""
+    data = tomllib.loads((Path(__file__).parent / "shopper_words.toml").read_text(encoding="utf-8"))
+    return {
+        table: {tokenize(word)[0]: tokenize(words) for word, words in entries.items() if tokenize(word)}
+        for table, entries in data.items()
+    }
 
 
 def is_subsequence(short: str, long: str) -> bool:
@@ -142,11 +156,16 @@ class LexicalIndex:
 
     def query_terms(self, query: str) -> QueryTerms:
         terms = QueryTerms(tokens=[], words=tokenize(query))
+        known = shopper_words()
         for word in terms.words:
             if word in self.doc_freq:
                 terms.tokens.append(word)
+                also = [w for w in known["also"].get(word, ()) if w in self.doc_freq]
+                if also:
+                    terms.corrections[word] = also
+                    terms.tokens.extend(also)
                 continue
-            expansions = self.expand(word)
+            expansions = [w for w in known["stand_in"].get(word, ()) if w in self.doc_freq] or self.expand(word)
             if expansions:
                 terms.corrections[word] = expansions
                 terms.tokens.extend(expansions)

@@ -38,6 +38,22 @@ def test_display_titles_come_from_the_rows_fields():
     assert display_title("", "CHEESE", "8 OZ", None, "CHEDDAR BLOCK") == "Cheddar block, 8 oz"  # not "Cheese"
 
 
+def test_display_titles_spell_out_retail_shorthand_and_drop_what_the_field_cut_off():
+    # the category's "PNT BTR" is peanut butter: spelled out it repeats the type, so it is not added
+    assert display_title("PEANUT BUTTER", "PNT BTR/JELLY/JAMS", "18 OZ", "Private", "x") == (
+        "Peanut butter, 18 oz — store brand")  # fmt: skip
+    assert display_title("FRZN SS PREMIUM ENTREES/DNRS/N", "FRZN MEAT/MEAT DINNERS", "10 OZ", "National", "x") == (
+        "Frozen single-serve premium entrees/dinners, 10 oz")  # fmt: skip
+    cookies = display_title("PREMIUM COOKIES (EX: PEPPERIDG", "COOKIES/CONES", "7 OZ", None, "x")
+    assert cookies == "Premium cookies, 7 oz"
+    assert display_title("BREAD:LOAF/SNACK", "BREAD", None, None, "x") == "Bread: loaf/snack"
+    assert display_title("SOFT DRINKS 12/18&15PK CAN CAR", "SOFT DRINKS", None, None, "x").startswith(
+        "Soft drinks 12/18&15 pack")  # fmt: skip
+    assert display_title("MAINSTREAM", "SALD DRSNG/SNDWCH SPRD", None, None, "x") == (
+        "Mainstream (salad dressing/sandwich spread)")  # fmt: skip
+    assert display_title("PUPPIES", "TOYS", None, None, "x") == "Puppies (toys)"  # no shorthand: as written
+
+
 def test_alike_cards_merge_with_their_price_range_in_order():
     cards = [card("a", "Liquid soap", 5.19), card("b", "Peanut butter, 18 oz", 2.49), card("c", "Liquid soap", 1.99),
              card("d", "Liquid soap", 5.19)]  # fmt: skip

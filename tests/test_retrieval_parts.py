@@ -76,6 +76,22 @@ def test_lexical_expansion_handles_typos_and_shorthand():
     assert index.search(index.query_terms("chicken"), 10, np.array([1, 1, 0, 1], dtype=bool)) == []
 
 
+def test_shopper_words_stand_in_for_what_the_catalogue_calls_them():
+    index = LexicalIndex.build([
+        "SOFT DRINKS 12/18&15PK CAN CAR - SOFT DRINKS, 12 OZ", "COLD AND FLU - COUGH SYRUP", "CHEESE: SHREDDED",
+        "MACARONI & CHEESE DNRS - DINNER MXS:DRY", "FROZEN SIDE DISH (MAC&CHS) - FROZEN",
+    ])  # fmt: skip
+    cola = index.query_terms("a 12 pack of cola")
+    assert cola.corrections["cola"] == ["soft", "drink"] and "cold" not in cola.tokens  # not one letter from cold
+    assert [row for row, _ in index.search(cola, 1)] == [0]
+    mac = index.query_terms("mac and cheese")
+    assert mac.corrections == {"mac": ["macaroni"]} and mac.tokens == ["mac", "macaroni", "cheese"]
+    assert [row for row, _ in index.search(mac, 2)] == [3, 4]  # the dinners, then MAC&CHS; plain cheese after
+    assert index.query_terms("cheese").corrections == {}  # a word the catalogue uses as written stays alone
+    bare = LexicalIndex.build(["COLD AND FLU - COUGH SYRUP"])  # no soft drinks: the map's words are not there
+    assert bare.query_terms("cola").corrections == {"cola": ["cold"]}  # so spelling decides, as before
+
+
 def test_metrics_match_a_reference_and_a_hand_worked_example():
     gains = {"d1": 2.0, "d2": 1.0, "d3": 0.0, "d4": 1.0}
     ranked = ["d3", "d1", "x", "d2"]
