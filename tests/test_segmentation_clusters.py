@@ -74,7 +74,7 @@ def taste(sample, fitted, embedder, tmp_path_factory):
     return vectors
 
 
-def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tmp_path):
+def test_taste_vectors_embed_each_title_once_and_cache_it(sample, embedder, tmp_path):
     frame, con = sample
     ids = frame["customer_id"].tolist()[:8]
     cache = clusters.TitleEmbeddingCache(tmp_path / "titles.npz")
@@ -82,7 +82,7 @@ def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tm
     taste = taste_vectors(con, ids, embedder, cache)
     bought = purchased_titles(con, ids)
     assert taste.shape == (len(ids), 384)
-    assert embedder.encoded - start == bought["product_id"].nunique()
+    assert embedder.encoded - start == bought["title"].nunique()  # each distinct title once
     np.testing.assert_allclose(np.linalg.norm(taste, axis=1), 1.0, atol=1e-5)
     # Taste = purchase-count weighted mean of the customer's title embeddings, unit length.
     mine = bought[bought["customer_id"] == ids[0]]
@@ -90,7 +90,7 @@ def test_taste_vectors_embed_each_product_once_and_cache_it(sample, embedder, tm
     np.testing.assert_allclose(taste[0], expected / np.linalg.norm(expected), atol=1e-5)
     # Reloaded from disk, the cache answers without encoding anything.
     again = taste_vectors(con, ids, embedder, clusters.TitleEmbeddingCache(tmp_path / "titles.npz"))
-    assert embedder.encoded - start == bought["product_id"].nunique()
+    assert embedder.encoded - start == bought["title"].nunique()  # each distinct title once
     np.testing.assert_allclose(again, taste, atol=1e-6)
 
 
